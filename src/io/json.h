@@ -1,0 +1,19 @@
+// Reading JSON files with errors that name the file (nlohmann::json underneath).
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace oe::io {
+
+// Parses a JSON file; IoError when unreadable, InvalidInput (with line/column) when malformed.
+nlohmann::json read_json_file(const std::filesystem::path& path);
+// Writes pretty JSON atomically (tmp + rename).
+void write_json_file(const std::filesystem::path& path, const nlohmann::json& j);
+// Whole file as a string; IoError naming the path when unreadable.
+std::string read_text_file(const std::filesystem::path& path);
+void write_text_file(const std::filesystem::path& path, const std::string& text);
+
+}  // namespace oe::io

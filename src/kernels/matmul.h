@@ -1,0 +1,38 @@
+// Linear layers through oneDNN (the only file that includes oneDNN is matmul_onednn.cc).
+// The weight W [n_out, n_in] (nn.Linear layout) is converted and pre-packed once, at construction, into the
+// layout oneDNN's brgemm kernels want; one matmul primitive per number of rows M is created on first use and kept.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "core/dtype.h"
+#include "kernels/compute.h"
+
+namespace oe::kernels {
+
+class PackedLinear {
+ public:
+  PackedLinear() = default;
+  // w: n_out·n_in elements of type w_type (F32, BF16 or F16), row-major [n_out, n_in].
+  // bias: n_out elements of type bias_type, or nullptr. Neither pointer is kept after construction.
+  PackedLinear(const void* w, DType w_type, int64_t n_out, int64_t n_in, const void* bias, DType bias_type,
+               Compute compute);
+
+  // y[m, n_out] = x[m, n_in] · Wᵀ + b, all row-major float; ldx/ldy are row strides in elements (0 = dense).
+  // In BF16 mode x is converted to bf16 first (exact when x holds bf16 values); y is not rounded.
+  // Thread-safe: a loaded model is shared between threads.
+  void forward(const float* x, int64_t m, float* y, int64_t ldx = 0, int64_t ldy = 0) const;
+
+  int64_t n_out() const;
+  int64_t n_in() const;
+  Compute compute() const;
+  size_t packed_bytes() const;
+  bool empty() const { return impl_ == nullptr; }
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace oe::kernels
