@@ -2,8 +2,15 @@
 
 namespace oe {
 
-Error Error::with_context(const std::string& context) const {
-  return Error(kind_, context + ": " + what());
+void Error::rethrow_with_context(const std::string& context) const {
+  const std::string m = context + ": " + what();
+  switch (kind_) {
+    case ErrorKind::InvalidInput: throw InvalidInput(m);
+    case ErrorKind::Io: throw IoError(m);
+    case ErrorKind::Unsupported: throw Unsupported(m);
+    case ErrorKind::Internal: throw InternalError(m);
+  }
+  throw Error(kind_, m);
 }
 
 const char* error_kind_name(ErrorKind kind) {

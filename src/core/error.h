@@ -19,8 +19,9 @@ class Error : public std::runtime_error {
  public:
   Error(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
   ErrorKind kind() const { return kind_; }
-  // A copy of this error with "context: " in front of the message, same kind.
-  Error with_context(const std::string& context) const;
+  // Throws this error again with "context: " in front of the message, as the same derived type (so a caller can
+  // still catch InvalidInput, IoError, ...).
+  [[noreturn]] void rethrow_with_context(const std::string& context) const;
 
  private:
   ErrorKind kind_;
@@ -49,7 +50,7 @@ auto with_context(const std::string& context, F&& f) -> decltype(f()) {
   try {
     return f();
   } catch (const Error& e) {
-    throw e.with_context(context);
+    e.rethrow_with_context(context);
   }
 }
 

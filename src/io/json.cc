@@ -1,1 +1,76 @@
-// (to be written)
+#include "io/json.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+
+namespace oe::io {
+
+namespace {
+
+// 1-based line and column of byte offset `pos` (nlohmann counts bytes read, so the error is at pos - 1).
+std::pair<size_t, size_t> line_column(const std::string& text, size_t pos) {
+  size_t end = std::min(pos > 0 ? pos - 1 : 0, text.size());
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i < end; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return {line, column};
+}
+
+}  // namespace
+
+std::string read_text_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw IoError(fmt::format("{}: is a folder, expected a file", path.string()));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(fmt::format("{}: cannot open: {}", path.string(), std::strerror(errno)));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw IoError(fmt::format("{}: read failed", path.string()));
+  return ss.str();
+}
+
+void write_text_file(const std::filesystem::path& path, const std::string& text) {
+  AtomicFile f(path);
+  f.write(text);
+  f.commit();
+}
+
+nlohmann::json read_json_file(const std::filesystem::path& path) {
+  std::string text = read_text_file(path);
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    auto [line, column] = line_column(text, e.byte);
+    // nlohmann's own message repeats the byte position; keep only its explanation after the "parse error ..." tag.
+    std::string why = e.what();
+    if (auto p = why.find(": syntax error"); p != std::string::npos) why = why.substr(p + 2);
+    throw InvalidInput(fmt::format("{}:{}:{}: invalid JSON: {}", path.string(), line, column, why));
+  }
+}
+
+void write_json_file(const std::filesystem::path& path, const nlohmann::json& j) {
+  std::string text;
+  try {
+    text = j.dump(2) + "\n";
+  } catch (const nlohmann::json::type_error& e) {  // a string that is not valid UTF-8
+    throw InvalidInput(fmt::format("{}: cannot write JSON: {}", path.string(), e.what()));
+  }
+  write_text_file(path, text);
+}
+
+}  // namespace oe::io

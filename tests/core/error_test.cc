@@ -9,7 +9,7 @@ TEST(Error, ContextIsPrependedAndKindKept) {
   try {
     with_context("loading text weights", [] { throw InvalidInput("tensor x: wrong shape"); });
     FAIL() << "no exception";
-  } catch (const Error& e) {
+  } catch (const InvalidInput& e) {  // the derived type survives the added context
     EXPECT_EQ(e.kind(), ErrorKind::InvalidInput);
     EXPECT_STREQ(e.what(), "loading text weights: tensor x: wrong shape");
   }
