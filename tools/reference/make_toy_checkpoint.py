@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Write a small random thinker text checkpoint in both layouts, plus engine-style input dumps.
+
+    python3 tools/reference/make_toy_checkpoint.py --out DIR [--seed N] [--vocab N]
+
+DIR/flat   Omni-Embed-Nemotron layout: flat config (no head_dim key), one model.safetensors;
+DIR/base   Qwen2.5-Omni layout: thinker_config (explicit head_dim), tensors under thinker., split in two
+           shards with model.safetensors.index.json, plus talker.* / token2wav.* tensors to be ignored;
+DIR/inputs input_ids.npy int64 [1, n_tokens], position_ids.npy int64 [3, 1, n_tokens] (text, a 2x3
+           image block with distinct T/H/W rows, text).
+Weights are bf16: 4 heads / 2 kv heads, head_dim 16, mrope_section [2, 3, 3], biases on q/k/v only.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from safetensors_np import save_file  # noqa: E402
+
+TOY_TEXT_CONFIG = {
+    "hidden_size": 64,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+    "vocab_size": 151936,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1000000.0,
+    "rope_scaling": {"mrope_section": [2, 3, 3], "rope_type": "default", "type": "default"},
+    "hidden_act": "silu",
+    "max_position_embeddings": 32768,
+}
+
+TOKEN_IDS = {
+    "audio_token_index": 151646, "image_token_index": 151655, "video_token_index": 151656,
+    "vision_start_token_id": 151652, "vision_end_token_id": 151653, "audio_start_token_id": 151647,
+    "audio_end_token_id": 151648, "position_id_per_seconds": 25, "seconds_per_chunk": 2,
+}
+
+
+def toy_text_weights(text_config, rng):
+    """{flat tensor name: float32 array} for a random text decoder (and an untied lm_head)."""
+    d = text_config["hidden_size"]
+    n_heads, n_kv = text_config["num_attention_heads"], text_config["num_key_value_heads"]
+    d_head = text_config.get("head_dim") or d // n_heads
+    d_ff, n_vocab = text_config["intermediate_size"], text_config["vocab_size"]
+
+    def lin(n_out, n_in):
+        return rng.standard_normal((n_out, n_in), dtype=np.float32) / np.float32(np.sqrt(n_in))
+
+    def norm_w(n):
+        return (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    w = {"model.embed_tokens.weight": 0.5 * rng.standard_normal((n_vocab, d), dtype=np.float32)}
+    for il in range(text_config["num_hidden_layers"]):
+        p = "model.layers.%d." % il
+        w[p + "input_layernorm.weight"] = norm_w(d)
+        for proj, n_out in (("q", n_heads * d_head), ("k", n_kv * d_head), ("v", n_kv * d_head)):
+            w[p + "self_attn.%s_proj.weight" % proj] = lin(n_out, d)
+            w[p + "self_attn.%s_proj.bias" % proj] = (0.1 * rng.standard_normal(n_out)).astype(np.float32)
+        w[p + "self_attn.o_proj.weight"] = lin(d, n_heads * d_head)
+        w[p + "post_attention_layernorm.weight"] = norm_w(d)
+        w[p + "mlp.gate_proj.weight"] = lin(d_ff, d)
+        w[p + "mlp.up_proj.weight"] = lin(d_ff, d)
+        w[p + "mlp.down_proj.weight"] = lin(d, d_ff)
+    w["model.norm.weight"] = norm_w(d)
+    w["lm_head.weight"] = lin(n_vocab, d)
+    return w
+
+
+def toy_inputs(n_vocab, rng):
+    """5 text tokens, <vision_bos>, a 2x3 merged image grid, <vision_eos>, 3 text tokens (spec §8.2)."""
+    n_text0, grid_h, grid_w, n_text1 = 5, 2, 3, 3
+    rows = [[p, p, p] for p in range(n_text0 + 1)]            # text + bos
+    base = n_text0 + 1
+    rows += [[base, base + y, base + x] for y in range(grid_h) for x in range(grid_w)]
+    nxt = base + max(grid_h - 1, grid_w - 1) + 1
+    rows += [[p, p, p] for p in range(nxt, nxt + 1 + n_text1)]  # eos + text
+    pos = np.array(rows, dtype=np.int64).T[:, None, :]          # [3, 1, n_tokens]
+    ids = rng.integers(0, n_vocab, size=(1, pos.shape[2]), dtype=np.int64)
+    return ids, pos
+
+
+def write_flat(path, text_config, weights):
+    os.makedirs(path, exist_ok=True)
+    config = {"architectures": ["NVOmniEmbedModel"], "model_type": "nvomniembed",
+              "text_config": dict(text_config), "vision_config": {}, "audio_config": {}}
+    config.update(TOKEN_IDS)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    save_file(os.path.join(path, "model.safetensors"), {n: ("BF16", a) for n, a in weights.items()})
+
+
+def write_base(path, text_config, weights, rng):
+    os.makedirs(path, exist_ok=True)
+    tc = dict(text_config)
+    tc["head_dim"] = tc["hidden_size"] // tc["num_attention_heads"]
+    thinker = {"model_type": "qwen2_5_omni_thinker", "text_config": tc, "vision_config": {}, "audio_config": {}}
+    thinker.update(TOKEN_IDS)
+    config = {"architectures": ["Qwen2_5OmniModel"], "model_type": "qwen2_5_omni",
+              "thinker_config": thinker, "talker_config": {"hidden_size": 8}, "token2wav_config": {}}
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    names = ["thinker." + n for n in weights]
+    extra = {"talker.model.embed_tokens.weight": rng.standard_normal((16, 8), dtype=np.float32),
+             "token2wav.code2wav_dit_model.proj.weight": rng.standard_normal((4, 4), dtype=np.float32)}
+    shards = [names[: len(names) // 2], names[len(names) // 2:] + list(extra)]
+    weight_map = {}
+    for i, shard in enumerate(shards):
+        filename = "model-%05d-of-%05d.safetensors" % (i + 1, len(shards))
+        tensors = {}
+        for n in shard:
+            tensors[n] = ("BF16", extra[n] if n in extra else weights[n[len("thinker."):]])
+            weight_map[n] = filename
+        save_file(os.path.join(path, filename), tensors)
+    with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {}, "weight_map": weight_map}, f, indent=2)
+
+
+def make_toy(out_dir, seed=0, n_vocab=None, overrides=None):
+    """Write DIR/flat, DIR/base and DIR/inputs; returns (text_config, input_ids, position_ids).
+    ``overrides`` replaces entries of the default text_config."""
+    rng = np.random.default_rng(seed)
+    text_config = dict(TOY_TEXT_CONFIG)
+    text_config.update(overrides or {})
+    if n_vocab is not None:
+        text_config["vocab_size"] = int(n_vocab)
+    weights = toy_text_weights(text_config, rng)
+    write_flat(os.path.join(out_dir, "flat"), text_config, weights)
+    write_base(os.path.join(out_dir, "base"), text_config, weights, rng)
+    ids, pos = toy_inputs(text_config["vocab_size"], rng)
+    inputs = os.path.join(out_dir, "inputs")
+    os.makedirs(inputs, exist_ok=True)
+    np.save(os.path.join(inputs, "input_ids.npy"), ids)
+    np.save(os.path.join(inputs, "position_ids.npy"), pos)
+    return text_config, ids, pos
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--vocab", type=int, default=None, help="vocabulary size (default 151936)")
+    args = parser.parse_args()
+    make_toy(args.out, args.seed, args.vocab)
+    print("wrote %s/{flat,base,inputs}" % args.out)
+
+
+if __name__ == "__main__":
+    main()
