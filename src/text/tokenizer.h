@@ -21,7 +21,8 @@ class Tokenizer {
 
   // Invalid UTF-8 is an InvalidInput error. Thread-safe (const).
   std::vector<int32_t> encode(std::string_view text) const;
-  // Inverse of the byte mapping; skip_special drops added tokens marked special.
+  // Inverse of the byte mapping; skip_special drops added tokens marked special. As in HF tokenizers, ids without a
+  // token are dropped and bytes that do not form UTF-8 become U+FFFD.
   std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const;
 
   int32_t token_to_id(std::string_view token) const;  // -1 when absent (vocab or added tokens)
