@@ -1,1 +1,140 @@
-// (to be written)
+// Element-wise and row-wise operators (ops.h). OpenMP over rows; the inner loops are written for the compiler to
+// vectorise. The bf16 rounding points follow spec qwen25-omni-thinker.md §3.1, §3.3 and §10.
+#include "kernels/ops.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/vec_math.h"
+
+namespace oe::kernels {
+
+using detail::round_bf16_fast;
+
+namespace {
+
+// Below this many elements a parallel region costs more than it saves.
+constexpr int64_t PARALLEL_MIN_ELEMENTS = 1 << 15;
+
+}  // namespace
+
+void rms_norm(const float* x, int64_t n_rows, int64_t d, const float* w, float eps, float* y, Compute compute) {
+  OE_CHECK(d > 0 && n_rows >= 0, "rms_norm rows={} d={}", n_rows, d);
+  const bool bf16 = compute == Compute::BF16;
+#pragma omp parallel for schedule(static) if (n_rows * d >= PARALLEL_MIN_ELEMENTS)
+  for (int64_t i = 0; i < n_rows; ++i) {
+    const float* xr = x + i * d;
+    float* yr = y + i * d;
+    float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t j = 0; j < d; ++j) ss += xr[j] * xr[j];
+    const float r = 1.0f / std::sqrt(ss / static_cast<float>(d) + eps);
+    if (bf16) {
+#pragma omp simd
+      for (int64_t j = 0; j < d; ++j) yr[j] = round_bf16_fast(round_bf16_fast(xr[j] * r) * w[j]);
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < d; ++j) yr[j] = xr[j] * r * w[j];
+    }
+  }
+}
+
+void mrope_tables(const int64_t* pos, int64_t n_tokens, int64_t d_head, float theta, const std::vector<int>& sections,
+                  float* cos, float* sin, Compute compute) {
+  const int64_t half = d_head / 2;
+  OE_CHECK(d_head > 0 && d_head % 2 == 0, "mrope_tables d_head={}", d_head);
+  OE_CHECK(sections.size() == 3, "mrope_tables needs 3 sections (T, H, W), got {}", sections.size());
+  std::vector<float> inv_freq(static_cast<size_t>(half));
+  std::vector<int> section_of(static_cast<size_t>(half));
+  int64_t f = 0;
+  for (int s = 0; s < 3; ++s)
+    for (int i = 0; i < sections[s] && f < half; ++i) section_of[f++] = s;
+  OE_CHECK(f == half && sections[0] + sections[1] + sections[2] == half, "mrope sections must sum to d_head/2={}",
+           half);
+  for (int64_t i = 0; i < half; ++i)  // 1/theta^(2i/d) in double, rounded once to float (spec §10 item 3)
+    inv_freq[i] = static_cast<float>(1.0 / std::pow(static_cast<double>(theta), 2.0 * i / static_cast<double>(d_head)));
+  const bool bf16 = compute == Compute::BF16;
+#pragma omp parallel for schedule(static) if (n_tokens * d_head >= PARALLEL_MIN_ELEMENTS)
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    float* cr = cos + t * d_head;
+    float* sr = sin + t * d_head;
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(pos[section_of[i] * n_tokens + t]) * inv_freq[i];  // one fp32 multiply
+      float c = static_cast<float>(std::cos(static_cast<double>(angle)));
+      float s = static_cast<float>(std::sin(static_cast<double>(angle)));
+      if (bf16) {
+        c = round_bf16_fast(c);
+        s = round_bf16_fast(s);
+      }
+      cr[i] = cr[i + half] = c;
+      sr[i] = sr[i + half] = s;
+    }
+  }
+}
+
+void apply_rotary(float* x, int64_t ld, int64_t n_tokens, int64_t n_heads, int64_t d_head, const float* cos,
+                  const float* sin, Compute compute) {
+  const int64_t half = d_head / 2;
+  OE_CHECK(d_head % 2 == 0 && ld >= n_heads * d_head, "apply_rotary d_head={} ld={} n_heads={}", d_head, ld, n_heads);
+  const bool bf16 = compute == Compute::BF16;
+#pragma omp parallel for schedule(static) if (n_tokens * n_heads * d_head >= PARALLEL_MIN_ELEMENTS)
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* c = cos + t * d_head;
+    const float* s = sin + t * d_head;
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* lo = x + t * ld + h * d_head;
+      float* hi = lo + half;
+      if (bf16) {
+#pragma omp simd
+        for (int64_t f = 0; f < half; ++f) {
+          const float a = lo[f], b = hi[f];
+          lo[f] = round_bf16_fast(round_bf16_fast(a * c[f]) - round_bf16_fast(b * s[f]));
+          hi[f] = round_bf16_fast(round_bf16_fast(b * c[f + half]) + round_bf16_fast(a * s[f + half]));
+        }
+      } else {
+#pragma omp simd
+        for (int64_t f = 0; f < half; ++f) {
+          const float a = lo[f], b = hi[f];
+          lo[f] = a * c[f] - b * s[f];
+          hi[f] = b * c[f + half] + a * s[f + half];
+        }
+      }
+    }
+  }
+}
+
+void silu_mul(const float* g, int64_t ldg, const float* u, int64_t ldu, float* y, int64_t ldy, int64_t rows,
+              int64_t cols, Compute compute) {
+  const bool bf16 = compute == Compute::BF16;
+#pragma omp parallel for schedule(static) if (rows * cols >= PARALLEL_MIN_ELEMENTS)
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* gr = g + i * ldg;
+    const float* ur = u + i * ldu;
+    float* yr = y + i * ldy;
+    if (bf16) {
+#pragma omp simd
+      for (int64_t j = 0; j < cols; ++j) yr[j] = round_bf16_fast(round_bf16_fast(detail::silu_fast(gr[j])) * ur[j]);
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < cols; ++j) yr[j] = detail::silu_fast(gr[j]) * ur[j];
+    }
+  }
+}
+
+void add_inplace(float* x, const float* y, int64_t n, Compute compute) {
+  if (compute == Compute::BF16) {
+#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
+    for (int64_t i = 0; i < n; ++i) x[i] = round_bf16_fast(x[i] + y[i]);
+  } else {
+#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
+    for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+  }
+}
+
+void round_activations(float* x, int64_t n, Compute compute) {
+  if (compute != Compute::BF16) return;
+#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
+  for (int64_t i = 0; i < n; ++i) x[i] = round_bf16_fast(x[i]);
+}
+
+}  // namespace oe::kernels

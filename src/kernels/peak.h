@@ -1,5 +1,6 @@
 // Measures this machine's arithmetic peak with a register-only FMA loop (fp32 vfmadd / bf16 vdpbf16ps on zmm),
-// so benchmarks can report percent of the *measured* peak. Runs on `threads` OpenMP threads for about `seconds`.
+// so benchmarks can report percent of the *measured* peak. Runs on `threads` OpenMP threads for about `seconds`
+// of each thread's CPU time, so that other processes on a shared machine lower the result little.
 #pragma once
 
 #include "kernels/compute.h"
@@ -8,5 +9,10 @@ namespace oe::kernels {
 
 // GFLOP/s (one FMA = 2 FLOP; one vdpbf16ps lane = 2 multiply-adds = 4 FLOP). Returns 0 when the CPU lacks the ISA.
 double measure_peak_gflops(Compute compute, int threads, double seconds = 0.5);
+
+// The bf16 peak of the AMX tile unit (tdpbf16ps on 16×32 · 32×16 tiles, 16·16·32·2 FLOP each), which oneDNN's bf16
+// matmuls use where present (Intel Sapphire Rapids and later): there the vdpbf16ps figure above is not the
+// machine's bf16 peak. Returns 0 without AMX (or when the kernel refuses the tile state).
+double measure_amx_peak_gflops(int threads, double seconds = 0.5);
 
 }  // namespace oe::kernels

@@ -1,0 +1,35 @@
+// measure_peak_gflops / measure_amx_peak_gflops: the measurement runs, counts, and reports 0 without the ISA.
+// Its value is machine- and load-dependent, so only a floor far below any real AVX-512 core is asserted.
+#include "kernels/peak.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace oe::kernels {
+namespace {
+
+void expect_plausible(double gflops, bool supported, const char* what) {
+  if (!supported) {
+    EXPECT_EQ(gflops, 0.0) << what;
+    return;
+  }
+  EXPECT_TRUE(std::isfinite(gflops)) << what;
+  EXPECT_GT(gflops, 4.0) << what;  // a 512-bit unit at a tenth of its slowest rate and clock
+}
+
+TEST(Peak, PositiveWhereTheIsaExistsElseZero) {
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  expect_plausible(measure_peak_gflops(Compute::F32, 1, 0.05), avx512, "fp32");
+  expect_plausible(measure_peak_gflops(Compute::BF16, 1, 0.05), avx512 && __builtin_cpu_supports("avx512bf16"), "bf16");
+  const double amx = measure_amx_peak_gflops(1, 0.05);
+  if (!__builtin_cpu_supports("amx-bf16")) {
+    EXPECT_EQ(amx, 0.0);
+  } else if (amx > 0.0) {  // 0 is allowed where the kernel refuses the tile state
+    expect_plausible(amx, true, "amx");
+  }
+}
+
+}  // namespace
+}  // namespace oe::kernels
