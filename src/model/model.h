@@ -1,0 +1,55 @@
+// A loaded Omni-Embed-Nemotron (or base Qwen2.5-Omni thinker) checkpoint: config, tokenizer, prompt defaults and
+// the towers that were asked for. Immutable once loaded and shared between threads; per-request state lives in
+// the caller (Embedder).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "io/safetensors.h"
+#include "kernels/compute.h"
+#include "model/config.h"
+#include "model/text_decoder.h"
+#include "text/prompt.h"
+#include "text/tokenizer.h"
+
+namespace oe::model {
+
+struct LoadOptions {
+  kernels::Compute compute = kernels::Compute::BF16;
+};
+
+class Model {
+ public:
+  // `dir`: a checkpoint folder (config.json, tokenizer.json, safetensors). Only the text decoder is read and
+  // packed here; the vision and audio towers are neither read nor paged in (their tensors stay untouched in the
+  // memory map). Errors carry the stage: "loading config", "loading tokenizer", "loading text decoder".
+  static std::shared_ptr<const Model> load(const std::filesystem::path& dir, const LoadOptions& options = {});
+
+  const std::filesystem::path& dir() const { return dir_; }
+  const ModelConfig& config() const { return config_; }
+  const text::Tokenizer& tokenizer() const { return *tokenizer_; }
+  const TextDecoder& text_decoder() const { return *text_; }
+  // Prompt defaults: the chat template's system turn and the prefixes from config_sentence_transformers.json.
+  const text::PromptOptions& prompt_defaults() const { return prompts_; }
+  kernels::Compute compute() const { return compute_; }
+  double load_seconds() const { return load_seconds_; }
+
+ private:
+  Model() = default;
+  std::filesystem::path dir_;
+  ModelConfig config_;
+  std::unique_ptr<io::Checkpoint> ckpt_;
+  std::unique_ptr<text::Tokenizer> tokenizer_;
+  std::unique_ptr<TextDecoder> text_;
+  text::PromptOptions prompts_;
+  kernels::Compute compute_ = kernels::Compute::BF16;
+  double load_seconds_ = 0;
+};
+
+// Reads the prompts of config_sentence_transformers.json ({"prompts": {"query": ..., "document"|"passage": ...}})
+// into `options` when the file exists; leaves the defaults otherwise.
+void read_sentence_transformers_prompts(const std::filesystem::path& dir, text::PromptOptions& options);
+
+}  // namespace oe::model

@@ -1,0 +1,36 @@
+// Helpers to take tensors out of a checkpoint by an explicit name/shape table (STYLE.md "Weights and config").
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/safetensors.h"
+#include "kernels/compute.h"
+#include "kernels/matmul.h"
+
+namespace oe::model {
+
+// Collects the tensor names a tower expects, to report missing, mis-shaped and unexpected tensors.
+class WeightTable {
+ public:
+  WeightTable(const io::Checkpoint& ckpt, std::string prefix) : ckpt_(ckpt), prefix_(std::move(prefix)) {}
+
+  // The tensor `prefix + name`, checked against `shape`; InvalidInput naming it when absent or mis-shaped.
+  const io::TensorInfo& get(const std::string& name, const Shape& shape);
+  // As float (converted from the stored dtype; rounded to bf16 in BF16 mode).
+  std::vector<float> floats(const std::string& name, const Shape& shape, kernels::Compute compute);
+  // Packs one or more [n_i, n_in] weights stacked along n_out (with optional biases, all present or all absent).
+  kernels::PackedLinear linear(const std::vector<std::string>& weight_names, const std::vector<Shape>& shapes,
+                               const std::vector<std::string>& bias_names, kernels::Compute compute);
+  // Every tensor whose name starts with prefix + `scope` must have been taken; InvalidInput listing the others.
+  void check_no_extra(const std::string& scope) const;
+
+ private:
+  const io::Checkpoint& ckpt_;
+  std::string prefix_;
+  std::set<std::string> taken_;
+};
+
+}  // namespace oe::model

@@ -1,0 +1,251 @@
+// omni-embed bench: text embedding speed on the 3B shapes, as tokens/s and percent of this machine's measured
+// peak, with the PyTorch eager and llama.cpp peers run in the same invocation (notes/peers.md).
+// Each (dtype) configuration runs in a child process of this binary, so its peak RSS is its own.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "core/timer.h"
+#include "io/hub.h"
+#include "kernels/peak.h"
+#include "model/embedder.h"
+#include "model/test_model.h"
+
+namespace oe::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct BenchArgs {
+  std::string model;
+  std::string tokens = "16,128,512,2048";
+  std::string dtypes = "bf16,fp32";
+  int threads = 0;
+  int repeats = 3;
+  std::string peers = "torch,llama.cpp";
+  std::string report;
+  bool child = false;  // internal: run one dtype and print JSON lines
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string part; std::getline(ss, part, ',');)
+    if (!part.empty()) out.push_back(part);
+  return out;
+}
+
+fs::path default_bench_model() {
+  const char* cache = std::getenv("OMNI_EMBED_CACHE");
+  const char* home = std::getenv("HOME");
+  fs::path base = cache ? fs::path(cache) : fs::path(home ? home : ".") / ".cache" / "omni-embed";
+  return base / "test-models" / "3b-bf16";
+}
+
+// Ids of exactly n tokens in the query layout: the chat head and prefix, filler text tokens, the closing tokens.
+model::PreparedInput bench_input(const model::Embedder& e, int64_t n) {
+  const auto& tok = e.model().tokenizer();
+  auto parts = text::chat_parts(e.options().prompts);
+  auto head = tok.encode(parts.head + e.options().prompts.query_prefix);
+  auto tail = tok.encode(parts.tail);
+  auto filler = tok.encode(" the quick brown fox jumps over the lazy dog");
+  model::PreparedInput p;
+  p.input_ids.assign(head.begin(), head.end());
+  for (size_t i = 0; static_cast<int64_t>(p.input_ids.size() + tail.size()) < n; ++i)
+    p.input_ids.push_back(filler[i % filler.size()]);
+  p.input_ids.insert(p.input_ids.end(), tail.begin(), tail.end());
+  p.input_ids.resize(static_cast<size_t>(n));
+  p.position_ids = model::text_position_ids(n);
+  return p;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int run_child(const BenchArgs& a) {
+  set_num_threads(a.threads);
+  const auto compute = parse_compute(a.dtypes);
+  const double peak = kernels::measure_peak_gflops(compute, num_threads(), 1.0);
+  Timer load_timer;
+  model::LoadOptions lo;
+  lo.compute = compute;
+  auto m = model::Model::load(a.model, lo);
+  const double load_s = load_timer.seconds();
+  model::EmbedOptions eo;
+  eo.prompts = m->prompt_defaults();
+  model::Embedder e(m, eo);
+  const auto& dec = m->text_decoder();
+  for (const auto& tstr : split(a.tokens)) {
+    const int64_t n = std::stoll(tstr);
+    auto input = bench_input(e, n);
+    // Validate before timing: a unit vector of finite values.
+    auto v = e.embed_prepared({input}).front().vector;
+    double norm = 0;
+    for (float x : v) norm += static_cast<double>(x) * x;
+    if (!std::isfinite(norm) || std::abs(norm - 1.0) > 1e-3)
+      throw InternalError(fmt::format("benchmark output is not a unit vector (norm² {})", norm));
+    std::vector<double> times;
+    for (int r = 0; r < a.repeats; ++r) {
+      Timer t;
+      e.embed_prepared({input});
+      times.push_back(t.seconds());
+    }
+    const double med = median(times);
+    const double flops = model::decoder_flops(dec.config(), dec.matmul_params(), {n});
+    json j{{"engine", "omni-embed"}, {"dtype", kernels::compute_name(compute)}, {"tokens", n},
+           {"threads", num_threads()}, {"seconds_median", med},
+           {"seconds_min", *std::min_element(times.begin(), times.end())},
+           {"seconds_max", *std::max_element(times.begin(), times.end())}, {"tokens_per_second", n / med},
+           {"gflops", flops / med / 1e9}, {"peak_gflops", peak},
+           {"percent_of_peak", peak > 0 ? 100.0 * flops / med / 1e9 / peak : 0.0},
+           {"model_flops", flops}, {"load_seconds", load_s}, {"packed_weight_bytes", dec.packed_bytes()},
+           {"peak_rss_bytes", peak_rss_bytes()}};
+    std::cout << j.dump() << std::endl;
+  }
+  return 0;
+}
+
+// Runs a command, returning the JSON objects it printed one per line (other lines are ignored).
+std::vector<json> run_json_lines(const std::string& cmd) {
+  std::vector<json> out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[1 << 16];
+  while (std::fgets(buf, sizeof buf, p)) {
+    try {
+      auto j = json::parse(buf);
+      if (j.is_object()) out.push_back(j);
+    } catch (const json::exception&) {
+    }
+  }
+  pclose(p);
+  return out;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// One row per measurement; peers get their time ratio to omni-embed bf16 at the same length.
+void print_table(const std::vector<json>& rows) {
+  std::map<int64_t, double> ours;
+  for (const auto& r : rows)
+    if (r.value("engine", "") == "omni-embed" && r.value("dtype", "") == "bf16")
+      ours[r.value("tokens", int64_t{0})] = r.value("seconds_median", 0.0);
+  std::printf("\n%-14s %-5s %7s %10s %10s %9s %8s %10s %s\n", "engine", "dtype", "tokens", "s/item", "tokens/s",
+              "GFLOP/s", "%peak", "peak RSS", "vs omni-embed bf16");
+  for (const auto& r : rows) {
+    if (r.contains("skipped")) {
+      std::printf("%-14s skipped: %s\n", r.value("peer", "?").c_str(), r.value("skipped", "").c_str());
+      continue;
+    }
+    const std::string name = r.contains("engine") ? r.value("engine", "") : r.value("peer", "?");
+    const int64_t n = r.value("tokens", int64_t{0});
+    const double s = r.value("seconds_median", 0.0);
+    std::string ratio = "";
+    if (!r.contains("engine") && ours.count(n) && ours[n] > 0) ratio = fmt::format("{:.2f}x slower", s / ours[n]);
+    std::printf("%-14s %-5s %7lld %10.3f %10.1f %9s %8s %10s %s\n", name.c_str(), r.value("dtype", "").c_str(),
+                static_cast<long long>(n), s, s > 0 ? static_cast<double>(n) / s : 0.0,
+                r.contains("gflops") ? fmt::format("{:.0f}", r.value("gflops", 0.0)).c_str() : "",
+                r.contains("percent_of_peak") ? fmt::format("{:.1f}", r.value("percent_of_peak", 0.0)).c_str() : "",
+                r.contains("peak_rss_bytes")
+                    ? fmt::format("{:.2f} GB", static_cast<double>(r.value("peak_rss_bytes", int64_t{0})) / 1e9).c_str()
+                    : "",
+                ratio.c_str());
+  }
+  for (const auto& r : rows)
+    if (r.contains("peak_gflops")) {
+      std::printf("\nmeasured peak on %d threads: %.0f GFLOP/s (%s)\n", r.value("threads", 0),
+                  r.value("peak_gflops", 0.0), r.value("dtype", "").c_str());
+    }
+}
+
+int run_parent(BenchArgs a) {
+  if (a.model.empty()) {
+    fs::path dir = default_bench_model();
+    if (!fs::exists(dir / "config.json")) {
+      std::fprintf(stderr, "bench: writing the 3b random-weight test model to %s (once, ~9.4 GB)\n", dir.c_str());
+      model::TestModelOptions o;
+      o.preset = model::TestPreset::Full3B;
+      o.progress = true;
+      model::write_test_model(dir, o);
+    }
+    a.model = dir.string();
+  } else {
+    a.model = io::resolve_model_path(a.model).string();
+  }
+  const int threads = a.threads > 0 ? a.threads : hardware_threads();
+  std::vector<json> rows;
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  for (const auto& dt : split(a.dtypes)) {
+    parse_compute(dt);
+    std::string cmd = fmt::format("{} bench --child --model {} --tokens {} --dtype {} --threads {} --repeats {}",
+                                  shell_quote(self), shell_quote(a.model), a.tokens, dt, threads, a.repeats);
+    std::fprintf(stderr, "bench: omni-embed %s, tokens %s, %d threads\n", dt.c_str(), a.tokens.c_str(), threads);
+    auto r = run_json_lines(cmd);
+    if (r.empty()) throw InternalError(fmt::format("benchmark child failed: {}", cmd));
+    rows.insert(rows.end(), r.begin(), r.end());
+  }
+  const fs::path peers_dir = fs::path(OE_SOURCE_DIR) / "bench" / "peers";
+  for (const auto& peer : split(a.peers)) {
+    std::string cmd;
+    if (peer == "torch")
+      cmd = fmt::format("/usr/bin/python3 {} --tokens {} --threads {} --repeats {}",
+                        shell_quote((peers_dir / "torch_eager.py").string()), a.tokens, threads, a.repeats);
+    else if (peer == "llama.cpp")
+      cmd = fmt::format("bash {} --tokens {} --threads {}", shell_quote((peers_dir / "llama_cpp.sh").string()),
+                        a.tokens, threads);
+    else if (peer == "none")
+      continue;
+    else
+      throw InvalidInput(fmt::format("unknown peer '{}': expected torch, llama.cpp or none", peer));
+    std::fprintf(stderr, "bench: peer %s\n", peer.c_str());
+    auto r = run_json_lines(cmd);
+    if (r.empty()) r.push_back(json{{"peer", peer}, {"skipped", "the peer script printed no result"}});
+    rows.insert(rows.end(), r.begin(), r.end());
+  }
+  print_table(rows);
+  if (!a.report.empty()) {
+    std::FILE* f = std::fopen(a.report.c_str(), "w");
+    if (!f) throw IoError(fmt::format("cannot write --report {}", a.report));
+    for (const auto& r : rows) std::fprintf(f, "%s\n", r.dump().c_str());
+    std::fclose(f);
+  }
+  return 0;
+}
+
+}  // namespace
+
+VerbRunner register_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* sub = app.add_subcommand("bench", "Benchmark text embedding on the 3B shapes against the PyTorch and llama.cpp peers");
+  sub->add_option("--model", a->model, "Checkpoint (default: a 3b random-weight test model, written once to the cache)");
+  sub->add_option("--tokens", a->tokens, "Comma-separated item lengths in tokens")->capture_default_str();
+  sub->add_option("--dtype", a->dtypes, "Comma-separated precisions: bf16, fp32")->capture_default_str();
+  sub->add_option("--threads", a->threads, "Threads (default: all cores)");
+  sub->add_option("--repeats", a->repeats, "Timed runs per length (after one validated warm-up)")->capture_default_str();
+  sub->add_option("--peers", a->peers, "Peers to run in the same invocation: torch, llama.cpp, none")->capture_default_str();
+  sub->add_option("--report", a->report, "Also write every result as JSON lines to this file");
+  sub->add_flag("--child", a->child, "(internal) run one configuration")->group("");
+  return [a] { return a->child ? run_child(*a) : run_parent(*a); };
+}
+
+}  // namespace oe::cli

@@ -1,0 +1,262 @@
+// omni-embed embed: embeds queries and documents; one JSON line per item on stdout (or a .npy matrix).
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "common.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/timer.h"
+#include "io/npy.h"
+#include "model/embedder.h"
+
+namespace oe::cli {
+namespace {
+
+struct EmbedArgs {
+  ModelArgs model;
+  std::vector<std::string> queries;
+  bool document = false;
+  std::vector<std::string> texts;
+  std::string input;
+  std::string format = "json";
+  std::string output;
+  std::string dump_inputs;
+  std::string attention = "bidirectional";
+  std::optional<std::string> query_prefix, document_prefix, system_prompt;
+  bool no_prefix = false;
+  int64_t max_tokens = 0;
+  int64_t batch_tokens = 2048;
+};
+
+// One item to embed, or the reason it cannot be.
+struct Item {
+  int64_t index = 0;
+  nlohmann::json id;  // from the JSONL "id", when given
+  model::EmbedRequest request;
+  std::string error;
+};
+
+std::vector<Item> items_from_args(const EmbedArgs& a) {
+  std::vector<Item> items;
+  for (const auto& q : a.queries) items.push_back({static_cast<int64_t>(items.size()), nullptr, {text::Role::Query, q}, ""});
+  if (a.document) {
+    if (a.texts.empty()) items.push_back({static_cast<int64_t>(items.size()), nullptr, {text::Role::Document, ""}, ""});
+    for (const auto& t : a.texts)
+      items.push_back({static_cast<int64_t>(items.size()), nullptr, {text::Role::Document, t}, ""});
+  } else if (!a.texts.empty()) {
+    throw InvalidInput("--text needs --document (queries are given with --query TEXT)");
+  }
+  return items;
+}
+
+Item item_from_line(const std::string& line, int64_t index, const std::string& source) {
+  Item it;
+  it.index = index;
+  try {
+    auto j = nlohmann::json::parse(line);
+    if (!j.is_object()) throw InvalidInput("expected a JSON object");
+    if (j.contains("id")) it.id = j["id"];
+    std::string role = j.value("role", "document");
+    it.request.role = text::parse_role(role);
+    for (const char* media : {"image", "audio", "video"})
+      if (j.contains(media)) throw Unsupported(fmt::format("\"{}\" items are not supported yet (text only)", media));
+    if (j.contains("text")) {
+      if (!j["text"].is_string()) throw InvalidInput("\"text\" must be a string");
+      it.request.text = j["text"].get<std::string>();
+    } else if (it.request.role == text::Role::Query) {
+      throw InvalidInput("a query needs \"text\"");
+    }
+  } catch (const nlohmann::json::exception& e) {
+    it.error = fmt::format("{} line {}: not valid JSON ({})", source, index + 1, e.what());
+  } catch (const Error& e) {
+    it.error = fmt::format("{} line {}: {}", source, index + 1, e.what());
+  }
+  return it;
+}
+
+// One output line: ordered keys, the vector with the shortest decimal form of each float32 that round-trips.
+std::string result_line(const Item& it, const model::Embedding* e, double seconds) {
+  nlohmann::ordered_json j;
+  j["index"] = it.index;
+  if (!it.id.is_null()) j["id"] = it.id;
+  j["role"] = text::role_name(it.request.role);
+  if (!e) {
+    j["error"] = it.error;
+    return j.dump();
+  }
+  j["n_tokens"] = e->n_tokens;
+  j["seconds"] = std::round(seconds * 1e6) / 1e6;
+  if (e->truncated) j["truncated"] = true;
+  std::string line = j.dump();
+  line.pop_back();  // reopen the object to append the vector
+  line += fmt::format(",\"embedding\":[{}]}}", fmt::join(e->vector, ","));
+  return line;
+}
+
+void dump_inputs(const std::filesystem::path& dir, int64_t index, const model::PreparedInput& p) {
+  auto sub = dir / std::to_string(index);
+  std::filesystem::create_directories(sub);
+  Tensor ids({1, p.n_tokens()}, DType::I64);
+  std::copy(p.input_ids.begin(), p.input_ids.end(), ids.ptr<int64_t>());
+  io::write_npy(sub / "input_ids.npy", ids);
+  Tensor pos({3, 1, p.n_tokens()}, DType::I64);
+  std::copy(p.position_ids.begin(), p.position_ids.end(), pos.ptr<int64_t>());
+  io::write_npy(sub / "position_ids.npy", pos);
+}
+
+class Runner {
+ public:
+  explicit Runner(const EmbedArgs& a) : a_(a) {}
+  int run();
+
+ private:
+  void flush_batch();
+  void emit(const Item& it, const model::Embedding* e, double seconds);
+
+  const EmbedArgs& a_;
+  std::unique_ptr<model::Embedder> embedder_;
+  std::vector<Item> pending_;
+  std::vector<model::PreparedInput> prepared_;
+  int64_t pending_tokens_ = 0;
+  std::vector<std::vector<float>> matrix_;  // for --format npy
+  int64_t failures_ = 0, done_ = 0, tokens_ = 0;
+};
+
+void Runner::emit(const Item& it, const model::Embedding* e, double seconds) {
+  ++done_;
+  if (!e) {
+    ++failures_;
+    log_warn("item {}: {}", it.index, it.error);
+  } else {
+    tokens_ += e->n_tokens;
+  }
+  if (a_.format == "npy") {
+    if (e) matrix_.push_back(e->vector);
+    return;
+  }
+  std::cout << result_line(it, e, seconds) << '\n' << std::flush;
+}
+
+void Runner::flush_batch() {
+  if (pending_.empty()) return;
+  Timer t;
+  auto embs = embedder_->embed_prepared(prepared_);
+  double secs = t.seconds();
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    // The batch's wall time, apportioned by token count.
+    double share = secs * static_cast<double>(embs[i].n_tokens) / static_cast<double>(pending_tokens_);
+    emit(pending_[i], &embs[i], share);
+  }
+  pending_.clear();
+  prepared_.clear();
+  pending_tokens_ = 0;
+}
+
+int Runner::run() {
+  std::vector<Item> items = items_from_args(a_);
+  std::vector<std::string> lines;
+  if (!a_.input.empty()) {
+    std::ifstream in(a_.input);
+    if (!in) throw IoError(fmt::format("cannot open --input {}", a_.input));
+    for (std::string line; std::getline(in, line);)
+      if (line.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(line);
+  }
+  if (items.empty() && lines.empty())
+    throw InvalidInput("nothing to embed: give --query TEXT, --document [--text TEXT] or --input ITEMS.jsonl");
+
+  auto model = load_model(a_.model);
+  model::EmbedOptions eo;
+  eo.prompts = model->prompt_defaults();
+  if (a_.no_prefix) eo.prompts.query_prefix = eo.prompts.document_prefix = "";
+  if (a_.query_prefix) eo.prompts.query_prefix = *a_.query_prefix;
+  if (a_.document_prefix) eo.prompts.document_prefix = *a_.document_prefix;
+  if (a_.system_prompt) eo.prompts.system_prompt = *a_.system_prompt;
+  eo.attention = a_.attention == "causal" ? model::AttentionMode::Causal : model::AttentionMode::Bidirectional;
+  eo.max_tokens = a_.max_tokens;
+  embedder_ = std::make_unique<model::Embedder>(model, eo);
+
+  const int64_t total = static_cast<int64_t>(items.size() + lines.size());
+  Progress progress("embedding", total);
+  Timer wall;
+  auto handle = [&](Item it) {
+    if (!it.error.empty()) return emit(it, nullptr, 0);
+    try {
+      model::PreparedInput p = embedder_->prepare(it.request);
+      if (p.truncated)
+        log_warn("item {}: {} tokens truncated to {} (--max-tokens / the model's context limit)", it.index,
+                 p.original_tokens, p.n_tokens());
+      if (!a_.dump_inputs.empty()) dump_inputs(a_.dump_inputs, it.index, p);
+      if (pending_tokens_ > 0 && pending_tokens_ + p.n_tokens() > a_.batch_tokens) flush_batch();
+      pending_tokens_ += p.n_tokens();
+      pending_.push_back(std::move(it));
+      prepared_.push_back(std::move(p));
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::Internal) throw;
+      it.error = e.what();
+      emit(it, nullptr, 0);
+    }
+    if (pending_tokens_ >= a_.batch_tokens) flush_batch();
+    progress.update(done_, fmt::format("{:.0f} tokens/s", static_cast<double>(tokens_) / std::max(wall.seconds(), 1e-9)));
+  };
+  for (auto& it : items) handle(std::move(it));
+  for (size_t i = 0; i < lines.size(); ++i)
+    handle(item_from_line(lines[i], static_cast<int64_t>(items.size() + i), a_.input));
+  flush_batch();
+  progress.update(done_);
+  progress.finish();
+
+  if (a_.format == "npy") {
+    if (a_.output.empty()) throw InvalidInput("--format npy needs --output FILE.npy");
+    const int64_t d = matrix_.empty() ? 0 : static_cast<int64_t>(matrix_[0].size());
+    Tensor m({static_cast<int64_t>(matrix_.size()), d}, DType::F32);
+    for (size_t i = 0; i < matrix_.size(); ++i) std::copy(matrix_[i].begin(), matrix_[i].end(), m.ptr<float>() + i * d);
+    io::write_npy(a_.output, m);
+  }
+  if (failures_ > 0) {
+    log_warn("{} of {} items failed", failures_, total);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+VerbRunner register_embed(CLI::App& app) {
+  auto a = std::make_shared<EmbedArgs>();
+  auto* sub = app.add_subcommand("embed", "Embed queries and documents (one JSON line per item)");
+  add_model_options(*sub, a->model);
+  sub->add_option("--query", a->queries, "A query text to embed (repeatable)")->allow_extra_args(false);
+  sub->add_flag("--document", a->document, "Embed a document (its text from --text; an empty text is allowed)");
+  sub->add_option("--text", a->texts, "The document's text (with --document; repeatable for several documents)")
+      ->allow_extra_args(false);
+  sub->add_option("--input", a->input,
+                  "JSONL file, one item per line: {\"id\": ..., \"role\": \"query\"|\"document\", \"text\": ...}")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--format", a->format, "Output: json (one line per item on stdout) or npy (--output)")
+      ->check(CLI::IsMember({"json", "npy"}))
+      ->capture_default_str();
+  sub->add_option("--output", a->output, "Output file for --format npy ([n_items, dim] float32)");
+  sub->add_option("--dump-inputs", a->dump_inputs,
+                  "Write what the model saw per item: DIR/<index>/input_ids.npy [1,S], position_ids.npy [3,1,S]");
+  sub->add_option("--attention", a->attention, "Decoder attention: bidirectional (the model's) or causal")
+      ->check(CLI::IsMember({"bidirectional", "causal"}))
+      ->capture_default_str();
+  sub->add_option("--query-prefix", a->query_prefix, "Override the query prefix (default from the model: \"query: \")");
+  sub->add_option("--document-prefix", a->document_prefix,
+                  "Override the document prefix (default from the model: \"passage: \")");
+  sub->add_flag("--no-prefix", a->no_prefix, "Use no role prefixes");
+  sub->add_option("--system-prompt", a->system_prompt, "Override the chat layout's system turn");
+  sub->add_option("--max-tokens", a->max_tokens, "Truncate items longer than this (default: the model's context)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--batch-tokens", a->batch_tokens, "Pack items into one forward pass up to this many tokens")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  return [a] { return Runner(*a).run(); };
+}
+
+}  // namespace oe::cli

@@ -1,0 +1,76 @@
+#include "common.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "core/error.h"
+#include "core/threads.h"
+#include "io/hub.h"
+
+namespace oe::cli {
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+void add_model_options(CLI::App& app, ModelArgs& args) {
+  app.add_option("--model", args.model,
+                 "Checkpoint folder, or a Hugging Face id looked up in the local Hub cache (HF_HUB_CACHE / HF_HOME)")
+      ->capture_default_str();
+  app.add_option("--revision", args.revision, "Hub revision (branch or tag) for a Hub id")->capture_default_str();
+  app.add_option("--dtype", args.dtype, "Compute precision: bf16 (weights bf16, fp32 accumulation) or fp32")
+      ->check(CLI::IsMember({"bf16", "fp32", "f32"}))
+      ->capture_default_str();
+  app.add_option("--threads", args.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+}
+
+kernels::Compute parse_compute(const std::string& dtype) {
+  if (dtype == "bf16") return kernels::Compute::BF16;
+  if (dtype == "fp32" || dtype == "f32") return kernels::Compute::F32;
+  throw InvalidInput(fmt::format("unknown dtype '{}': expected bf16 or fp32", dtype));
+}
+
+std::shared_ptr<const model::Model> load_model(const ModelArgs& args) {
+  set_num_threads(args.threads);
+  std::filesystem::path dir = io::resolve_model_path(args.model, args.revision);
+  model::LoadOptions lo;
+  lo.compute = parse_compute(args.dtype);
+  return with_context(fmt::format("loading model {}", dir.string()), [&] { return model::Model::load(dir, lo); });
+}
+
+Progress::Progress(std::string what, int64_t total)
+    : what_(std::move(what)), total_(total), tty_(isatty(STDERR_FILENO) != 0), start_(now_seconds()) {}
+
+void Progress::update(int64_t done, const std::string& extra) {
+  if (!tty_) return;
+  double t = now_seconds();
+  if (last_draw_ >= 0 && t - last_draw_ < 0.1 && done < total_) return;
+  last_draw_ = t;
+  double elapsed = t - start_;
+  std::string eta;
+  if (total_ > 0 && done > 0 && done < total_) {
+    int s = static_cast<int>(elapsed / static_cast<double>(done) * static_cast<double>(total_ - done));
+    eta = fmt::format(", ETA {}:{:02d}", s / 60, s % 60);
+  }
+  if (total_ > 0) {
+    int width = 24, filled = static_cast<int>(width * done / total_);
+    std::fprintf(stderr, "\r%s [%s%s] %lld/%lld%s%s%s\033[K", what_.c_str(), std::string(filled, '#').c_str(),
+                 std::string(width - filled, '.').c_str(), static_cast<long long>(done),
+                 static_cast<long long>(total_), eta.c_str(), extra.empty() ? "" : ", ", extra.c_str());
+  } else {
+    std::fprintf(stderr, "\r%s %lld%s%s\033[K", what_.c_str(), static_cast<long long>(done),
+                 extra.empty() ? "" : ", ", extra.c_str());
+  }
+  std::fflush(stderr);
+}
+
+void Progress::finish() {
+  if (tty_ && last_draw_ >= 0) std::fprintf(stderr, "\n");
+}
+
+}  // namespace oe::cli

@@ -1,0 +1,54 @@
+// Options and helpers shared by the verbs of the omni-embed binary.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "kernels/compute.h"
+#include "model/model.h"
+
+namespace oe::cli {
+
+inline constexpr const char* DEFAULT_MODEL = "nvidia/omni-embed-nemotron-3b";
+
+struct ModelArgs {
+  std::string model = DEFAULT_MODEL;
+  std::string revision = "main";
+  std::string dtype = "bf16";
+  int threads = 0;
+};
+
+// Adds --model, --revision, --dtype, --threads to a verb.
+void add_model_options(CLI::App& app, ModelArgs& args);
+kernels::Compute parse_compute(const std::string& dtype);  // "bf16" | "fp32" (also "f32")
+// Sets the thread count, resolves --model (local folder or Hugging Face cache) and loads the model.
+std::shared_ptr<const model::Model> load_model(const ModelArgs& args);
+
+// A one-line progress display on stderr, drawn only when stderr is a terminal.
+class Progress {
+ public:
+  Progress(std::string what, int64_t total);
+  void update(int64_t done, const std::string& extra = "");
+  void finish();
+
+ private:
+  std::string what_;
+  int64_t total_;
+  bool tty_;
+  double start_;
+  double last_draw_ = -1;
+};
+
+// A verb: registers its subcommand and returns the function that runs it (returning the exit code).
+using VerbRunner = std::function<int()>;
+VerbRunner register_embed(CLI::App& app);
+VerbRunner register_inspect(CLI::App& app);
+VerbRunner register_make_test_model(CLI::App& app);
+VerbRunner register_tokenize(CLI::App& app);
+VerbRunner register_bench(CLI::App& app);
+VerbRunner register_demo(CLI::App& app);
+
+}  // namespace oe::cli

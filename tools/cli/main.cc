@@ -1,0 +1,34 @@
+// omni-embed: one binary, one verb per file (cmd_*.cc).
+#include <cstdio>
+#include <map>
+
+#include "common.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"omni-embed: multimodal embeddings with Omni-Embed-Nemotron, natively on the CPU"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("omni-embed ") + OE_VERSION);
+  std::map<std::string, oe::cli::VerbRunner> verbs;
+  verbs["embed"] = oe::cli::register_embed(app);
+  verbs["inspect"] = oe::cli::register_inspect(app);
+  verbs["make-test-model"] = oe::cli::register_make_test_model(app);
+  verbs["tokenize"] = oe::cli::register_tokenize(app);
+  verbs["bench"] = oe::cli::register_bench(app);
+  verbs["demo"] = oe::cli::register_demo(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto* sub : app.get_subcommands()) return verbs.at(sub->get_name())();
+  } catch (const oe::Error& e) {
+    std::fprintf(stderr, "omni-embed: error: %s\n", e.what());
+    return e.kind() == oe::ErrorKind::Internal ? 70 : 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "omni-embed: internal error: %s\n", e.what());
+    return 70;
+  }
+  return 0;
+}
