@@ -8,8 +8,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -81,7 +83,12 @@ double median(std::vector<double> v) {
 int run_child(const BenchArgs& a) {
   set_num_threads(a.threads);
   const auto compute = parse_compute(a.dtypes);
-  const double peak = kernels::measure_peak_gflops(compute, num_threads(), 1.0);
+  // The peak of the unit the matmuls really run on: AMX tiles for bf16 where present, else AVX-512.
+  const double vector_peak = kernels::measure_peak_gflops(compute, num_threads(), 1.0);
+  const double amx_peak = compute == kernels::Compute::BF16 ? kernels::measure_amx_peak_gflops(num_threads(), 1.0) : 0;
+  const double peak = std::max(vector_peak, amx_peak);
+  const char* peak_unit = amx_peak > vector_peak ? "AMX tdpbf16ps"
+                          : compute == kernels::Compute::BF16 ? "AVX-512 vdpbf16ps" : "AVX-512 vfmadd";
   Timer load_timer;
   model::LoadOptions lo;
   lo.compute = compute;
@@ -112,7 +119,7 @@ int run_child(const BenchArgs& a) {
            {"threads", num_threads()}, {"seconds_median", med},
            {"seconds_min", *std::min_element(times.begin(), times.end())},
            {"seconds_max", *std::max_element(times.begin(), times.end())}, {"tokens_per_second", n / med},
-           {"gflops", flops / med / 1e9}, {"peak_gflops", peak},
+           {"gflops", flops / med / 1e9}, {"peak_gflops", peak}, {"peak_unit", peak_unit},
            {"percent_of_peak", peak > 0 ? 100.0 * flops / med / 1e9 / peak : 0.0},
            {"model_flops", flops}, {"load_seconds", load_s}, {"packed_weight_bytes", dec.packed_bytes()},
            {"peak_rss_bytes", peak_rss_bytes()}};
@@ -144,13 +151,30 @@ std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
+std::string machine_name() {
+  FILE* f = std::fopen("/proc/cpuinfo", "r");
+  std::string name = "unknown CPU";
+  if (!f) return name;
+  char line[512];
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "model name", 10) == 0) {
+      const char* c = std::strchr(line, ':');
+      if (c) name = std::string(c + 2, std::strcspn(c + 2, "\n"));
+      break;
+    }
+  }
+  std::fclose(f);
+  return fmt::format("machine: {}, {} hardware threads", name, hardware_threads());
+}
+
 // One row per measurement; peers get their time ratio to omni-embed bf16 at the same length.
 void print_table(const std::vector<json>& rows) {
   std::map<int64_t, double> ours;
   for (const auto& r : rows)
     if (r.value("engine", "") == "omni-embed" && r.value("dtype", "") == "bf16")
       ours[r.value("tokens", int64_t{0})] = r.value("seconds_median", 0.0);
-  std::printf("\n%-14s %-5s %7s %10s %10s %9s %8s %10s %s\n", "engine", "dtype", "tokens", "s/item", "tokens/s",
+  std::printf("\n%s\n", machine_name().c_str());
+  std::printf("%-14s %-5s %7s %10s %10s %9s %8s %10s %s\n", "engine", "dtype", "tokens", "s/item", "tokens/s",
               "GFLOP/s", "%peak", "peak RSS", "vs omni-embed bf16");
   for (const auto& r : rows) {
     if (r.contains("skipped")) {
@@ -171,11 +195,11 @@ void print_table(const std::vector<json>& rows) {
                     : "",
                 ratio.c_str());
   }
+  std::set<std::string> seen;
   for (const auto& r : rows)
-    if (r.contains("peak_gflops")) {
-      std::printf("\nmeasured peak on %d threads: %.0f GFLOP/s (%s)\n", r.value("threads", 0),
-                  r.value("peak_gflops", 0.0), r.value("dtype", "").c_str());
-    }
+    if (r.contains("peak_gflops") && seen.insert(r.value("dtype", "")).second)
+      std::printf("measured %s peak on %d threads: %.0f GFLOP/s (%s)\n", r.value("dtype", "").c_str(),
+                  r.value("threads", 0), r.value("peak_gflops", 0.0), r.value("peak_unit", "").c_str());
 }
 
 int run_parent(BenchArgs a) {

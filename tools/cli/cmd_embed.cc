@@ -43,11 +43,17 @@ struct Item {
 
 std::vector<Item> items_from_args(const EmbedArgs& a) {
   std::vector<Item> items;
-  for (const auto& q : a.queries) items.push_back({static_cast<int64_t>(items.size()), nullptr, {text::Role::Query, q}, ""});
+  auto add = [&](text::Role role, const std::string& text) {
+    Item it;
+    it.index = static_cast<int64_t>(items.size());
+    it.request.role = role;
+    it.request.text = text;
+    items.push_back(std::move(it));
+  };
+  for (const auto& q : a.queries) add(text::Role::Query, q);
   if (a.document) {
-    if (a.texts.empty()) items.push_back({static_cast<int64_t>(items.size()), nullptr, {text::Role::Document, ""}, ""});
-    for (const auto& t : a.texts)
-      items.push_back({static_cast<int64_t>(items.size()), nullptr, {text::Role::Document, t}, ""});
+    if (a.texts.empty()) add(text::Role::Document, "");
+    for (const auto& t : a.texts) add(text::Role::Document, t);
   } else if (!a.texts.empty()) {
     throw InvalidInput("--text needs --document (queries are given with --query TEXT)");
   }
@@ -87,12 +93,13 @@ std::string result_line(const Item& it, const model::Embedding* e, double second
   j["role"] = text::role_name(it.request.role);
   if (!e) {
     j["error"] = it.error;
-    return j.dump();
+    // Error texts may quote the bad input's bytes; invalid UTF-8 is replaced, never fatal.
+    return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   }
   j["n_tokens"] = e->n_tokens;
   j["seconds"] = std::round(seconds * 1e6) / 1e6;
   if (e->truncated) j["truncated"] = true;
-  std::string line = j.dump();
+  std::string line = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   line.pop_back();  // reopen the object to append the vector
   line += fmt::format(",\"embedding\":[{}]}}", fmt::join(e->vector, ","));
   return line;
@@ -142,15 +149,25 @@ void Runner::emit(const Item& it, const model::Embedding* e, double seconds) {
   std::cout << result_line(it, e, seconds) << '\n' << std::flush;
 }
 
+// Embeds the pending items in one pass and prints every pending line (failed items included) in input order.
 void Runner::flush_batch() {
   if (pending_.empty()) return;
-  Timer t;
-  auto embs = embedder_->embed_prepared(prepared_);
-  double secs = t.seconds();
-  for (size_t i = 0; i < pending_.size(); ++i) {
+  std::vector<model::Embedding> embs;
+  double secs = 0;
+  if (!prepared_.empty()) {
+    Timer t;
+    embs = embedder_->embed_prepared(prepared_);
+    secs = t.seconds();
+  }
+  size_t k = 0;
+  for (const auto& it : pending_) {
+    if (!it.error.empty()) {
+      emit(it, nullptr, 0);
+      continue;
+    }
     // The batch's wall time, apportioned by token count.
-    double share = secs * static_cast<double>(embs[i].n_tokens) / static_cast<double>(pending_tokens_);
-    emit(pending_[i], &embs[i], share);
+    const auto& e = embs[k++];
+    emit(it, &e, secs * static_cast<double>(e.n_tokens) / static_cast<double>(pending_tokens_));
   }
   pending_.clear();
   prepared_.clear();
@@ -184,22 +201,22 @@ int Runner::run() {
   Progress progress("embedding", total);
   Timer wall;
   auto handle = [&](Item it) {
-    if (!it.error.empty()) return emit(it, nullptr, 0);
-    try {
-      model::PreparedInput p = embedder_->prepare(it.request);
-      if (p.truncated)
-        log_warn("item {}: {} tokens truncated to {} (--max-tokens / the model's context limit)", it.index,
-                 p.original_tokens, p.n_tokens());
-      if (!a_.dump_inputs.empty()) dump_inputs(a_.dump_inputs, it.index, p);
-      if (pending_tokens_ > 0 && pending_tokens_ + p.n_tokens() > a_.batch_tokens) flush_batch();
-      pending_tokens_ += p.n_tokens();
-      pending_.push_back(std::move(it));
-      prepared_.push_back(std::move(p));
-    } catch (const Error& e) {
-      if (e.kind() == ErrorKind::Internal) throw;
-      it.error = e.what();
-      emit(it, nullptr, 0);
+    if (it.error.empty()) {
+      try {
+        model::PreparedInput p = embedder_->prepare(it.request);
+        if (p.truncated)
+          log_warn("item {}: {} tokens truncated to {} (--max-tokens / the model's context limit)", it.index,
+                   p.original_tokens, p.n_tokens());
+        if (!a_.dump_inputs.empty()) dump_inputs(a_.dump_inputs, it.index, p);
+        if (pending_tokens_ > 0 && pending_tokens_ + p.n_tokens() > a_.batch_tokens) flush_batch();
+        pending_tokens_ += p.n_tokens();
+        prepared_.push_back(std::move(p));
+      } catch (const Error& e) {
+        if (e.kind() == ErrorKind::Internal) throw;
+        it.error = e.what();
+      }
     }
+    pending_.push_back(std::move(it));  // failed items wait too, so lines keep the input order
     if (pending_tokens_ >= a_.batch_tokens) flush_batch();
     progress.update(done_, fmt::format("{:.0f} tokens/s", static_cast<double>(tokens_) / std::max(wall.seconds(), 1e-9)));
   };

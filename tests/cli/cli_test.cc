@@ -1,0 +1,130 @@
+// The omni-embed binary end to end: JSON lines, JSONL input with bad lines, npy output, dumped inputs that the
+// independent reference accepts, and clear errors.
+#include <fstream>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "io/npy.h"
+#include "test_util.h"
+
+namespace oe {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string cli() { return OE_CLI; }
+std::string model(const char* name = "tiny-f32") { return testing::test_model(name).string(); }
+
+std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line[0] == '{') lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+TEST(Cli, EmbedPrintsOneJsonLinePerItem) {
+  std::string out;
+  int rc = testing::run_command(fmt::format("{} embed --model {} --dtype fp32 --query 'a cat' --query 'a dog' "
+                                            "--document --text 'cats and dogs' 2>/dev/null",
+                                            cli(), model()),
+                                &out);
+  ASSERT_EQ(rc, 0) << out;
+  auto lines = json_lines(out);
+  ASSERT_EQ(lines.size(), 3u) << out;
+  EXPECT_EQ(lines[0]["role"], "query");
+  EXPECT_EQ(lines[2]["role"], "document");
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(lines[i]["index"], i);
+    EXPECT_EQ(lines[i]["embedding"].size(), 64u);
+    EXPECT_GT(lines[i]["n_tokens"].get<int>(), 15);
+  }
+}
+
+TEST(Cli, JsonlInputReportsBadLinesAndGoesOn) {
+  testing::TempDir tmp;
+  const fs::path items = tmp.path() / "items.jsonl";
+  {
+    std::ofstream f(items);
+    f << R"({"id": "q1", "role": "query", "text": "first"})" << "\n";
+    f << "this is not json\n";
+    f << "{\"id\": \"bad\", \"role\": \"query\", \"text\": \"bad \xff utf8\"}\n";
+    f << R"({"id": "empty", "role": "query", "text": ""})" << "\n";
+    f << R"({"id": "img", "role": "document", "image": "x.png"})" << "\n";
+    f << R"({"id": "d1", "role": "document", "text": "last"})" << "\n";
+  }
+  std::string out;
+  int rc = testing::run_command(
+      fmt::format("{} embed --model {} --input {} 2>/dev/null", cli(), model(), items.string()), &out);
+  EXPECT_EQ(rc, 1) << out;  // some items failed
+  auto lines = json_lines(out);
+  ASSERT_EQ(lines.size(), 6u) << out;
+  EXPECT_EQ(lines[0]["id"], "q1");
+  EXPECT_TRUE(lines[0].contains("embedding"));
+  EXPECT_NE(lines[1]["error"].get<std::string>().find("line 2: not valid JSON"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[2]["error"].get<std::string>().find("UTF-8"), std::string::npos) << lines[2];
+  EXPECT_NE(lines[3]["error"].get<std::string>().find("empty"), std::string::npos) << lines[3];
+  EXPECT_NE(lines[4]["error"].get<std::string>().find("not supported yet"), std::string::npos) << lines[4];
+  EXPECT_EQ(lines[5]["id"], "d1");
+  EXPECT_TRUE(lines[5].contains("embedding"));
+}
+
+TEST(Cli, NpyOutputMatchesJsonVectors) {
+  testing::TempDir tmp;
+  std::string json_out, npy_log;
+  const std::string args = fmt::format("--model {} --dtype fp32 --query one --query two", model());
+  ASSERT_EQ(testing::run_command(fmt::format("{} embed {} 2>/dev/null", cli(), args), &json_out), 0);
+  const fs::path npy = tmp.path() / "v.npy";
+  ASSERT_EQ(testing::run_command(fmt::format("{} embed {} --format npy --output {}", cli(), args, npy.string()),
+                                 &npy_log),
+            0)
+      << npy_log;
+  Tensor m = io::read_npy(npy);
+  ASSERT_EQ(m.shape(), (Shape{2, 64}));
+  auto lines = json_lines(json_out);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 64; ++j) EXPECT_EQ(m.ptr<float>()[i * 64 + j], lines[i]["embedding"][j].get<float>());
+}
+
+TEST(Cli, DumpedInputsReproduceTheVectorInTheReference) {
+  testing::TempDir tmp;
+  std::string out, log;
+  ASSERT_EQ(testing::run_command(fmt::format("{} embed --model {} --dtype fp32 --document --text 'dumped item' "
+                                             "--dump-inputs {} 2>/dev/null",
+                                             cli(), model(), (tmp.path() / "dump").string()),
+                                 &out),
+            0);
+  const fs::path item = tmp.path() / "dump" / "0";
+  ASSERT_TRUE(fs::exists(item / "input_ids.npy"));
+  Tensor pos = io::read_npy(item / "position_ids.npy");
+  EXPECT_EQ(pos.dim(0), 3);
+  std::string cmd = fmt::format("{} {}/tools/reference/text_embed.py --model {} --inputs {} --out {}", OE_PYTHON,
+                                OE_SOURCE_DIR, model(), item.string(), (tmp.path() / "ref").string());
+  ASSERT_EQ(testing::run_command(cmd, &log), 0) << log;
+  Tensor ref = io::read_npy(tmp.path() / "ref" / "embedding.npy");
+  auto v = json_lines(out)[0]["embedding"].get<std::vector<float>>();
+  EXPECT_GE(testing::cosine(v.data(), ref.ptr<float>(), v.size()), 0.99999);
+}
+
+TEST(Cli, UsageErrorsAreClear) {
+  std::string out;
+  EXPECT_NE(testing::run_command(fmt::format("{} embed --model {}", cli(), model()), &out), 0);
+  EXPECT_NE(out.find("nothing to embed"), std::string::npos) << out;
+  EXPECT_NE(testing::run_command(fmt::format("{} embed --model {} --text orphan", cli(), model()), &out), 0);
+  EXPECT_NE(out.find("--text needs --document"), std::string::npos) << out;
+  EXPECT_NE(testing::run_command(fmt::format("{} embed --model /nonexistent/folder --query x", cli()), &out), 0);
+  EXPECT_NE(out.find("/nonexistent/folder"), std::string::npos) << out;
+}
+
+TEST(Cli, InspectDescribesTheCheckpointWithoutLoadingIt) {
+  std::string out;
+  ASSERT_EQ(testing::run_command(fmt::format("{} inspect --model {}", cli(), model("tiny-f32-qwen")), &out), 0) << out;
+  EXPECT_NE(out.find("qwen2_5_omni"), std::string::npos) << out;
+  EXPECT_NE(out.find("thinker."), std::string::npos) << out;
+  EXPECT_NE(out.find("vision encoder"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace oe
