@@ -113,7 +113,8 @@ void silu_mul(const float* g, int64_t ldg, const float* u, int64_t ldu, float* y
     float* yr = y + i * ldy;
     if (bf16) {
 #pragma omp simd
-      for (int64_t j = 0; j < cols; ++j) yr[j] = round_bf16_fast(round_bf16_fast(detail::silu_fast(gr[j])) * ur[j]);
+      for (int64_t j = 0; j < cols; ++j)
+        yr[j] = round_bf16_fast(round_bf16_fast(detail::silu_fast(round_bf16_fast(gr[j]))) * round_bf16_fast(ur[j]));
     } else {
 #pragma omp simd
       for (int64_t j = 0; j < cols; ++j) yr[j] = detail::silu_fast(gr[j]) * ur[j];
@@ -124,7 +125,7 @@ void silu_mul(const float* g, int64_t ldg, const float* u, int64_t ldu, float* y
 void add_inplace(float* x, const float* y, int64_t n, Compute compute) {
   if (compute == Compute::BF16) {
 #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
-    for (int64_t i = 0; i < n; ++i) x[i] = round_bf16_fast(x[i] + y[i]);
+    for (int64_t i = 0; i < n; ++i) x[i] = round_bf16_fast(x[i] + round_bf16_fast(y[i]));
   } else {
 #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
     for (int64_t i = 0; i < n; ++i) x[i] += y[i];

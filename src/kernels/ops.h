@@ -26,11 +26,13 @@ void mrope_tables(const int64_t* pos, int64_t n_tokens, int64_t d_head, float th
 void apply_rotary(float* x, int64_t ld, int64_t n_tokens, int64_t n_heads, int64_t d_head, const float* cos,
                   const float* sin, Compute compute);
 
-// y = silu(g) ⊙ u on [rows, cols] blocks with row strides; BF16: silu(g) rounded, then the product rounded.
+// y = silu(g) ⊙ u on [rows, cols] blocks with row strides; BF16: g and u rounded first (so a matmul's raw output
+// can be passed in), silu(g) rounded, then the product rounded.
 void silu_mul(const float* g, int64_t ldg, const float* u, int64_t ldu, float* y, int64_t ldy, int64_t rows,
               int64_t cols, Compute compute);
 
-// x += y (n elements); BF16: the sum is rounded to bf16 (the bf16 residual stream).
+// x += y (n elements); BF16: y is rounded first (so a matmul's raw output can be passed in), and the sum is rounded
+// to bf16 (the bf16 residual stream).
 void add_inplace(float* x, const float* y, int64_t n, Compute compute);
 
 // Rounds to bf16 in BF16 mode, no-op in F32 mode.

@@ -120,9 +120,10 @@ void silu_mul(const float* g, int64_t ldg, const float* u, int64_t ldu, float* y
               int64_t cols, Compute compute) {
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < cols; ++j) {
-      const double gv = g[i * ldg + j];
+      const bool bf16 = compute == Compute::BF16;
+      const double gv = bf16 ? rb(g[i * ldg + j]) : g[i * ldg + j];
       const double silu = gv / (1.0 + std::exp(-gv));
-      const float uv = u[i * ldu + j];
+      const float uv = bf16 ? rb(u[i * ldu + j]) : u[i * ldu + j];
       y[i * ldy + j] = compute == Compute::BF16 ? rb(rb(static_cast<float>(silu)) * uv) : static_cast<float>(silu * uv);
     }
 }

@@ -101,21 +101,19 @@ void TextDecoder::forward(const DecoderInput& in, AttentionMode mode, float* out
     kernels::apply_rotary(q, qkv_dim, S, c.n_heads, dh, cos.get(), sin.get(), cm);
     kernels::apply_rotary(k, qkv_dim, S, c.n_kv_heads, dh, cos.get(), sin.get(), cm);
     kernels::attention(q, qkv_dim, k, qkv_dim, v, qkv_dim, attn.get(), q_dim, ap, cm);  // [S, q_dim]
-    kernels::round_activations(attn.get(), S * q_dim, cm);
+    // (no separate rounding of attn: the bf16 matmul converts its input to bf16 with the same rounding)
     L.o.forward(attn.get(), S, h.get());                               // [S, d_model]
-    kernels::round_activations(h.get(), S * d, cm);
-    kernels::add_inplace(x.get(), h.get(), S * d, cm);
+    kernels::add_inplace(x.get(), h.get(), S * d, cm);                 // rounds h, then the sum (BF16)
     // MLP block, in row chunks.
     kernels::rms_norm(x.get(), S, d, L.post_norm.data(), c.rms_norm_eps, h.get(), cm);
     for (int64_t r0 = 0; r0 < S; r0 += chunk) {
       const int64_t rows = std::min(chunk, S - r0);
       L.gate_up.forward(h.get() + r0 * d, rows, gate_up.get());        // [rows, 2·d_ff]: gate | up
-      kernels::round_activations(gate_up.get(), rows * 2 * c.d_ff, cm);
-      kernels::silu_mul(gate_up.get(), 2 * c.d_ff, gate_up.get() + c.d_ff, 2 * c.d_ff, act.get(), c.d_ff, rows,
+      kernels::silu_mul(                                               // rounds gate and up first (BF16)
+gate_up.get(), 2 * c.d_ff, gate_up.get() + c.d_ff, 2 * c.d_ff, act.get(), c.d_ff, rows,
                         c.d_ff, cm);                                   // [rows, d_ff]
       L.down.forward(act.get(), rows, h.get() + r0 * d);               // [rows, d_model], h rows already consumed
     }
-    kernels::round_activations(h.get(), S * d, cm);
     kernels::add_inplace(x.get(), h.get(), S * d, cm);
     if (observer) observer(il, x.get(), S);
   }
