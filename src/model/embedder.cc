@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/tensor.h"
+#include "io/npy.h"
 
 namespace oe::model {
 
@@ -13,6 +14,16 @@ std::vector<int64_t> text_position_ids(int64_t n) {
   for (int64_t r = 0; r < 3; ++r)
     for (int64_t i = 0; i < n; ++i) pos[static_cast<size_t>(r * n + i)] = i;
   return pos;
+}
+
+void write_prepared_input(const std::filesystem::path& dir, const PreparedInput& p) {
+  std::filesystem::create_directories(dir);
+  Tensor ids({1, p.n_tokens()}, DType::I64);
+  std::copy(p.input_ids.begin(), p.input_ids.end(), ids.ptr<int64_t>());
+  io::write_npy(dir / "input_ids.npy", ids);
+  Tensor pos({3, 1, p.n_tokens()}, DType::I64);
+  std::copy(p.position_ids.begin(), p.position_ids.end(), pos.ptr<int64_t>());
+  io::write_npy(dir / "position_ids.npy", pos);
 }
 
 Embedder::Embedder(std::shared_ptr<const Model> model, EmbedOptions options)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,6 +68,10 @@ class Embedder {
   EmbedOptions options_;
   std::vector<int64_t> tail_ids_;  // tokens of the closing "<|im_end|>\n"
 };
+
+// Writes what the model sees for one item, in the Hugging Face shapes, so another implementation can be fed the
+// same inputs: `dir`/input_ids.npy (int64 [1, S]) and `dir`/position_ids.npy (int64 [3, 1, S]). Creates `dir`.
+void write_prepared_input(const std::filesystem::path& dir, const PreparedInput& input);
 
 // Text-only positions: all three rows equal 0..n-1 (thinker spec §8.1).
 std::vector<int64_t> text_position_ids(int64_t n_tokens);

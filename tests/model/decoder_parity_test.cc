@@ -36,18 +36,9 @@ Captured run_engine(const fs::path& model_dir, kernels::Compute compute, Attenti
   return c;
 }
 
-void write_inputs(const fs::path& dir, const PreparedInput& p) {
-  Tensor ids({1, p.n_tokens()}, DType::I64);
-  std::copy(p.input_ids.begin(), p.input_ids.end(), ids.ptr<int64_t>());
-  io::write_npy(dir / "input_ids.npy", ids);
-  Tensor pos({3, 1, p.n_tokens()}, DType::I64);
-  std::copy(p.position_ids.begin(), p.position_ids.end(), pos.ptr<int64_t>());
-  io::write_npy(dir / "position_ids.npy", pos);
-}
-
 fs::path run_reference(const fs::path& model_dir, const PreparedInput& p, const fs::path& work, const char* attention,
                        const char* precision) {
-  write_inputs(work, p);
+  write_prepared_input(work, p);
   fs::path out = work / "ref";
   std::string cmd = fmt::format("{} {}/tools/reference/text_embed.py --model {} --inputs {} --out {} --attention {} "
                                 "--precision {}",

@@ -105,17 +105,6 @@ std::string result_line(const Item& it, const model::Embedding* e, double second
   return line;
 }
 
-void dump_inputs(const std::filesystem::path& dir, int64_t index, const model::PreparedInput& p) {
-  auto sub = dir / std::to_string(index);
-  std::filesystem::create_directories(sub);
-  Tensor ids({1, p.n_tokens()}, DType::I64);
-  std::copy(p.input_ids.begin(), p.input_ids.end(), ids.ptr<int64_t>());
-  io::write_npy(sub / "input_ids.npy", ids);
-  Tensor pos({3, 1, p.n_tokens()}, DType::I64);
-  std::copy(p.position_ids.begin(), p.position_ids.end(), pos.ptr<int64_t>());
-  io::write_npy(sub / "position_ids.npy", pos);
-}
-
 class Runner {
  public:
   explicit Runner(const EmbedArgs& a) : a_(a) {}
@@ -207,7 +196,8 @@ int Runner::run() {
         if (p.truncated)
           log_warn("item {}: {} tokens truncated to {} (--max-tokens / the model's context limit)", it.index,
                    p.original_tokens, p.n_tokens());
-        if (!a_.dump_inputs.empty()) dump_inputs(a_.dump_inputs, it.index, p);
+        if (!a_.dump_inputs.empty())
+          model::write_prepared_input(std::filesystem::path(a_.dump_inputs) / std::to_string(it.index), p);
         if (pending_tokens_ > 0 && pending_tokens_ + p.n_tokens() > a_.batch_tokens) flush_batch();
         pending_tokens_ += p.n_tokens();
         prepared_.push_back(std::move(p));
