@@ -36,7 +36,8 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
   with_context("loading prompts", [&] { read_sentence_transformers_prompts(dir, m->prompts_); });
   m->ckpt_ = with_context("opening weights", [&] { return std::make_unique<io::Checkpoint>(io::Checkpoint::open(dir)); });
   m->text_ = with_context("loading text decoder", [&] {
-    return std::make_unique<TextDecoder>(m->config_.text, *m->ckpt_, m->config_.tensor_prefix, options.compute);
+    return std::make_unique<TextDecoder>(m->config_.text, *m->ckpt_, m->config_.tensor_prefix, options.compute,
+                                         options.progress);
   });
   if (m->tokenizer_->vocab_size() > m->config_.text.vocab_size)
     throw InvalidInput(fmt::format("tokenizer.json has {} ids but the model's vocab_size is {}",

@@ -18,6 +18,7 @@ namespace oe::model {
 
 struct LoadOptions {
   kernels::Compute compute = kernels::Compute::BF16;
+  LoadProgress progress;  // called as the decoder's layers are packed
 };
 
 class Model {

@@ -22,7 +22,7 @@ std::string layer_name(int64_t il, const char* rest) { return fmt::format("model
 }  // namespace
 
 TextDecoder::TextDecoder(const TextConfig& c, const io::Checkpoint& ckpt, const std::string& prefix,
-                         kernels::Compute compute)
+                         kernels::Compute compute, const LoadProgress& progress)
     : config_(c), compute_(compute) {
   WeightTable w(ckpt, prefix);
   embed_tokens_ = w.get("model.embed_tokens.weight", {c.vocab_size, c.d_model});
@@ -42,6 +42,7 @@ TextDecoder::TextDecoder(const TextConfig& c, const io::Checkpoint& ckpt, const 
     L.gate_up = w.linear({layer_name(il, "mlp.gate_proj.weight"), layer_name(il, "mlp.up_proj.weight")},
                          {{c.d_ff, c.d_model}, {c.d_ff, c.d_model}}, {}, compute);
     L.down = w.linear({layer_name(il, "mlp.down_proj.weight")}, {{c.d_model, c.d_ff}}, {}, compute);
+    if (progress) progress(il + 1, c.n_layers);
   }
   final_norm_ = w.floats("model.norm.weight", {c.d_model}, compute);
   w.check_no_extra("model.");

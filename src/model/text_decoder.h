@@ -38,11 +38,14 @@ struct DecoderInput {
 // Called after each layer with (il, residual stream [n_tokens, d_model]); used by parity tests and dumps.
 using LayerObserver = std::function<void(int64_t il, const float* x, int64_t n_tokens)>;
 
+// Load progress: (layers packed so far, n_layers).
+using LoadProgress = std::function<void(int64_t done, int64_t total)>;
+
 class TextDecoder {
  public:
   // Loads and packs the decoder weights (embed_tokens stays memory-mapped). Throws naming the tensor.
   TextDecoder(const TextConfig& config, const io::Checkpoint& ckpt, const std::string& prefix,
-              kernels::Compute compute);
+              kernels::Compute compute, const LoadProgress& progress = {});
 
   // Rows of embed_tokens for `ids` into out [n, d_model] (rounded to bf16 in BF16 mode). Ids out of range throw.
   void embed(const int64_t* ids, int64_t n, float* out) const;

@@ -121,10 +121,12 @@ class Runner {
   int64_t pending_tokens_ = 0;
   std::vector<std::vector<float>> matrix_;  // for --format npy
   int64_t failures_ = 0, done_ = 0, tokens_ = 0;
+  Progress* progress_ = nullptr;
 };
 
 void Runner::emit(const Item& it, const model::Embedding* e, double seconds) {
   ++done_;
+  if (progress_) progress_->clear();
   if (!e) {
     ++failures_;
     log_warn("item {}: {}", it.index, it.error);
@@ -188,6 +190,7 @@ int Runner::run() {
 
   const int64_t total = static_cast<int64_t>(items.size() + lines.size());
   Progress progress("embedding", total);
+  progress_ = &progress;
   Timer wall;
   auto handle = [&](Item it) {
     if (it.error.empty()) {

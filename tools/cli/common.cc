@@ -40,7 +40,14 @@ std::shared_ptr<const model::Model> load_model(const ModelArgs& args) {
   std::filesystem::path dir = io::resolve_model_path(args.model, args.revision);
   model::LoadOptions lo;
   lo.compute = parse_compute(args.dtype);
-  return with_context(fmt::format("loading model {}", dir.string()), [&] { return model::Model::load(dir, lo); });
+  Progress progress("loading weights (layers)", 0);
+  lo.progress = [&](int64_t done, int64_t total) {
+    progress.set_total(total);
+    progress.update(done);
+  };
+  auto m = with_context(fmt::format("loading model {}", dir.string()), [&] { return model::Model::load(dir, lo); });
+  progress.finish();
+  return m;
 }
 
 Progress::Progress(std::string what, int64_t total)
@@ -67,6 +74,16 @@ void Progress::update(int64_t done, const std::string& extra) {
                  extra.empty() ? "" : ", ", extra.c_str());
   }
   std::fflush(stderr);
+}
+
+void Progress::set_total(int64_t total) { total_ = total; }
+
+void Progress::clear() {
+  if (tty_ && last_draw_ >= 0) {
+    std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+    last_draw_ = -1;
+  }
 }
 
 void Progress::finish() {

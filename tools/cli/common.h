@@ -32,6 +32,9 @@ class Progress {
  public:
   Progress(std::string what, int64_t total);
   void update(int64_t done, const std::string& extra = "");
+  void set_total(int64_t total);
+  // Erases the drawn line (before other output goes to the same terminal); the next update redraws it.
+  void clear();
   void finish();
 
  private:
