@@ -9,6 +9,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libdnnl-dev            # oneDNN 2.6: matmul
   nlohmann-json3-dev libutf8proc-dev libcli11-dev libfmt-dev
+  libcurl4-openssl-dev   # Hugging Face Hub downloads
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy  # the independent reference implementation used by the tests
 )

@@ -60,8 +60,9 @@ fs::path checked_model_folder(const fs::path& dir, const std::string& what) {
 
 std::string how_to_get(const std::string& id) {
   return fmt::format(
-      "To get the weights, run `huggingface-cli download {0}` (or `git lfs clone https://huggingface.co/{0}`), then "
-      "pass the downloaded folder with --model, or set HF_HOME (or HF_HUB_CACHE) to the cache that holds it. To try "
+      "To get the weights, run `omni-embed download {0}` (or `huggingface-cli download {0}`, or "
+      "`git lfs clone https://huggingface.co/{0}` and pass the folder with --model), or set HF_HOME (or HF_HUB_CACHE) "
+      "to a cache that holds it. To try "
       "the tool without the real weights, `omni-embed make-test-model` writes a random-weight model folder to pass "
       "with --model.",
       id);

@@ -8,6 +8,7 @@
 #include "core/threads.h"
 #include "core/timer.h"
 #include "io/hub.h"
+#include "io/hub_download.h"
 #include "model/embedder.h"
 #include "model/test_model.h"
 
@@ -18,6 +19,7 @@ namespace fs = std::filesystem;
 
 struct DemoArgs {
   ModelArgs model;
+  bool no_download = false;
 };
 
 fs::path demo_test_model() {
@@ -33,16 +35,29 @@ fs::path demo_test_model() {
 
 int run_demo(DemoArgs a) {
   bool real = true;
+  std::string why = "not in the local Hugging Face cache";
   try {
     a.model.model = io::resolve_model_path(a.model.model, a.model.revision).string();
-  } catch (const InvalidInput& e) {
+  } catch (const InvalidInput&) {
     if (a.model.model != DEFAULT_MODEL) throw;
+    if (!a.no_download) {
+      try {
+        std::fprintf(stderr, "demo: %s is not in the local Hugging Face cache; trying to download it (~9.4 GB)\n",
+                     DEFAULT_MODEL);
+        a.model.model = io::download_model(DEFAULT_MODEL, a.model.revision).string();
+      } catch (const Error& d) {
+        why = fmt::format("not in the local Hugging Face cache and could not be downloaded ({})", d.what());
+      }
+    }
+  }
+  if (!fs::exists(fs::path(a.model.model) / "config.json")) {
     real = false;
     a.model.model = demo_test_model().string();
-    std::printf("NOTE: %s is not in the local Hugging Face cache, so this demo runs on a RANDOM-WEIGHT test model\n"
-                "      (%s): the plumbing is real, the scores are meaningless. To use the real model, download it\n"
-                "      (huggingface-cli download %s) and run this again, or pass --model FOLDER.\n\n",
-                DEFAULT_MODEL, a.model.model.c_str(), DEFAULT_MODEL);
+    std::printf("NOTE: %s is %s,\n"
+                "      so this demo runs on a RANDOM-WEIGHT test model (%s):\n"
+                "      the plumbing is real, the scores are meaningless. To use the real model, run\n"
+                "      `omni-embed download %s` where the Hub can be reached, or pass --model FOLDER.\n\n",
+                DEFAULT_MODEL, why.c_str(), a.model.model.c_str(), DEFAULT_MODEL);
   }
   Timer load;
   auto m = load_model(a.model);
@@ -87,6 +102,7 @@ VerbRunner register_demo(CLI::App& app) {
   auto a = std::make_shared<DemoArgs>();
   auto* sub = app.add_subcommand("demo", "Embed a few queries and documents and print the similarity matrix");
   add_model_options(*sub, a->model);
+  sub->add_flag("--no-download", a->no_download, "Do not try to download the real model when it is not cached");
   return [a] { return run_demo(*a); };
 }
 

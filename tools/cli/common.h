@@ -53,5 +53,6 @@ VerbRunner register_make_test_model(CLI::App& app);
 VerbRunner register_tokenize(CLI::App& app);
 VerbRunner register_bench(CLI::App& app);
 VerbRunner register_demo(CLI::App& app);
+VerbRunner register_download(CLI::App& app);
 
 }  // namespace oe::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   verbs["tokenize"] = oe::cli::register_tokenize(app);
   verbs["bench"] = oe::cli::register_bench(app);
   verbs["demo"] = oe::cli::register_demo(app);
+  verbs["download"] = oe::cli::register_download(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
