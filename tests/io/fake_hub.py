@@ -6,7 +6,7 @@ Serves the files under --root as repository --repo at commit --sha:
   GET /<repo>/resolve/<sha>/<path>        -> the file, with an ETag, honouring "Range: bytes=N-"
 --cut-after N: the first request for each file sends only N bytes and drops the connection (to test resuming).
 --bad-name NAME: list NAME among the siblings (to test unsafe names).
-Prints "<port>" on its first line, then logs requests to stderr. Stops after --lifetime seconds.
+Prints "<port> <pid>" on its first line, then logs requests to stderr. Stops after --lifetime seconds.
 """
 import argparse
 import hashlib
@@ -90,7 +90,7 @@ def main():
     p.add_argument("--lifetime", type=float, default=120.0)
     args = p.parse_args()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    print(server.server_address[1], flush=True)
+    print(server.server_address[1], os.getpid(), flush=True)
     threading.Timer(args.lifetime, server.shutdown).start()
     server.serve_forever()
 

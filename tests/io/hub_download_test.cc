@@ -27,13 +27,11 @@ class FakeHub {
  public:
   FakeHub(const fs::path& root, const fs::path& log, const std::string& extra = "") {
     std::string cmd = fmt::format("{} {}/tests/io/fake_hub.py --root {} --repo owner/name --sha {} --lifetime 60 {} "
-                                  "2>{} & echo $!",
+                                  "2>{} &",
                                   OE_PYTHON, OE_SOURCE_DIR, root.string(), SHA, extra, log.string());
     pipe_ = popen(cmd.c_str(), "r");
     char line[64] = {0};
-    if (std::fgets(line, sizeof line, pipe_)) pid_ = std::atoi(line);
-    // The server prints its port first; it goes to the same pipe after the pid.
-    if (std::fgets(line, sizeof line, pipe_)) port_ = std::atoi(line);
+    if (std::fgets(line, sizeof line, pipe_)) std::sscanf(line, "%d %d", &port_, &pid_);  // "<port> <pid>"
   }
   ~FakeHub() {
     if (pid_ > 0) kill(pid_, SIGTERM);
