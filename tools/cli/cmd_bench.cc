@@ -100,6 +100,8 @@ int run_child(const BenchArgs& a) {
   const auto& dec = m->text_decoder();
   for (const auto& tstr : split(a.tokens)) {
     const int64_t n = std::stoll(tstr);
+    if (n < 1 || n > m->config().text.max_position_embeddings)
+      throw InvalidInput(fmt::format("--tokens: {} is outside [1, {}]", n, m->config().text.max_position_embeddings));
     auto input = bench_input(e, n);
     // Validate before timing: a unit vector of finite values.
     auto v = e.embed_prepared({input}).front().vector;
@@ -216,6 +218,9 @@ int run_parent(BenchArgs a) {
   } else {
     a.model = io::resolve_model_path(a.model).string();
   }
+  if (a.tokens.empty() || a.tokens.find_first_not_of("0123456789,") != std::string::npos)
+    throw InvalidInput(fmt::format("--tokens '{}': expected comma-separated token counts, e.g. 128,512", a.tokens));
+  if (a.repeats < 1) throw InvalidInput("--repeats must be at least 1");
   const int threads = a.threads > 0 ? a.threads : hardware_threads();
   std::vector<json> rows;
   const std::string self = fs::read_symlink("/proc/self/exe").string();
