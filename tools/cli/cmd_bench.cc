@@ -50,12 +50,7 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
-fs::path default_bench_model() {
-  const char* cache = std::getenv("OMNI_EMBED_CACHE");
-  const char* home = std::getenv("HOME");
-  fs::path base = cache ? fs::path(cache) : fs::path(home ? home : ".") / ".cache" / "omni-embed";
-  return base / "test-models" / "3b-bf16";
-}
+fs::path default_bench_model() { return omni_embed_cache_dir() / "test-models" / "3b-bf16"; }
 
 // Ids of exactly n tokens in the query layout: the chat head and prefix, filler text tokens, the closing tokens.
 model::PreparedInput bench_input(const model::Embedder& e, int64_t n) {

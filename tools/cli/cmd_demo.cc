@@ -23,9 +23,7 @@ struct DemoArgs {
 };
 
 fs::path demo_test_model() {
-  const char* cache = std::getenv("OMNI_EMBED_CACHE");
-  const char* home = std::getenv("HOME");
-  fs::path dir = (cache ? fs::path(cache) : fs::path(home ? home : ".") / ".cache" / "omni-embed") / "test-models" / "tiny";
+  const fs::path dir = omni_embed_cache_dir() / "test-models" / "tiny";
   if (!fs::exists(dir / "config.json")) {
     model::TestModelOptions o;
     model::write_test_model(dir, o);

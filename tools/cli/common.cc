@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/error.h"
 #include "core/threads.h"
@@ -17,6 +18,13 @@ double now_seconds() {
 }
 
 }  // namespace
+
+std::filesystem::path omni_embed_cache_dir() {
+  const char* cache = std::getenv("OMNI_EMBED_CACHE");
+  if (cache && *cache) return cache;
+  const char* home = std::getenv("HOME");
+  return std::filesystem::path(home && *home ? home : ".") / ".cache" / "omni-embed";
+}
 
 void add_model_options(CLI::App& app, ModelArgs& args) {
   app.add_option("--model", args.model,

@@ -21,6 +21,10 @@ struct ModelArgs {
   int threads = 0;
 };
 
+// Where omni-embed keeps what it generates for itself (test models for the demo and the benchmark):
+// $OMNI_EMBED_CACHE, else ~/.cache/omni-embed.
+std::filesystem::path omni_embed_cache_dir();
+
 // Adds --model, --revision, --dtype, --threads to a verb.
 void add_model_options(CLI::App& app, ModelArgs& args);
 kernels::Compute parse_compute(const std::string& dtype);  // "bf16" | "fp32" (also "f32")
