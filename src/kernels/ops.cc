@@ -122,6 +122,17 @@ void silu_mul(const float* g, int64_t ldg, const float* u, int64_t ldu, float* y
   }
 }
 
+void gelu_erf(float* x, int64_t n, Compute compute) {
+  const bool bf16 = compute == Compute::BF16;
+  // erff is exact to within 1 ulp; GELU is a small share of any tower's time, so libm is fine here.
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = bf16 ? round_bf16_fast(x[i]) : x[i];
+    const float y = 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
+    x[i] = bf16 ? round_bf16_fast(y) : y;
+  }
+}
+
 void add_inplace(float* x, const float* y, int64_t n, Compute compute) {
   if (compute == Compute::BF16) {
 #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)

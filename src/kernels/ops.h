@@ -31,6 +31,10 @@ void apply_rotary(float* x, int64_t ld, int64_t n_tokens, int64_t n_heads, int64
 void silu_mul(const float* g, int64_t ldg, const float* u, int64_t ldu, float* y, int64_t ldy, int64_t rows,
               int64_t cols, Compute compute);
 
+// In place exact GELU, x = x·Φ(x) = 0.5·x·(1 + erf(x/√2)) (the vision merger's and the audio tower's activation;
+// no tanh approximation). BF16: x is rounded first and the result rounded.
+void gelu_erf(float* x, int64_t n, Compute compute);
+
 // x += y (n elements); BF16: y is rounded first (so a matmul's raw output can be passed in), and the sum is rounded
 // to bf16 (the bf16 residual stream).
 void add_inplace(float* x, const float* y, int64_t n, Compute compute);

@@ -128,4 +128,13 @@ void silu_mul(const float* g, int64_t ldg, const float* u, int64_t ldu, float* y
     }
 }
 
+void gelu_erf(float* x, int64_t n, Compute compute) {
+  const bool bf16 = compute == Compute::BF16;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = bf16 ? rb(x[i]) : x[i];
+    const double y = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+    x[i] = bf16 ? rb(static_cast<float>(y)) : static_cast<float>(y);
+  }
+}
+
 }  // namespace oe::kernels::ref

@@ -28,4 +28,6 @@ void apply_rotary(float* x, int64_t ld, int64_t n_tokens, int64_t n_heads, int64
 void silu_mul(const float* g, int64_t ldg, const float* u, int64_t ldu, float* y, int64_t ldy, int64_t rows,
               int64_t cols, Compute compute);
 
+void gelu_erf(float* x, int64_t n, Compute compute);
+
 }  // namespace oe::kernels::ref

@@ -163,6 +163,32 @@ TEST(SiluMul, RandomAgainstReferenceStrided) {
   }
 }
 
+// GELU(erf) against a float64 reference. F32: the kernel uses the reference's formula 0.5·x·(1 + erf(x/√2)) in
+// float, whose 1 + erf cancels for negative x, so the error is a few ulp of the result plus ~ulp(1)·|x|.
+// BF16: at most one bf16 ulp (the float result may sit on the other side of a rounding boundary), or the same
+// cancellation bound.
+TEST(GeluErf, AgainstReferenceOverRange) {
+  auto x = random_floats(20000, -9.0f, 9.0f, 12);
+  x.push_back(0.0f);
+  x.push_back(-30.0f);
+  x.push_back(30.0f);
+  for (Compute c : ALL_COMPUTE) {
+    auto a = as_compute(x, c), b = a;
+    gelu_erf(a.data(), static_cast<int64_t>(a.size()), c);
+    ref::gelu_erf(b.data(), static_cast<int64_t>(b.size()), c);
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (c == Compute::F32)
+        ASSERT_NEAR(a[i], b[i], 4e-7 * std::fabs(b[i]) + 1.2e-7 * std::fabs(x[i])) << "x=" << x[i];
+      else
+        ASSERT_TRUE(bf16_ulps(a[i], b[i]) <= 1.0 || std::fabs(a[i] - b[i]) <= 1.2e-7 * std::fabs(x[i]))
+            << "x=" << x[i] << " got " << a[i] << " want " << b[i];
+    }
+    EXPECT_EQ(a[a.size() - 2], 0.0f);   // GELU(-30) underflows to -0 or 0
+    EXPECT_EQ(a[a.size() - 1], 30.0f);  // GELU(30) = 30
+    EXPECT_EQ(a[a.size() - 3], 0.0f);
+  }
+}
+
 // exp_fast (used by attention's softmax and by SiLU) against libm in double, over its whole range.
 TEST(VecMath, ExpWithinThreeUlp) {
   for (double xd = -103.0; xd < 88.7; xd += 0.0137) {
