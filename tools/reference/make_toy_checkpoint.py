@@ -8,7 +8,12 @@ DIR/base   Qwen2.5-Omni layout: thinker_config (explicit head_dim), tensors unde
            shards with model.safetensors.index.json, plus talker.* / token2wav.* tensors to be ignored;
 DIR/inputs input_ids.npy int64 [1, n_tokens], position_ids.npy int64 [3, 1, n_tokens] (text, a 2x3
            image block with distinct T/H/W rows, text).
+DIR/mm_inputs  a multimodal dump: input_ids.npy with two images (<|vision_bos|> <|IMAGE|>... <|vision_eos|>),
+           pixel_values.npy float32 [N, 1176], image_grid_thw.npy int64 [2, 3].
 Weights are bf16: 4 heads / 2 kv heads, head_dim 16, mrope_section [2, 3, 3], biases on q/k/v only.
+Vision tower (spec §2.2 names and shapes): hidden 32, 2 heads (head_dim 16), depth 4, full attention in
+blocks 1 and 3, window 112 px, out_hidden_size = the text hidden size; drawn from its own random stream, so
+the text weights do not depend on it.
 """
 
 import argparse
@@ -35,6 +40,25 @@ TOY_TEXT_CONFIG = {
     "hidden_act": "silu",
     "max_position_embeddings": 32768,
 }
+
+TOY_VISION_CONFIG = {
+    "model_type": "qwen2_5_omni_vision_encoder",
+    "depth": 4,
+    "hidden_size": 32,
+    "num_heads": 2,
+    "intermediate_size": 48,
+    "hidden_act": "silu",
+    "in_channels": 3,
+    "patch_size": 14,
+    "temporal_patch_size": 2,
+    "spatial_merge_size": 2,
+    "window_size": 112,
+    "fullatt_block_indexes": [1, 3],
+    "out_hidden_size": 64,
+    "tokens_per_second": 25,
+}
+
+TOY_MM_GRIDS = [(1, 4, 6), (1, 10, 14)]
 
 TOKEN_IDS = {
     "audio_token_index": 151646, "image_token_index": 151655, "video_token_index": 151656,
@@ -73,6 +97,65 @@ def toy_text_weights(text_config, rng):
     return w
 
 
+def toy_vision_weights(vision_config, rng):
+    """{flat tensor name: float32 array} for a random vision tower (spec §2.2 names and shapes)."""
+    d, f = vision_config["hidden_size"], vision_config["intermediate_size"]
+    c, t, p = vision_config["in_channels"], vision_config["temporal_patch_size"], vision_config["patch_size"]
+    m = d * vision_config["spatial_merge_size"] ** 2
+    out = vision_config["out_hidden_size"]
+
+    def lin(*shape):
+        n_in = int(np.prod(shape[1:]))
+        return rng.standard_normal(shape, dtype=np.float32) / np.float32(np.sqrt(n_in))
+
+    def bias(n):
+        return (0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    def norm_w(n):
+        return (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    w = {"visual.patch_embed.proj.weight": lin(d, c, t, p, p)}
+    for j in range(vision_config["depth"]):
+        b = "visual.blocks.%d." % j
+        w[b + "norm1.weight"] = norm_w(d)
+        w[b + "norm2.weight"] = norm_w(d)
+        for key in ("q", "k", "v", "proj"):
+            w[b + "attn.%s.weight" % key] = lin(d, d)
+            w[b + "attn.%s.bias" % key] = bias(d)
+        w[b + "mlp.gate_proj.weight"] = lin(f, d)
+        w[b + "mlp.gate_proj.bias"] = bias(f)
+        w[b + "mlp.up_proj.weight"] = lin(f, d)
+        w[b + "mlp.up_proj.bias"] = bias(f)
+        w[b + "mlp.down_proj.weight"] = lin(d, f)
+        w[b + "mlp.down_proj.bias"] = bias(d)
+    w["visual.merger.ln_q.weight"] = norm_w(d)
+    w["visual.merger.mlp.0.weight"] = lin(m, m)
+    w["visual.merger.mlp.0.bias"] = bias(m)
+    w["visual.merger.mlp.2.weight"] = lin(out, m)
+    w["visual.merger.mlp.2.bias"] = bias(out)
+    return w
+
+
+def toy_mm_inputs(vision_config, grids, rng):
+    """Text, image 0 block, text, image 1 block, text (spec §7.2 layout), with ordinary-token ids below the
+    special range; pixel values drawn like normalised pixels."""
+    merge = vision_config["spatial_merge_size"]
+    patch_dim = (vision_config["in_channels"] * vision_config["temporal_patch_size"]
+                 * vision_config["patch_size"] ** 2)
+
+    def text(n):
+        return rng.integers(0, 151643, size=n, dtype=np.int64).tolist()
+
+    ids = text(4)
+    for i, (t, h, w) in enumerate(grids):
+        ids += [TOKEN_IDS["vision_start_token_id"]]
+        ids += [TOKEN_IDS["image_token_index"]] * (t * h * w // merge // merge)
+        ids += [TOKEN_IDS["vision_end_token_id"]] + text(3 if i == 0 else 2)
+    n_rows = sum(t * h * w for t, h, w in grids)
+    pixel_values = rng.uniform(-1.8, 2.1, size=(n_rows, patch_dim)).astype(np.float32)
+    return np.array([ids], dtype=np.int64), pixel_values, np.array(grids, dtype=np.int64)
+
+
 def toy_inputs(n_vocab, rng):
     """5 text tokens, <vision_bos>, a 2x3 merged image grid, <vision_eos>, 3 text tokens (spec §8.2)."""
     n_text0, grid_h, grid_w, n_text1 = 5, 2, 3, 3
@@ -86,21 +169,22 @@ def toy_inputs(n_vocab, rng):
     return ids, pos
 
 
-def write_flat(path, text_config, weights):
+def write_flat(path, text_config, weights, vision_config=None):
     os.makedirs(path, exist_ok=True)
     config = {"architectures": ["NVOmniEmbedModel"], "model_type": "nvomniembed",
-              "text_config": dict(text_config), "vision_config": {}, "audio_config": {}}
+              "text_config": dict(text_config), "vision_config": dict(vision_config or {}), "audio_config": {}}
     config.update(TOKEN_IDS)
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     save_file(os.path.join(path, "model.safetensors"), {n: ("BF16", a) for n, a in weights.items()})
 
 
-def write_base(path, text_config, weights, rng):
+def write_base(path, text_config, weights, rng, vision_config=None):
     os.makedirs(path, exist_ok=True)
     tc = dict(text_config)
     tc["head_dim"] = tc["hidden_size"] // tc["num_attention_heads"]
-    thinker = {"model_type": "qwen2_5_omni_thinker", "text_config": tc, "vision_config": {}, "audio_config": {}}
+    thinker = {"model_type": "qwen2_5_omni_thinker", "text_config": tc,
+               "vision_config": dict(vision_config or {}), "audio_config": {}}
     thinker.update(TOKEN_IDS)
     config = {"architectures": ["Qwen2_5OmniModel"], "model_type": "qwen2_5_omni",
               "thinker_config": thinker, "talker_config": {"hidden_size": 8}, "token2wav_config": {}}
@@ -122,22 +206,35 @@ def write_base(path, text_config, weights, rng):
         json.dump({"metadata": {}, "weight_map": weight_map}, f, indent=2)
 
 
-def make_toy(out_dir, seed=0, n_vocab=None, overrides=None):
-    """Write DIR/flat, DIR/base and DIR/inputs; returns (text_config, input_ids, position_ids).
-    ``overrides`` replaces entries of the default text_config."""
+def make_toy(out_dir, seed=0, n_vocab=None, overrides=None, vision_overrides=None):
+    """Write DIR/flat, DIR/base, DIR/inputs and DIR/mm_inputs; returns (text_config, input_ids, position_ids).
+    ``overrides`` / ``vision_overrides`` replace entries of the default text / vision config (the vision
+    out_hidden_size follows the text hidden size unless overridden)."""
     rng = np.random.default_rng(seed)
     text_config = dict(TOY_TEXT_CONFIG)
     text_config.update(overrides or {})
     if n_vocab is not None:
         text_config["vocab_size"] = int(n_vocab)
+    vision_config = dict(TOY_VISION_CONFIG)
+    vision_config["out_hidden_size"] = text_config["hidden_size"]
+    vision_config.update(vision_overrides or {})
     weights = toy_text_weights(text_config, rng)
-    write_flat(os.path.join(out_dir, "flat"), text_config, weights)
-    write_base(os.path.join(out_dir, "base"), text_config, weights, rng)
+    vision_rng = np.random.default_rng([seed, 1])        # separate stream: the text weights stay as they were
+    weights.update(toy_vision_weights(vision_config, vision_rng))
+    write_flat(os.path.join(out_dir, "flat"), text_config, weights, vision_config)
+    write_base(os.path.join(out_dir, "base"), text_config, weights, rng, vision_config)
     ids, pos = toy_inputs(text_config["vocab_size"], rng)
     inputs = os.path.join(out_dir, "inputs")
     os.makedirs(inputs, exist_ok=True)
     np.save(os.path.join(inputs, "input_ids.npy"), ids)
     np.save(os.path.join(inputs, "position_ids.npy"), pos)
+    if text_config["vocab_size"] > max(TOKEN_IDS.values()):
+        mm_ids, pixel_values, grids = toy_mm_inputs(vision_config, TOY_MM_GRIDS, vision_rng)
+        mm = os.path.join(out_dir, "mm_inputs")
+        os.makedirs(mm, exist_ok=True)
+        np.save(os.path.join(mm, "input_ids.npy"), mm_ids)
+        np.save(os.path.join(mm, "pixel_values.npy"), pixel_values)
+        np.save(os.path.join(mm, "image_grid_thw.npy"), grids)
     return text_config, ids, pos
 
 
@@ -148,7 +245,7 @@ def main():
     parser.add_argument("--vocab", type=int, default=None, help="vocabulary size (default 151936)")
     args = parser.parse_args()
     make_toy(args.out, args.seed, args.vocab)
-    print("wrote %s/{flat,base,inputs}" % args.out)
+    print("wrote %s/{flat,base,inputs,mm_inputs}" % args.out)
 
 
 if __name__ == "__main__":

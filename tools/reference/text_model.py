@@ -230,14 +230,22 @@ class TextModel:
             trace.update(h=h, q=q, k=k, v=v, q_rot=q_rot, k_rot=k_rot, context=context, out=x)
         return x
 
-    def forward(self, input_ids, position_ids, attention_mode="bidirectional", cos_sin=None, traces=None):
+    def forward(self, input_ids, position_ids, attention_mode="bidirectional", cos_sin=None, traces=None,
+                inputs_embeds=None):
         """input_ids [n_tokens], position_ids [3, n_tokens] -> dict of float arrays.
         ``cos_sin`` overrides the rotary tables (for tests); ``traces`` (a list) receives one dict of
-        intermediates per layer."""
+        intermediates per layer; ``inputs_embeds`` [n_tokens, d_model] replaces the token embedding lookup
+        (the multimodal merge of spec §3.4 builds it; it is rounded to the working precision here)."""
         if attention_mode not in ATTENTION_MODES:
             raise ValueError("attention must be one of %s, got %r" % (ATTENTION_MODES, attention_mode))
         causal = attention_mode == "causal"
-        x = self.embed_tokens(input_ids)
+        if inputs_embeds is None:
+            x = self.embed_tokens(input_ids)
+        else:
+            x = self.num.round(inputs_embeds)
+            if x.ndim != 2 or x.shape[1] != self.cfg.d_model:
+                raise ValueError("inputs_embeds: expected [n_tokens, %d], got shape %s"
+                                 % (self.cfg.d_model, x.shape))
         inputs_embeds = x
         cos, sin = cos_sin if cos_sin is not None else self.rope_tables(position_ids)
         layer_outputs = []
