@@ -53,13 +53,8 @@ def non_negative_int(text):
     return value
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tokens", type=parse_int_list, default=[16, 128, 512, 2048],
-                   help="comma-separated sequence lengths (default 16,128,512,2048)")
-    p.add_argument("--threads", type=positive_int, default=2)
-    p.add_argument("--repeats", type=positive_int, default=3, help="timed runs per token count")
-    p.add_argument("--warmup", type=non_negative_int, default=1, help="untimed runs per token count")
+def add_decoder_args(p):
+    """The decoder's shape options (defaults: the 3B). torch_vision.py shares them."""
     p.add_argument("--layers", type=positive_int, default=36)
     p.add_argument("--hidden", type=positive_int, default=2048)
     p.add_argument("--heads", type=positive_int, default=16)
@@ -69,8 +64,10 @@ def parse_args(argv):
     p.add_argument("--rms-eps", type=float, default=1e-6)
     p.add_argument("--mrope-section", default="16,24,24",
                    help="M-RoPE split of head_dim/2 over the (temporal, height, width) rows (default 16,24,24)")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+
+
+def check_decoder_args(p, args):
+    """Validates the options of add_decoder_args; turns --mrope-section into a list."""
     if args.hidden % args.heads != 0:
         p.error(f"--hidden {args.hidden} is not a multiple of --heads {args.heads}")
     if args.heads % args.kv_heads != 0:
@@ -84,44 +81,59 @@ def parse_args(argv):
         p.error(f"--mrope-section: {e}")
     if sum(args.mrope_section) != head_dim // 2:
         p.error(f"--mrope-section {args.mrope_section} must sum to head_dim/2 = {head_dim // 2}")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tokens", type=parse_int_list, default=[16, 128, 512, 2048],
+                   help="comma-separated sequence lengths (default 16,128,512,2048)")
+    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed runs per token count")
+    p.add_argument("--warmup", type=non_negative_int, default=1, help="untimed runs per token count")
+    add_decoder_args(p)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    check_decoder_args(p, args)
     return args
 
 
-def main(argv):
-    args = parse_args(argv)
+def random_source(torch, dt, pool_n):
+    """rand(*shape): a bf16 tensor of that shape with its own memory, cut from one random pool of pool_n values.
 
-    # The bf16 matmuls go to oneDNN (OpenMP); nothing here runs on OpenBLAS, but keep its pool from spinning.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
-    try:
-        import torch
-        import torch.nn.functional as F
-    except Exception as e:  # ImportError, or a broken install raising anything else
-        emit({"peer": PEER, "skipped": f"cannot import torch with {sys.executable}: {e}"})
-        return 0
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    dt = torch.bfloat16
-    H = args.hidden
-    nh = args.heads
-    nkv = args.kv_heads
-    hd = H // nh
-    groups = nh // nkv
-    log(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mkldnn={torch.backends.mkldnn.is_available()}")
-
-    # ---- random weights -------------------------------------------------------------------------------------------
-    # One random pool, sliced and copied per tensor: every layer owns distinct memory (as a real model does), but
-    # filling 3 B values with randn would take longer than the benchmark. Values do not affect speed.
-    t0 = time.perf_counter()
-    pool_n = max(args.ffn * H, H * H) + 4096
+    Every tensor owns distinct memory (as a real model's do), but filling billions of values with randn would take
+    longer than the benchmark. Values do not affect speed. Each call shifts the window so that neighbours differ.
+    """
     pool = (torch.randn(pool_n, dtype=torch.float32) * 0.02).to(dt)
     cursor = [0]
 
     def rand(*shape):
         n = math.prod(shape)
         start = cursor[0] % (pool_n - n + 1)
-        cursor[0] += 7919  # shift the window so that neighbouring tensors differ
+        cursor[0] += 7919
         return pool[start:start + n].view(*shape).clone()
+
+    return rand
+
+
+def build_decoder(torch, args, log):
+    """Allocates the decoder's random bf16 weights and returns embed(inputs_embeds, positions=None).
+
+    embed takes the [S, hidden] bf16 input embeddings and, optionally, the [3, S] M-RoPE position rows (temporal,
+    height, width; text positions 0..S-1 on all three rows when omitted), and returns the L2-normalised mean-pooled
+    fp32 embedding. torch_vision.py reuses it. Call torch.manual_seed before it for reproducible weights.
+    """
+    import torch.nn.functional as F
+
+    dt = torch.bfloat16
+    H = args.hidden
+    nh = args.heads
+    nkv = args.kv_heads
+    hd = H // nh
+    groups = nh // nkv
+
+    # ---- random weights -------------------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    rand = random_source(torch, dt, max(args.ffn * H, H * H) + 4096)
 
     def ones(n):
         return torch.ones(n, dtype=dt)
@@ -138,7 +150,7 @@ def main(argv):
             "gate_w": rand(args.ffn, H), "up_w": rand(args.ffn, H), "down_w": rand(H, args.ffn),
         })
     final_norm = ones(H)
-    del pool
+    del rand  # frees the pool
     log(f"weights ready in {time.perf_counter() - t0:.1f} s "
         f"({args.layers} layers, hidden {H}, heads {nh}/{nkv}, ffn {args.ffn})")
 
@@ -152,9 +164,8 @@ def main(argv):
 
     inv_freq = 1.0 / (args.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
 
-    def mrope_cos_sin(seq):
-        # text positions: the temporal, height and width rows are all 0..S-1
-        pos = torch.arange(seq, dtype=torch.float32).unsqueeze(0).expand(3, seq)       # [3, S]
+    def mrope_cos_sin(positions):
+        pos = positions.to(torch.float32)                                               # [3, S]
         freqs = pos.unsqueeze(-1) * inv_freq.view(1, 1, -1)                           # [3, S, hd/2]
         emb = torch.cat((freqs, freqs), dim=-1)                                        # [3, S, hd]
         cos, sin = emb.cos().to(dt), emb.sin().to(dt)
@@ -192,14 +203,39 @@ def main(argv):
         x = x + F.linear(F.silu(F.linear(h, L["gate_w"])) * F.linear(h, L["up_w"]), L["down_w"])
         return x
 
-    def embed(inputs_embeds):
-        cos, sin = mrope_cos_sin(inputs_embeds.shape[0])
+    def embed(inputs_embeds, positions=None):
+        seq = inputs_embeds.shape[0]
+        if positions is None:
+            # text positions: the temporal, height and width rows are all 0..S-1
+            positions = torch.arange(seq, dtype=torch.float32).unsqueeze(0).expand(3, seq)
+        cos, sin = mrope_cos_sin(positions)
         x = inputs_embeds
         for L in layers:
             x = layer_forward(x, L, cos, sin)
         x = rms_norm(x, final_norm)
         pooled = x.to(torch.float32).mean(dim=0)
         return pooled / pooled.norm().clamp_min(1e-12)
+
+    return embed
+
+
+def main(argv):
+    args = parse_args(argv)
+
+    # The bf16 matmuls go to oneDNN (OpenMP); nothing here runs on OpenBLAS, but keep its pool from spinning.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
+    try:
+        import torch
+    except Exception as e:  # ImportError, or a broken install raising anything else
+        emit({"peer": PEER, "skipped": f"cannot import torch with {sys.executable}: {e}"})
+        return 0
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    dt = torch.bfloat16
+    H = args.hidden
+    log(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mkldnn={torch.backends.mkldnn.is_available()}")
+    embed = build_decoder(torch, args, log)
 
     # ---- measure --------------------------------------------------------------------------------------------------
     version = torch.__version__
