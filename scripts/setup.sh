@@ -10,8 +10,12 @@ PACKAGES=(
   libdnnl-dev            # oneDNN 2.6: matmul
   nlohmann-json3-dev libutf8proc-dev libcli11-dev libfmt-dev
   libcurl4-openssl-dev   # Hugging Face Hub downloads
+  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev  # FFmpeg: media decoding
+  libjpeg62-turbo-dev libwebp-dev  # JPEG and WebP decoded by the same libraries Pillow uses (bit-exact pixels)
+  zlib1g-dev             # the media tests write hand-made PNG files
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy  # the independent reference implementation used by the tests
+  python3-pil ffmpeg     # test-time oracle for image preprocessing; test media generation
 )
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)

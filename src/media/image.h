@@ -1,0 +1,85 @@
+// Still images: decoding into 8-bit RGB (the pixels Pillow's Image.open(...).convert("RGB") gives, with RGBA
+// composited onto white as qwen-omni-utils does), and the Qwen2.5-Omni image preprocessing of spec
+// qwen25-omni-thinker.md §6.1: smart_resize, Pillow-exact bicubic resize, CLIP normalisation, patchify.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace oe::media {
+
+// Interleaved 8-bit RGB, row-major [height, width, 3].
+struct RgbImage {
+  int64_t width = 0;
+  int64_t height = 0;
+  std::vector<uint8_t> pixels;
+};
+
+struct ImageDecodeOptions {
+  // EXIF orientation is not applied by default, as the reference (PIL.Image.open) does not apply it. Exception, as
+  // in the reference: a TIFF's own Orientation tag is always applied (Pillow does so when it loads a TIFF).
+  bool apply_exif_orientation = false;
+  // Images with more pixels than this are refused from their header, before any pixel buffer is allocated
+  // (decompression-bomb guard). The default is Pillow's error threshold, 2 · 89,478,485.
+  int64_t max_decoded_pixels = 2 * 89'478'485LL;
+};
+
+// Decodes the image file at `path` (PNG, JPEG incl. progressive and CMYK, WebP, BMP, TIFF, GIF first frame; 8 or
+// 16 bits; grey, palette, alpha). Throws InvalidInput naming the file for unreadable, truncated, unknown or
+// over-limit input; IoError when the file cannot be opened; Unsupported (also naming the file) for a valid file
+// that uses a feature this decoder lacks (animated WebP, a JPEG with 2 components).
+RgbImage decode_image(const std::filesystem::path& path, const ImageDecodeOptions& options = {});
+// Same from bytes in memory; `name` is used in error messages.
+RgbImage decode_image(std::span<const uint8_t> bytes, const std::string& name, const ImageDecodeOptions& options = {});
+
+// smart_resize (spec §6.1.2): the (height, width) the reference resizes to, multiples of `factor`. Python's
+// round-half-to-even; throws InvalidInput when max(h, w) / min(h, w) > 200 or a side is not positive.
+struct ResizedSize {
+  int64_t height = 0;
+  int64_t width = 0;
+};
+ResizedSize smart_resize(int64_t height, int64_t width, int64_t factor, int64_t min_pixels, int64_t max_pixels);
+
+// Pillow's Image.resize((width, height), Image.BICUBIC) on 8-bit RGB, bit for bit (separable passes, a = -0.5,
+// support scaled when downsampling, fixed-point coefficients, uint8 rounding between passes). Returns a copy
+// when the size is unchanged.
+RgbImage resize_bicubic(const RgbImage& image, int64_t width, int64_t height);
+
+// The image processor's settings (preprocessor_config.json of the checkpoint; the defaults are the reference's).
+struct VisionPreprocessConfig {
+  int64_t patch_size = 14;
+  int64_t temporal_patch_size = 2;
+  int64_t merge_size = 2;
+  int64_t min_pixels = 3136;
+  int64_t max_pixels = 12'845'056;
+  std::array<float, 3> mean = {0.48145466f, 0.4578275f, 0.40821073f};
+  std::array<float, 3> std = {0.26862954f, 0.26130258f, 0.27577711f};
+  int64_t factor() const { return patch_size * merge_size; }
+
+  // Reads `dir`/preprocessor_config.json when present (keys patch_size, temporal_patch_size, merge_size,
+  // min_pixels, max_pixels, image_mean, image_std); missing file = defaults. Invalid values throw InvalidInput.
+  static VisionPreprocessConfig load(const std::filesystem::path& dir);
+};
+
+// Patchified, normalised pixels of one image or video: rows of length C·temporal_patch·patch·patch (1176), one per
+// patch, in the reference's order (spec §6.1.3 step 4 / §4.2); grid in patch units.
+struct PixelPatches {
+  int64_t grid_t = 0, grid_h = 0, grid_w = 0;
+  int64_t row_len = 0;
+  std::vector<float> values;  // [grid_t·grid_h·grid_w, row_len]
+  int64_t n_rows() const { return grid_t * grid_h * grid_w; }
+};
+
+// Normalise ((x/255 - mean)/std in fp32) and patchify frames of identical size (height and width multiples of
+// patch·merge). A frame count that is not a multiple of temporal_patch_size is padded by repeating the last frame
+// (an image is one frame, so it becomes 2 identical frames, grid_t = 1).
+PixelPatches patchify(std::span<const RgbImage* const> frames, const VisionPreprocessConfig& config);
+
+// The whole image path: smart_resize with config's limits, resize_bicubic, patchify.
+PixelPatches preprocess_image(const RgbImage& image, const VisionPreprocessConfig& config);
+
+}  // namespace oe::media
