@@ -72,6 +72,28 @@ void mrope_tables(const int64_t* pos, int64_t n_tokens, int64_t d_head, float th
   }
 }
 
+void vision_rotary_tables(const int64_t* rows, const int64_t* cols, int64_t n_tokens, int64_t d_head, float theta,
+                          float* cos, float* sin) {
+  OE_CHECK(d_head > 0 && d_head % 4 == 0, "vision_rotary_tables d_head={} must be a multiple of 4", d_head);
+  const int64_t half = d_head / 2, quarter = d_head / 4;
+  // The reference's VisionRotaryEmbedding(dim = d_head/2): 1/theta^(arange(0, dim, 2)/dim); computed in double and
+  // rounded once, as for the text tower.
+  std::vector<float> inv_freq(static_cast<size_t>(quarter));
+  for (int64_t j = 0; j < quarter; ++j)
+    inv_freq[j] = static_cast<float>(1.0 / std::pow(static_cast<double>(theta), 2.0 * j / static_cast<double>(half)));
+#pragma omp parallel for schedule(static) if (n_tokens * d_head >= PARALLEL_MIN_ELEMENTS)
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    float* cr = cos + t * d_head;
+    float* sr = sin + t * d_head;
+    for (int64_t i = 0; i < half; ++i) {
+      const int64_t p = i < quarter ? rows[t] : cols[t];
+      const float angle = static_cast<float>(p) * inv_freq[i % quarter];  // one fp32 multiply
+      cr[i] = cr[i + half] = static_cast<float>(std::cos(static_cast<double>(angle)));
+      sr[i] = sr[i + half] = static_cast<float>(std::sin(static_cast<double>(angle)));
+    }
+  }
+}
+
 void apply_rotary(float* x, int64_t ld, int64_t n_tokens, int64_t n_heads, int64_t d_head, const float* cos,
                   const float* sin, Compute compute) {
   const int64_t half = d_head / 2;

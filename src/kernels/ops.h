@@ -20,6 +20,13 @@ void rms_norm(const float* x, int64_t n_rows, int64_t d, const float* w, float e
 void mrope_tables(const int64_t* pos, int64_t n_tokens, int64_t d_head, float theta, const std::vector<int>& sections,
                   float* cos, float* sin, Compute compute);
 
+// 2-D rotary tables of the vision tower (spec qwen25-omni-thinker.md §4.3), [n_tokens, d_head] each. Token t sits at
+// patch row rows[t], column cols[t]. With q = d_head/4 frequencies inv_freq[j] = 1/theta^(4j/d_head) (fp32), the
+// angles are φ[j] = row·inv_freq[j] and φ[q + j] = col·inv_freq[j] (one fp32 multiply each), laid out cat(φ, φ).
+// cos and sin stay fp32 (the vision tower rotates in fp32); d_head must be a multiple of 4.
+void vision_rotary_tables(const int64_t* rows, const int64_t* cols, int64_t n_tokens, int64_t d_head, float theta,
+                          float* cos, float* sin);
+
 // rotate_half rotary in place on x [n_tokens, n_heads·d_head] (row stride ld) with per-token tables cos/sin
 // [n_tokens, d_head]: out[f] = x[f]·c − x[f+h]·s, out[f+h] = x[f+h]·c + x[f]·s, h = d_head/2.
 // BF16: each product and the sum are rounded to bf16.

@@ -98,6 +98,20 @@ VisionConfig parse_vision(const Reader& r) {
   v.window_size = r.integer("window_size");
   v.out_d_model = r.integer("out_hidden_size");
   v.fullatt_block_indexes = r.int_list("fullatt_block_indexes");
+  v.hidden_act = r.has("hidden_act") ? r.at("hidden_act").get<std::string>() : "silu";
+  if (v.hidden_act != "silu")
+    throw Unsupported(fmt::format("{}: hidden_act \"{}\" (only silu is implemented)", r.where(), v.hidden_act));
+  if (v.d_model % v.n_heads != 0 || (v.d_model / v.n_heads) % 4 != 0)
+    throw InvalidInput(fmt::format("{}: hidden_size {} / num_heads {} must be a whole head size divisible by 4 "
+                                   "(the 2-D rotary splits it in row and column halves)",
+                                   r.where(), v.d_model, v.n_heads));
+  const int64_t merged_patch = v.spatial_merge_size * v.patch_size;
+  if (v.window_size % merged_patch != 0)
+    throw InvalidInput(fmt::format("{}: window_size {} is not a multiple of spatial_merge_size·patch_size = {}",
+                                   r.where(), v.window_size, merged_patch));
+  for (int b : v.fullatt_block_indexes)
+    if (b < 0 || b >= v.depth)
+      throw InvalidInput(fmt::format("{}: fullatt_block_indexes has {}, outside [0, depth = {})", r.where(), b, v.depth));
   return v;
 }
 

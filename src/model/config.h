@@ -35,6 +35,11 @@ struct VisionConfig {
   int64_t depth = 0, d_model = 0, n_heads = 0, d_ff = 0, in_channels = 0, patch_size = 0, temporal_patch_size = 0,
           spatial_merge_size = 0, window_size = 0, out_d_model = 0;
   std::vector<int> fullatt_block_indexes;
+  std::string hidden_act;  // must be "silu"
+  // Not in config.json: the reference hard-codes them (spec §1.2).
+  float rms_norm_eps = 1e-6f;
+  float rope_theta = 10000.0f;
+  int64_t d_head() const { return d_model / n_heads; }
 };
 
 struct AudioConfig {

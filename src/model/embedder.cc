@@ -5,7 +5,9 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/tensor.h"
+#include "core/timer.h"
 #include "io/npy.h"
+#include "model/rope_index.h"
 
 namespace oe::model {
 
@@ -24,6 +26,18 @@ void write_prepared_input(const std::filesystem::path& dir, const PreparedInput&
   Tensor pos({3, 1, p.n_tokens()}, DType::I64);
   std::copy(p.position_ids.begin(), p.position_ids.end(), pos.ptr<int64_t>());
   io::write_npy(dir / "position_ids.npy", pos);
+  if (p.image_grids.empty()) return;
+  const int64_t rows = static_cast<int64_t>(p.pixel_values.size()) / p.pixel_row_len;
+  Tensor pv({rows, p.pixel_row_len}, DType::F32);
+  std::copy(p.pixel_values.begin(), p.pixel_values.end(), pv.ptr<float>());
+  io::write_npy(dir / "pixel_values.npy", pv);
+  Tensor grid({static_cast<int64_t>(p.image_grids.size()), 3}, DType::I64);
+  for (size_t i = 0; i < p.image_grids.size(); ++i) {
+    grid.ptr<int64_t>()[3 * i] = p.image_grids[i].t;
+    grid.ptr<int64_t>()[3 * i + 1] = p.image_grids[i].h;
+    grid.ptr<int64_t>()[3 * i + 2] = p.image_grids[i].w;
+  }
+  io::write_npy(dir / "image_grid_thw.npy", grid);
 }
 
 Embedder::Embedder(std::shared_ptr<const Model> model, EmbedOptions options)
@@ -39,28 +53,138 @@ int64_t Embedder::max_tokens() const {
   return options_.max_tokens > 0 ? std::min(options_.max_tokens, limit) : limit;
 }
 
+media::VisionPreprocessConfig Embedder::image_config() const {
+  media::VisionPreprocessConfig c = model_->vision_preprocess();
+  if (options_.image_min_pixels > 0) c.min_pixels = options_.image_min_pixels;
+  if (options_.image_max_pixels > 0) c.max_pixels = options_.image_max_pixels;
+  if (c.min_pixels > c.max_pixels)
+    throw InvalidInput(fmt::format("image min_pixels {} is larger than max_pixels {}", c.min_pixels, c.max_pixels));
+  return c;
+}
+
 PreparedInput Embedder::prepare(const EmbedRequest& request) const {
-  if (request.role == text::Role::Query && request.text.empty())
-    throw InvalidInput("the query text is empty: a query needs some text");
-  std::string prompt = text::render_text_prompt(request.role, request.text, options_.prompts);
-  auto ids32 = model_->tokenizer().encode(prompt);
-  PreparedInput p;
-  p.input_ids.assign(ids32.begin(), ids32.end());
-  p.original_tokens = p.n_tokens();
-  const int64_t limit = max_tokens();
-  if (p.n_tokens() > limit) {
-    // Keep the head and as much of the user text as fits, then the closing tokens.
-    p.input_ids.resize(static_cast<size_t>(limit - static_cast<int64_t>(tail_ids_.size())));
-    p.input_ids.insert(p.input_ids.end(), tail_ids_.begin(), tail_ids_.end());
-    p.truncated = true;
+  Timer timer;
+  std::vector<media::PixelPatches> images;
+  const media::VisionPreprocessConfig config = request.images.empty() ? media::VisionPreprocessConfig{} : image_config();
+  for (const auto& path : request.images) {
+    media::RgbImage image = media::decode_image(path, options_.image_decode);  // its errors name the file
+    images.push_back(with_context(path.string(), [&] { return media::preprocess_image(image, config); }));
   }
-  p.position_ids = text_position_ids(p.n_tokens());
+  const double seconds = timer.seconds();
+  PreparedInput p = assemble(request.role, request.text, std::move(images));
+  p.preprocess_seconds = seconds;
   return p;
 }
 
+PreparedInput Embedder::prepare(text::Role role, const std::string& text,
+                                const std::vector<media::RgbImage>& images) const {
+  Timer timer;
+  std::vector<media::PixelPatches> patches;
+  const media::VisionPreprocessConfig config = images.empty() ? media::VisionPreprocessConfig{} : image_config();
+  for (size_t i = 0; i < images.size(); ++i)
+    patches.push_back(with_context(fmt::format("image {}", i + 1),
+                                   [&] { return media::preprocess_image(images[i], config); }));
+  const double seconds = timer.seconds();
+  PreparedInput p = assemble(role, text, std::move(patches));
+  p.preprocess_seconds = seconds;
+  return p;
+}
+
+PreparedInput Embedder::assemble(text::Role role, const std::string& text,
+                                 std::vector<media::PixelPatches> images) const {
+  if (role == text::Role::Query && text.empty() && images.empty())
+    throw InvalidInput("the query is empty: a query needs some text or an image");
+  const text::Tokenizer& tok = model_->tokenizer();
+  const TokenIds& ids = model_->config().tokens;
+  const int64_t merge_unit = model_->config().vision.spatial_merge_size * model_->config().vision.spatial_merge_size;
+  PreparedInput p;
+  // The user content is the prefixed text, then each image block (spec omni-embed-nemotron.md §2 item 2). Special
+  // tokens split the text before pre-tokenization, so tokenizing the parts separately gives the ids of the whole.
+  const text::ChatParts parts = text::chat_parts(options_.prompts);
+  auto head = tok.encode(parts.head + options_.prompts.prefix(role) + text);
+  for (int64_t reserved : {ids.image, ids.video, ids.audio})
+    if (std::find(head.begin(), head.end(), reserved) != head.end())
+      throw InvalidInput(fmt::format("the text contains the special token {}, which only media placeholders may use",
+                                     tok.id_to_token(static_cast<int32_t>(reserved))));
+  std::vector<int64_t> media_ids;
+  for (const auto& im : images) {
+    if (im.row_len != images.front().row_len || im.n_rows() % merge_unit != 0)
+      throw InvalidInput(fmt::format("image patches of {} rows × {} do not fit the vision tower", im.n_rows(),
+                                     im.row_len));
+    p.image_grids.push_back({im.grid_t, im.grid_h, im.grid_w});
+    media_ids.push_back(ids.vision_start);
+    media_ids.insert(media_ids.end(), static_cast<size_t>(im.n_rows() / merge_unit), ids.image);
+    media_ids.push_back(ids.vision_end);
+  }
+  const int64_t total = static_cast<int64_t>(head.size() + media_ids.size() + tail_ids_.size());
+  p.original_tokens = total;
+  const int64_t limit = max_tokens();
+  size_t keep_head = head.size();
+  if (total > limit) {
+    // Cut the user text; media blocks are never cut (a partial image would not match its encoder rows).
+    const int64_t fixed = static_cast<int64_t>(media_ids.size() + tail_ids_.size());
+    const int64_t head_min = static_cast<int64_t>(tok.encode(parts.head).size());
+    if (limit - fixed < head_min)
+      throw InvalidInput(fmt::format("the item needs {} tokens for its images alone, more than the limit of {} tokens; "
+                                     "lower the image budget (max pixels)",
+                                     fixed + head_min, limit));
+    keep_head = static_cast<size_t>(limit - fixed);
+    p.truncated = true;
+  }
+  p.input_ids.assign(head.begin(), head.begin() + static_cast<std::ptrdiff_t>(keep_head));
+  p.input_ids.insert(p.input_ids.end(), media_ids.begin(), media_ids.end());
+  p.input_ids.insert(p.input_ids.end(), tail_ids_.begin(), tail_ids_.end());
+  if (images.empty()) {
+    p.position_ids = text_position_ids(p.n_tokens());
+  } else {
+    RopeMedia rm;
+    rm.images = p.image_grids;
+    p.position_ids = tmrope_position_ids(p.input_ids, ids, model_->config().vision.spatial_merge_size, rm);
+    p.pixel_row_len = images.front().row_len;
+    size_t n = 0;
+    for (const auto& im : images) n += im.values.size();
+    p.pixel_values.reserve(n);
+    for (auto& im : images) {
+      p.pixel_values.insert(p.pixel_values.end(), im.values.begin(), im.values.end());
+      std::vector<float>().swap(im.values);
+    }
+  }
+  return p;
+}
+
+void Embedder::merge_images(const PreparedInput& item, float* embeds, int64_t d, std::vector<float>* vision_out) const {
+  const VisionEncoder& enc = model_->vision_encoder();
+  if (enc.config().out_d_model != d)
+    throw InvalidInput(fmt::format("vision out_hidden_size {} differs from the text hidden_size {}",
+                                   enc.config().out_d_model, d));
+  if (item.pixel_row_len != enc.row_len())
+    throw InvalidInput(fmt::format("pixel rows have {} values but the vision tower takes {}", item.pixel_row_len,
+                                   enc.row_len()));
+  int64_t n_patches = 0;
+  for (const auto& g : item.image_grids) n_patches += g.patches();
+  OE_CHECK(static_cast<int64_t>(item.pixel_values.size()) == n_patches * enc.row_len());
+  const int64_t n_rows = n_patches / enc.merge_unit();
+  std::vector<float> rows(static_cast<size_t>(n_rows * d));
+  enc.encode(item.pixel_values.data(), item.image_grids, rows.data());
+  // The encoder rows replace the <|IMAGE|> embeddings in sequence order (spec §3.4).
+  const int64_t image_id = model_->config().tokens.image;
+  int64_t r = 0;
+  for (int64_t i = 0; i < item.n_tokens(); ++i) {
+    if (item.input_ids[static_cast<size_t>(i)] != image_id) continue;
+    if (r == n_rows) break;
+    std::copy_n(rows.data() + r * d, d, embeds + i * d);
+    ++r;
+  }
+  const int64_t placeholders = std::count(item.input_ids.begin(), item.input_ids.end(), image_id);
+  if (placeholders != n_rows)
+    throw InvalidInput(fmt::format("the item has {} image placeholder tokens but its images give {} rows",
+                                   placeholders, n_rows));
+  if (vision_out) vision_out->insert(vision_out->end(), rows.begin(), rows.end());
+}
+
 std::vector<Embedding> Embedder::embed_prepared(const std::vector<PreparedInput>& items,
-                                                std::vector<float>* last_hidden,
-                                                const LayerObserver& observer) const {
+                                                std::vector<float>* last_hidden, const LayerObserver& observer,
+                                                EmbedTimings* timings, std::vector<float>* vision_out) const {
   const TextDecoder& dec = model_->text_decoder();
   const int64_t d = dec.config().d_model;
   std::vector<Embedding> out;
@@ -85,6 +209,13 @@ std::vector<Embedding> Embedder::embed_prepared(const std::vector<PreparedInput>
   }
   auto embeds = aligned_array<float>(static_cast<size_t>(total * d));
   dec.embed(ids.data(), total, embeds.get());
+  Timer vision_timer;
+  if (vision_out) vision_out->clear();
+  for (size_t s = 0; s < items.size(); ++s)
+    if (!items[s].image_grids.empty())
+      merge_images(items[s], embeds.get() + in.cu_seqlens[s] * d, d, vision_out);
+  if (timings) timings->vision = vision_timer.seconds();
+  Timer decoder_timer;
   in.inputs_embeds = embeds.get();
   in.position_ids = pos.data();
   in.n_tokens = total;
@@ -92,6 +223,7 @@ std::vector<Embedding> Embedder::embed_prepared(const std::vector<PreparedInput>
   if (items.size() == 1) in.cu_seqlens.clear();
   std::vector<float> hidden(static_cast<size_t>(total * d));
   dec.forward(in, options_.attention, hidden.data(), observer);
+  if (timings) timings->decoder = decoder_timer.seconds();
 
   // Masked mean over every token of each item, in fp32 (the reference pools bf16 values), then L2.
   for (size_t s = 0; s < items.size(); ++s) {

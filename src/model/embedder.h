@@ -1,6 +1,7 @@
 // The embedding pipeline of one or more items: prompt → token ids → TMRoPE positions → bidirectional decoder →
-// masked mean over every token → L2 normalisation (spec omni-embed-nemotron.md §2). Text items for now; media items
-// join through the same PreparedInput.
+// masked mean over every token → L2 normalisation (spec omni-embed-nemotron.md §2). Items are text, images or both;
+// images go through the processor (media/image.h) and the vision tower, whose rows replace the <|IMAGE|>
+// placeholders.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "media/image.h"
 #include "model/model.h"
+#include "model/vision_encoder.h"
 #include "model/text_decoder.h"
 #include "text/prompt.h"
 
@@ -23,11 +26,16 @@ struct EmbedOptions {
   // Longest token sequence; 0 = the config's max_position_embeddings. Longer items are truncated (the user text
   // is cut, the closing "<|im_end|>\n" kept) and flagged.
   int64_t max_tokens = 0;
+  // Image budget in pixels (smart_resize limits); 0 = the checkpoint's preprocessor_config.json.
+  int64_t image_min_pixels = 0;
+  int64_t image_max_pixels = 0;
+  media::ImageDecodeOptions image_decode;
 };
 
 struct EmbedRequest {
   text::Role role = text::Role::Query;
   std::string text;
+  std::vector<std::filesystem::path> images;  // placed after the text, in this order
 };
 
 // What the model sees for one item; dumped by --dump-inputs.
@@ -36,6 +44,11 @@ struct PreparedInput {
   std::vector<int64_t> position_ids;  // [3, n_tokens] (rows T, H, W)
   bool truncated = false;
   int64_t original_tokens = 0;        // before truncation
+  // Images: patchified pixels [Σ patches, row_len] and one grid per image, in placeholder order.
+  std::vector<GridTHW> image_grids;
+  std::vector<float> pixel_values;
+  int64_t pixel_row_len = 0;
+  double preprocess_seconds = 0;      // decoding and preprocessing of the media
   int64_t n_tokens() const { return static_cast<int64_t>(input_ids.size()); }
 };
 
@@ -45,18 +58,29 @@ struct Embedding {
   bool truncated = false;
 };
 
+// Where the time of embed_prepared went (seconds), for benchmarks and --verbose output.
+struct EmbedTimings {
+  double vision = 0;
+  double decoder = 0;
+};
+
 class Embedder {
  public:
   Embedder(std::shared_ptr<const Model> model, EmbedOptions options);
 
-  // Renders and tokenizes one item. InvalidInput for bad UTF-8 and the like.
+  // Renders and tokenizes one item, decoding and preprocessing its images. InvalidInput for bad UTF-8, an
+  // unreadable image and the like, naming the input.
   PreparedInput prepare(const EmbedRequest& request) const;
+  // The same for images already decoded (names are used in messages).
+  PreparedInput prepare(text::Role role, const std::string& text, const std::vector<media::RgbImage>& images) const;
   // Embeds several prepared items in ONE decoder pass: items are packed one after another as attention segments
   // (no padding), so each vector equals the one computed alone. `last_hidden` (optional) receives the final
   // hidden states [Σ n_tokens, d_model]; `observer` sees the residual stream after each layer.
+  // `vision_out` (optional) receives the vision tower's merged rows of all items, in order.
   std::vector<Embedding> embed_prepared(const std::vector<PreparedInput>& items,
                                         std::vector<float>* last_hidden = nullptr,
-                                        const LayerObserver& observer = {}) const;
+                                        const LayerObserver& observer = {}, EmbedTimings* timings = nullptr,
+                                        std::vector<float>* vision_out = nullptr) const;
   Embedding embed(const EmbedRequest& request) const;
 
   const Model& model() const { return *model_; }
@@ -66,11 +90,17 @@ class Embedder {
  private:
   std::shared_ptr<const Model> model_;
   EmbedOptions options_;
+  media::VisionPreprocessConfig image_config() const;
+  // Encodes the item's images and writes their rows over its <|IMAGE|> embeddings (embeds: the item's rows).
+  void merge_images(const PreparedInput& item, float* embeds, int64_t d, std::vector<float>* vision_out) const;
+  PreparedInput assemble(text::Role role, const std::string& text, std::vector<media::PixelPatches> images) const;
+
   std::vector<int64_t> tail_ids_;  // tokens of the closing "<|im_end|>\n"
 };
 
 // Writes what the model sees for one item, in the Hugging Face shapes, so another implementation can be fed the
-// same inputs: `dir`/input_ids.npy (int64 [1, S]) and `dir`/position_ids.npy (int64 [3, 1, S]). Creates `dir`.
+// same inputs: `dir`/input_ids.npy (int64 [1, S]) and `dir`/position_ids.npy (int64 [3, 1, S]); with images also
+// pixel_values.npy (float32 [Σ patches, row_len]) and image_grid_thw.npy (int64 [n_images, 3]). Creates `dir`.
 void write_prepared_input(const std::filesystem::path& dir, const PreparedInput& input);
 
 // Text-only positions: all three rows equal 0..n-1 (thinker spec §8.1).

@@ -39,6 +39,9 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
     return std::make_unique<TextDecoder>(m->config_.text, *m->ckpt_, m->config_.tensor_prefix, options.compute,
                                          options.progress);
   });
+  m->vision_preprocess_ = with_context("loading preprocessor_config.json",
+                                       [&] { return media::VisionPreprocessConfig::load(dir); });
+  if (options.load_vision) m->vision_encoder();
   if (m->tokenizer_->vocab_size() > m->config_.text.vocab_size)
     throw InvalidInput(fmt::format("tokenizer.json has {} ids but the model's vocab_size is {}",
                                    m->tokenizer_->vocab_size(), m->config_.text.vocab_size));
@@ -46,6 +49,23 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
   log_debug("loaded {} in {:.2f} s ({} layout, {})", dir.string(), m->load_seconds_, layout_name(m->config_.layout),
             kernels::compute_name(options.compute));
   return m;
+}
+
+const VisionEncoder& Model::vision_encoder() const {
+  std::lock_guard lock(vision_mutex_);
+  if (!vision_) {
+    Timer timer;
+    vision_ = with_context("loading vision encoder", [&] {
+      return std::make_unique<VisionEncoder>(config_.vision, *ckpt_, config_.tensor_prefix, compute_);
+    });
+    log_debug("loaded the vision encoder in {:.2f} s", timer.seconds());
+  }
+  return *vision_;
+}
+
+bool Model::vision_loaded() const {
+  std::lock_guard lock(vision_mutex_);
+  return vision_ != nullptr;
 }
 
 }  // namespace oe::model

@@ -5,12 +5,15 @@
 
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "io/safetensors.h"
 #include "kernels/compute.h"
 #include "model/config.h"
+#include "media/image.h"
 #include "model/text_decoder.h"
+#include "model/vision_encoder.h"
 #include "text/prompt.h"
 #include "text/tokenizer.h"
 
@@ -19,19 +22,26 @@ namespace oe::model {
 struct LoadOptions {
   kernels::Compute compute = kernels::Compute::BF16;
   LoadProgress progress;  // called as the decoder's layers are packed
+  bool load_vision = false;  // load the vision tower now rather than on first use
 };
 
 class Model {
  public:
   // `dir`: a checkpoint folder (config.json, tokenizer.json, safetensors). Only the text decoder is read and
   // packed here; the vision and audio towers are neither read nor paged in (their tensors stay untouched in the
-  // memory map). Errors carry the stage: "loading config", "loading tokenizer", "loading text decoder".
+  // memory map) until first used. Errors carry the stage: "loading config", "loading tokenizer", "loading text
+  // decoder".
   static std::shared_ptr<const Model> load(const std::filesystem::path& dir, const LoadOptions& options = {});
 
   const std::filesystem::path& dir() const { return dir_; }
   const ModelConfig& config() const { return config_; }
   const text::Tokenizer& tokenizer() const { return *tokenizer_; }
   const TextDecoder& text_decoder() const { return *text_; }
+  // The vision tower, loaded and packed on the first call (thread-safe; a failed load is retried by the next call).
+  const VisionEncoder& vision_encoder() const;
+  bool vision_loaded() const;
+  // The image processor's settings from preprocessor_config.json (defaults when absent).
+  const media::VisionPreprocessConfig& vision_preprocess() const { return vision_preprocess_; }
   // Prompt defaults: the chat template's system turn and the prefixes from config_sentence_transformers.json.
   const text::PromptOptions& prompt_defaults() const { return prompts_; }
   kernels::Compute compute() const { return compute_; }
@@ -44,6 +54,9 @@ class Model {
   std::unique_ptr<io::Checkpoint> ckpt_;
   std::unique_ptr<text::Tokenizer> tokenizer_;
   std::unique_ptr<TextDecoder> text_;
+  mutable std::mutex vision_mutex_;
+  mutable std::unique_ptr<VisionEncoder> vision_;
+  media::VisionPreprocessConfig vision_preprocess_;
   text::PromptOptions prompts_;
   kernels::Compute compute_ = kernels::Compute::BF16;
   double load_seconds_ = 0;

@@ -163,6 +163,25 @@ TEST(SiluMul, RandomAgainstReferenceStrided) {
   }
 }
 
+// Vision 2-D rotary tables against the formula of spec §4.3 written out for d_head = 80: 20 frequencies
+// 1/10000^(2j/40), the first 20 angles from the row, the next 20 from the column, then the same 40 again.
+TEST(VisionRotaryTables, MatchesSpecFormula) {
+  const int64_t d = 80, n = 5;
+  const std::vector<int64_t> rows = {0, 1, 7, 95, 3}, cols = {0, 2, 5, 95, 140};
+  std::vector<float> cs(n * d), sn(n * d);
+  vision_rotary_tables(rows.data(), cols.data(), n, d, 10000.0f, cs.data(), sn.data());
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < d; ++i) {
+      const int64_t k = i % 40;
+      const float inv = static_cast<float>(std::pow(10000.0, -2.0 * (k % 20) / 40.0));
+      const float angle = static_cast<float>(k < 20 ? rows[t] : cols[t]) * inv;
+      ASSERT_NEAR(cs[t * d + i], std::cos(static_cast<double>(angle)), 1e-7) << t << "," << i;
+      ASSERT_NEAR(sn[t * d + i], std::sin(static_cast<double>(angle)), 1e-7) << t << "," << i;
+    }
+  EXPECT_EQ(cs[0], 1.0f);
+  EXPECT_EQ(sn[d - 1], 0.0f);
+}
+
 // GELU(erf) against a float64 reference. F32: the kernel uses the reference's formula 0.5·x·(1 + erf(x/√2)) in
 // float, whose 1 + erf cancels for negative x, so the error is a few ulp of the result plus ~ulp(1)·|x|.
 // BF16: at most one bf16 ulp (the float result may sit on the other side of a rounding boundary), or the same
