@@ -53,6 +53,7 @@ TEST(Cli, JsonlInputReportsBadLinesAndGoesOn) {
     f << "{\"id\": \"bad\", \"role\": \"query\", \"text\": \"bad \xff utf8\"}\n";
     f << R"({"id": "empty", "role": "query", "text": ""})" << "\n";
     f << R"({"id": "img", "role": "document", "image": "x.png"})" << "\n";
+    f << R"({"id": "aud", "role": "document", "audio": "x.wav"})" << "\n";
     f << R"({"id": "d1", "role": "document", "text": "last"})" << "\n";
   }
   std::string out;
@@ -60,15 +61,86 @@ TEST(Cli, JsonlInputReportsBadLinesAndGoesOn) {
       fmt::format("{} embed --model {} --input {} 2>/dev/null", cli(), model(), items.string()), &out);
   EXPECT_EQ(rc, 1) << out;  // some items failed
   auto lines = json_lines(out);
-  ASSERT_EQ(lines.size(), 6u) << out;
+  ASSERT_EQ(lines.size(), 7u) << out;
   EXPECT_EQ(lines[0]["id"], "q1");
   EXPECT_TRUE(lines[0].contains("embedding"));
   EXPECT_NE(lines[1]["error"].get<std::string>().find("line 2: not valid JSON"), std::string::npos) << lines[1];
   EXPECT_NE(lines[2]["error"].get<std::string>().find("UTF-8"), std::string::npos) << lines[2];
   EXPECT_NE(lines[3]["error"].get<std::string>().find("empty"), std::string::npos) << lines[3];
-  EXPECT_NE(lines[4]["error"].get<std::string>().find("not supported yet"), std::string::npos) << lines[4];
-  EXPECT_EQ(lines[5]["id"], "d1");
-  EXPECT_TRUE(lines[5].contains("embedding"));
+  // A missing image is named, relative to the JSONL file's folder.
+  EXPECT_NE(lines[4]["error"].get<std::string>().find((tmp.path() / "x.png").string()), std::string::npos) << lines[4];
+  EXPECT_NE(lines[5]["error"].get<std::string>().find("not supported yet"), std::string::npos) << lines[5];
+  EXPECT_EQ(lines[6]["id"], "d1");
+  EXPECT_TRUE(lines[6].contains("embedding"));
+}
+
+// Writes a random RGB PNG of width × height with Pillow (the test-time oracle's interpreter).
+void write_png(const fs::path& path, int width, int height) {
+  std::string log;
+  ASSERT_EQ(testing::run_command(fmt::format("{} -c \"import numpy as np; from PIL import Image; "
+                                             "Image.fromarray(np.random.default_rng(1).integers(0, 256, ({}, {}, 3), "
+                                             "dtype=np.uint8)).save('{}')\"",
+                                             OE_PYTHON, height, width, path.string()),
+                                 &log),
+            0)
+      << log;
+}
+
+TEST(Cli, ImageDocumentsAndQueries) {
+  testing::TempDir tmp;
+  const fs::path png = tmp.path() / "photo.png";
+  write_png(png, 200, 150);  // smart_resize -> 196 × 140: a 10 × 14 patch grid, 35 image tokens
+  const fs::path dump = tmp.path() / "dump";
+  std::string out;
+  ASSERT_EQ(testing::run_command(fmt::format("{} embed --model {} --document --text 'a photo' --image {} "
+                                             "--dump-inputs {} 2>/dev/null",
+                                             cli(), model(), png.string(), dump.string()),
+                                 &out),
+            0)
+      << out;
+  auto lines = json_lines(out);
+  ASSERT_EQ(lines.size(), 1u) << out;
+  EXPECT_EQ(lines[0]["role"], "document");
+  EXPECT_EQ(lines[0]["embedding"].size(), 64u);
+  Tensor grid = io::read_npy(dump / "0" / "image_grid_thw.npy");
+  ASSERT_EQ(grid.numel(), 3);
+  EXPECT_EQ(grid.ptr<int64_t>()[1], 10);
+  EXPECT_EQ(grid.ptr<int64_t>()[2], 14);
+  Tensor pixels = io::read_npy(dump / "0" / "pixel_values.npy");
+  EXPECT_EQ(pixels.shape(), (Shape{140, 1176}));
+
+  // An image alone is a document; with one --query it is an image query; a smaller budget gives fewer tokens.
+  ASSERT_EQ(testing::run_command(fmt::format("{} embed --model {} --image {} --query 'what is it' "
+                                             "--image-max-pixels 3136 2>/dev/null",
+                                             cli(), model(), png.string()),
+                                 &out),
+            0)
+      << out;
+  lines = json_lines(out);
+  ASSERT_EQ(lines.size(), 1u) << out;
+  EXPECT_EQ(lines[0]["role"], "query");
+  const int small_tokens = lines[0]["n_tokens"].get<int>();
+  ASSERT_EQ(testing::run_command(fmt::format("{} embed --model {} --image {} --query 'what is it' 2>/dev/null", cli(),
+                                             model(), png.string()),
+                                 &out),
+            0);
+  EXPECT_GT(json_lines(out)[0]["n_tokens"].get<int>(), small_tokens);
+
+  // Images with several items on the command line are ambiguous; a text file named .jpg is a clear item error.
+  EXPECT_NE(testing::run_command(fmt::format("{} embed --model {} --image {} --query a --query b", cli(), model(),
+                                             png.string()),
+                                 &out),
+            0);
+  EXPECT_NE(out.find("single item"), std::string::npos) << out;
+  const fs::path fake = tmp.path() / "notes.jpg";
+  std::ofstream(fake) << "just some text\n";
+  EXPECT_EQ(testing::run_command(fmt::format("{} embed --model {} --image {} 2>/dev/null", cli(), model(),
+                                             fake.string()),
+                                 &out),
+            1);
+  lines = json_lines(out);
+  ASSERT_EQ(lines.size(), 1u) << out;
+  EXPECT_NE(lines[0]["error"].get<std::string>().find("notes.jpg"), std::string::npos) << lines[0];
 }
 
 TEST(Cli, NpyOutputMatchesJsonVectors) {

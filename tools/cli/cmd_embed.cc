@@ -31,6 +31,10 @@ struct EmbedArgs {
   bool no_prefix = false;
   int64_t max_tokens = 0;
   int64_t batch_tokens = 2048;
+  std::vector<std::string> images;
+  int64_t image_min_pixels = 0, image_max_pixels = 0;
+  bool exif_orientation = false;
+  int64_t max_image_pixels = 0;
 };
 
 // One item to embed, or the reason it cannot be.
@@ -51,13 +55,40 @@ std::vector<Item> items_from_args(const EmbedArgs& a) {
     items.push_back(std::move(it));
   };
   for (const auto& q : a.queries) add(text::Role::Query, q);
-  if (a.document) {
+  // An image-only command line embeds one document.
+  const bool document = a.document || (!a.images.empty() && a.queries.empty());
+  if (document) {
     if (a.texts.empty()) add(text::Role::Document, "");
     for (const auto& t : a.texts) add(text::Role::Document, t);
   } else if (!a.texts.empty()) {
     throw InvalidInput("--text needs --document (queries are given with --query TEXT)");
   }
+  if (!a.images.empty()) {
+    // The images belong to the one document, or to the one query when there is no document.
+    if (items.size() != 1)
+      throw InvalidInput("--image belongs to a single item: give one --document (with at most one --text) or one "
+                         "--query; use --input ITEMS.jsonl for several items with images");
+    for (const auto& im : a.images) items.front().request.images.emplace_back(im);
+  }
   return items;
+}
+
+// "image": "PATH" or ["PATH", ...]; relative paths are relative to the JSONL file's folder.
+std::vector<std::filesystem::path> media_paths(const nlohmann::json& v, const char* key,
+                                               const std::filesystem::path& base) {
+  std::vector<std::filesystem::path> out;
+  auto add = [&](const nlohmann::json& e) {
+    if (!e.is_string() || e.get<std::string>().empty())
+      throw InvalidInput(fmt::format("\"{}\" must be a file path or a list of file paths", key));
+    std::filesystem::path p = e.get<std::string>();
+    out.push_back(p.is_absolute() ? p : base / p);
+  };
+  if (v.is_array()) {
+    for (const auto& e : v) add(e);
+  } else {
+    add(v);
+  }
+  return out;
 }
 
 Item item_from_line(const std::string& line, int64_t index, const std::string& source) {
@@ -69,13 +100,16 @@ Item item_from_line(const std::string& line, int64_t index, const std::string& s
     if (j.contains("id")) it.id = j["id"];
     std::string role = j.value("role", "document");
     it.request.role = text::parse_role(role);
-    for (const char* media : {"image", "audio", "video"})
-      if (j.contains(media)) throw Unsupported(fmt::format("\"{}\" items are not supported yet (text only)", media));
+    for (const char* media : {"audio", "video"})
+      if (j.contains(media))
+        throw Unsupported(fmt::format("\"{}\" items are not supported yet (text and images only)", media));
+    if (j.contains("image"))
+      it.request.images = media_paths(j["image"], "image", std::filesystem::path(source).parent_path());
     if (j.contains("text")) {
       if (!j["text"].is_string()) throw InvalidInput("\"text\" must be a string");
       it.request.text = j["text"].get<std::string>();
-    } else if (it.request.role == text::Role::Query) {
-      throw InvalidInput("a query needs \"text\"");
+    } else if (it.request.role == text::Role::Query && it.request.images.empty()) {
+      throw InvalidInput("a query needs \"text\" or \"image\"");
     }
   } catch (const nlohmann::json::exception& e) {
     it.error = fmt::format("{} line {}: not valid JSON ({})", source, index + 1, e.what());
@@ -186,6 +220,10 @@ int Runner::run() {
   if (a_.system_prompt) eo.prompts.system_prompt = *a_.system_prompt;
   eo.attention = a_.attention == "causal" ? model::AttentionMode::Causal : model::AttentionMode::Bidirectional;
   eo.max_tokens = a_.max_tokens;
+  eo.image_min_pixels = a_.image_min_pixels;
+  eo.image_max_pixels = a_.image_max_pixels;
+  eo.image_decode.apply_exif_orientation = a_.exif_orientation;
+  if (a_.max_image_pixels > 0) eo.image_decode.max_decoded_pixels = a_.max_image_pixels;
   embedder_ = std::make_unique<model::Embedder>(model, eo);
 
   const int64_t total = static_cast<int64_t>(items.size() + lines.size());
@@ -245,14 +283,30 @@ VerbRunner register_embed(CLI::App& app) {
   sub->add_option("--text", a->texts, "The document's text (with --document; repeatable for several documents)")
       ->allow_extra_args(false);
   sub->add_option("--input", a->input,
-                  "JSONL file, one item per line: {\"id\": ..., \"role\": \"query\"|\"document\", \"text\": ...}")
+                  "JSONL file, one item per line: {\"id\": ..., \"role\": \"query\"|\"document\", \"text\": ..., "
+                  "\"image\": PATH or [PATH, ...]} (paths relative to the file's folder)")
       ->check(CLI::ExistingFile);
   sub->add_option("--format", a->format, "Output: json (one line per item on stdout) or npy (--output)")
       ->check(CLI::IsMember({"json", "npy"}))
       ->capture_default_str();
   sub->add_option("--output", a->output, "Output file for --format npy ([n_items, dim] float32)");
+  sub->add_option("--image", a->images,
+                  "An image file for the item (repeatable; after its text). Alone it makes an image document")
+      ->allow_extra_args(false);
+  sub->add_option("--image-min-pixels", a->image_min_pixels,
+                  "Smallest image area after resizing (default: the model's preprocessor_config.json, 3136)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--image-max-pixels", a->image_max_pixels,
+                  "Largest image area after resizing (default: the model's preprocessor_config.json, 12845056)")
+      ->check(CLI::PositiveNumber);
+  sub->add_flag("--exif-orientation", a->exif_orientation,
+                "Rotate images by their EXIF orientation first (the reference does not)");
+  sub->add_option("--max-image-pixels", a->max_image_pixels,
+                  "Refuse image files larger than this many pixels before decoding (default 178956970)")
+      ->check(CLI::PositiveNumber);
   sub->add_option("--dump-inputs", a->dump_inputs,
-                  "Write what the model saw per item: DIR/<index>/input_ids.npy [1,S], position_ids.npy [3,1,S]");
+                  "Write what the model saw per item: DIR/<index>/input_ids.npy [1,S], position_ids.npy [3,1,S]; "
+                  "with images also pixel_values.npy [patches,1176] and image_grid_thw.npy [n,3]");
   sub->add_option("--attention", a->attention, "Decoder attention: bidirectional (the model's) or causal")
       ->check(CLI::IsMember({"bidirectional", "causal"}))
       ->capture_default_str();
