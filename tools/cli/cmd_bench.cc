@@ -1,4 +1,4 @@
-// omni-embed bench: text embedding speed on the 3B shapes, as tokens/s and percent of this machine's measured
+// omni-embed bench: text and image-document embedding speed on the 3B shapes, as tokens/s and percent of this machine's measured
 // peak, with the PyTorch eager and llama.cpp peers run in the same invocation (notes/peers.md).
 // Each (dtype) configuration runs in a child process of this binary, so its peak RSS is its own.
 #include <sys/wait.h>
@@ -34,6 +34,7 @@ using nlohmann::json;
 struct BenchArgs {
   std::string model;
   std::string tokens = "16,128,512,2048";
+  std::string images = "448,1344";
   std::string dtypes = "bf16,fp32";
   int threads = 0;
   int repeats = 3;
@@ -67,6 +68,21 @@ model::PreparedInput bench_input(const model::Embedder& e, int64_t n) {
   p.input_ids.resize(static_cast<size_t>(n));
   p.position_ids = model::text_position_ids(n);
   return p;
+}
+
+// A square image of random pixels (the preprocessing and the encoders do not depend on the content).
+media::RgbImage bench_image(int64_t size) {
+  media::RgbImage im;
+  im.width = im.height = size;
+  im.pixels.resize(static_cast<size_t>(size * size * 3));
+  uint32_t x = 2463534242u;
+  for (auto& p : im.pixels) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    p = static_cast<uint8_t>(x >> 24);
+  }
+  return im;
 }
 
 double median(std::vector<double> v) {
@@ -122,6 +138,53 @@ int run_child(const BenchArgs& a) {
            {"peak_rss_bytes", peak_rss_bytes()}};
     std::cout << j.dump() << std::endl;
   }
+  for (const auto& size_str : split(a.images)) {
+    if (size_str == "none") continue;
+    const int64_t size = std::stoll(size_str);
+    const media::RgbImage image = bench_image(size);
+    const auto& enc = m->vision_encoder();
+    auto run_once = [&](double* pre, model::EmbedTimings* t) {
+      Timer tp;
+      auto p = e.prepare(text::Role::Document, "", {image});
+      *pre = tp.seconds();
+      auto v = e.embed_prepared({p}, nullptr, {}, t).front();
+      return std::make_pair(std::move(p), std::move(v));
+    };
+    double pre = 0;
+    model::EmbedTimings t;
+    auto [input, first] = run_once(&pre, &t);
+    double norm = 0;
+    for (float x : first.vector) norm += static_cast<double>(x) * x;
+    if (!std::isfinite(norm) || std::abs(norm - 1.0) > 1e-3)
+      throw InternalError(fmt::format("benchmark output is not a unit vector (norm² {})", norm));
+    std::vector<double> total, pres, vis, decs;
+    for (int r = 0; r < a.repeats; ++r) {
+      Timer tt;
+      run_once(&pre, &t);
+      total.push_back(tt.seconds());
+      pres.push_back(pre);
+      vis.push_back(t.vision);
+      decs.push_back(t.decoder);
+    }
+    const double med = median(total);
+    const int64_t n = input.n_tokens();
+    int64_t image_tokens = 0;
+    for (const auto& g : input.image_grids) image_tokens += g.patches() / enc.merge_unit();
+    const double vflops = model::vision_flops(enc.config(), enc.matmul_params(), input.image_grids);
+    const double dflops = model::decoder_flops(dec.config(), dec.matmul_params(), {n});
+    const double vis_med = median(vis), dec_med = median(decs);
+    json j{{"engine", "omni-embed"}, {"dtype", kernels::compute_name(compute)}, {"image", size}, {"tokens", n},
+           {"image_tokens", image_tokens}, {"threads", num_threads()}, {"seconds_median", med},
+           {"seconds_min", *std::min_element(total.begin(), total.end())},
+           {"seconds_max", *std::max_element(total.begin(), total.end())}, {"preprocess_seconds", median(pres)},
+           {"vision_seconds", vis_med}, {"decoder_seconds", dec_med}, {"gflops", (vflops + dflops) / med / 1e9},
+           {"peak_gflops", peak}, {"peak_unit", peak_unit},
+           {"percent_of_peak", peak > 0 ? 100.0 * (vflops + dflops) / med / 1e9 / peak : 0.0},
+           {"vision_percent_of_peak", peak > 0 && vis_med > 0 ? 100.0 * vflops / vis_med / 1e9 / peak : 0.0},
+           {"decoder_percent_of_peak", peak > 0 && dec_med > 0 ? 100.0 * dflops / dec_med / 1e9 / peak : 0.0},
+           {"model_flops", vflops + dflops}, {"peak_rss_bytes", peak_rss_bytes()}};
+    std::cout << j.dump() << std::endl;
+  }
   return 0;
 }
 
@@ -174,6 +237,7 @@ void print_table(const std::vector<json>& rows) {
   std::printf("%-14s %-5s %7s %10s %10s %9s %8s %10s %s\n", "engine", "dtype", "tokens", "s/item", "tokens/s",
               "GFLOP/s", "%peak", "peak RSS", "vs omni-embed bf16");
   for (const auto& r : rows) {
+    if (r.contains("image")) continue;
     if (r.contains("skipped")) {
       std::printf("%-14s skipped: %s\n", r.value("peer", "?").c_str(), r.value("skipped", "").c_str());
       continue;
@@ -186,6 +250,35 @@ void print_table(const std::vector<json>& rows) {
     std::printf("%-14s %-5s %7lld %10.3f %10.1f %9s %8s %10s %s\n", name.c_str(), r.value("dtype", "").c_str(),
                 static_cast<long long>(n), s, s > 0 ? static_cast<double>(n) / s : 0.0,
                 r.contains("gflops") ? fmt::format("{:.0f}", r.value("gflops", 0.0)).c_str() : "",
+                r.contains("percent_of_peak") ? fmt::format("{:.1f}", r.value("percent_of_peak", 0.0)).c_str() : "",
+                r.contains("peak_rss_bytes")
+                    ? fmt::format("{:.2f} GB", static_cast<double>(r.value("peak_rss_bytes", int64_t{0})) / 1e9).c_str()
+                    : "",
+                ratio.c_str());
+  }
+  std::map<int64_t, double> ours_image;
+  for (const auto& r : rows)
+    if (r.contains("image") && r.value("engine", "") == "omni-embed" && r.value("dtype", "") == "bf16")
+      ours_image[r.value("image", int64_t{0})] = r.value("seconds_median", 0.0);
+  bool header = false;
+  for (const auto& r : rows) {
+    if (!r.contains("image")) continue;
+    if (!header) {
+      std::printf("\nimage documents (end to end: preprocessing + vision encoder + decoder)\n");
+      std::printf("%-14s %-5s %9s %7s %9s %8s %8s %8s %8s %8s %s\n", "engine", "dtype", "image", "tokens", "s/item",
+                  "prep s", "vision s", "dec s", "%peak", "peak RSS", "vs omni-embed bf16");
+      header = true;
+    }
+    const std::string name = r.contains("engine") ? r.value("engine", "") : r.value("peer", "?");
+    const int64_t size = r.value("image", int64_t{0});
+    const double s = r.value("seconds_median", 0.0);
+    std::string ratio;
+    if (!r.contains("engine") && ours_image.count(size) && ours_image[size] > 0)
+      ratio = fmt::format("{:.2f}x slower", s / ours_image[size]);
+    std::printf("%-14s %-5s %9s %7lld %9.3f %8.3f %8.3f %8.3f %8s %8s %s\n", name.c_str(),
+                r.value("dtype", "").c_str(), fmt::format("{0}x{0}", size).c_str(),
+                static_cast<long long>(r.value("tokens", int64_t{0})), s, r.value("preprocess_seconds", 0.0),
+                r.value("vision_seconds", 0.0), r.value("decoder_seconds", 0.0),
                 r.contains("percent_of_peak") ? fmt::format("{:.1f}", r.value("percent_of_peak", 0.0)).c_str() : "",
                 r.contains("peak_rss_bytes")
                     ? fmt::format("{:.2f} GB", static_cast<double>(r.value("peak_rss_bytes", int64_t{0})) / 1e9).c_str()
@@ -216,13 +309,22 @@ int run_parent(BenchArgs a) {
   if (a.tokens.empty() || a.tokens.find_first_not_of("0123456789,") != std::string::npos)
     throw InvalidInput(fmt::format("--tokens '{}': expected comma-separated token counts, e.g. 128,512", a.tokens));
   if (a.repeats < 1) throw InvalidInput("--repeats must be at least 1");
+  if (a.images != "none") {
+    if (a.images.empty() || a.images.find_first_not_of("0123456789,") != std::string::npos)
+      throw InvalidInput(fmt::format("--images '{}': expected comma-separated square sizes in pixels, e.g. 448,1344, "
+                                     "or none", a.images));
+    for (const auto& sz : split(a.images))
+      if (std::stoll(sz) < 28 || std::stoll(sz) > 8192)
+        throw InvalidInput(fmt::format("--images: {} is outside [28, 8192]", sz));
+  }
   const int threads = a.threads > 0 ? a.threads : hardware_threads();
   std::vector<json> rows;
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   for (const auto& dt : split(a.dtypes)) {
     parse_compute(dt);
-    std::string cmd = fmt::format("{} bench --child --model {} --tokens {} --dtype {} --threads {} --repeats {}",
-                                  shell_quote(self), shell_quote(a.model), a.tokens, dt, threads, a.repeats);
+    std::string cmd =
+        fmt::format("{} bench --child --model {} --tokens {} --images {} --dtype {} --threads {} --repeats {}",
+                    shell_quote(self), shell_quote(a.model), a.tokens, a.images, dt, threads, a.repeats);
     std::fprintf(stderr, "bench: omni-embed %s, tokens %s, %d threads\n", dt.c_str(), a.tokens.c_str(), threads);
     auto r = run_json_lines(cmd);
     if (r.empty()) throw InternalError(fmt::format("benchmark child failed: {}", cmd));
@@ -245,6 +347,15 @@ int run_parent(BenchArgs a) {
     auto r = run_json_lines(cmd);
     if (r.empty()) r.push_back(json{{"peer", peer}, {"skipped", "the peer script printed no result"}});
     rows.insert(rows.end(), r.begin(), r.end());
+    if (peer == "torch" && a.images != "none") {
+      const std::string vcmd = fmt::format("/usr/bin/python3 {} --images {} --threads {} --repeats {}",
+                                           shell_quote((peers_dir / "torch_vision.py").string()), a.images, threads,
+                                           a.repeats);
+      std::fprintf(stderr, "bench: peer torch (image documents)\n");
+      auto v = run_json_lines(vcmd);
+      if (v.empty()) v.push_back(json{{"peer", "torch-vision"}, {"skipped", "the peer script printed no result"}});
+      rows.insert(rows.end(), v.begin(), v.end());
+    }
   }
   print_table(rows);
   if (!a.report.empty()) {
@@ -260,9 +371,13 @@ int run_parent(BenchArgs a) {
 
 VerbRunner register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  auto* sub = app.add_subcommand("bench", "Benchmark text embedding on the 3B shapes against the PyTorch and llama.cpp peers");
+  auto* sub = app.add_subcommand(
+      "bench", "Benchmark text and image embedding on the 3B shapes against the PyTorch and llama.cpp peers");
   sub->add_option("--model", a->model, "Checkpoint (default: a 3b random-weight test model, written once to the cache)");
   sub->add_option("--tokens", a->tokens, "Comma-separated item lengths in tokens")->capture_default_str();
+  sub->add_option("--images", a->images,
+                  "Comma-separated square image sizes for image-document rows (or none)")
+      ->capture_default_str();
   sub->add_option("--dtype", a->dtypes, "Comma-separated precisions: bf16, fp32")->capture_default_str();
   sub->add_option("--threads", a->threads, "Threads (default: all cores)");
   sub->add_option("--repeats", a->repeats, "Timed runs per length (after one validated warm-up)")->capture_default_str();
