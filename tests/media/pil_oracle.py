@@ -20,7 +20,6 @@ Sub-commands:
 import argparse
 import io
 import json
-import math
 import os
 import struct
 import sys
@@ -28,12 +27,14 @@ import warnings
 import zlib
 
 import numpy as np
+# smart_resize is the independent reference's (tools/reference/image_preprocess.py), shared rather than copied.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "reference"))
+from image_preprocess import smart_resize  # noqa: E402
 from PIL import Image, ImageOps
 
 FACTOR = 28
 MIN_PIXELS = 4 * 28 * 28
 MAX_PIXELS = 16384 * 28 * 28
-MAX_RATIO = 200
 PATCH = 14
 TEMPORAL = 2
 MERGE = 2
@@ -59,23 +60,6 @@ def load_rgb(path, exif=False):
         background.paste(img, mask=img.split()[3])
         return background, mode
     return img.convert("RGB"), mode
-
-
-def smart_resize(height, width, factor=FACTOR, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS):
-    """qwen-omni-utils smart_resize (Python round = half to even), with its clamp to at least `factor`."""
-    if max(height, width) / min(height, width) > MAX_RATIO:
-        raise ValueError("aspect ratio too large")
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
 
 
 def pixel_values(resized):

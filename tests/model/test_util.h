@@ -10,6 +10,8 @@
 
 #include <unistd.h>
 
+#include "common/temp_dir.h"
+
 namespace oe::testing {
 
 inline std::filesystem::path test_model(const char* name) { return std::filesystem::path(OE_TEST_MODELS) / name; }
@@ -26,23 +28,6 @@ inline double cosine(const float* a, const float* b, size_t n) {
 inline double cosine(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() ? cosine(a.data(), b.data(), a.size()) : -2.0;
 }
-
-// A fresh temporary folder, removed with the object.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "oe-test-XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // Runs a shell command; returns its exit status and stores stdout+stderr.
 inline int run_command(const std::string& cmd, std::string* output = nullptr) {
