@@ -198,5 +198,21 @@ TEST(Cli, InspectDescribesTheCheckpointWithoutLoadingIt) {
   EXPECT_NE(out.find("vision encoder"), std::string::npos) << out;
 }
 
+// The README's main command ends in `omni-embed demo`: without the real model it must say so and still show the
+// whole matrix, image documents included.
+TEST(Cli, DemoFallsBackToATestModelAndSaysSo) {
+  testing::TempDir tmp;
+  std::string out;
+  ASSERT_EQ(testing::run_command(fmt::format("OMNI_EMBED_CACHE={} HF_HUB_CACHE={} {} demo --no-download",
+                                             tmp.path().string(), (tmp.path() / "hub").string(), cli()),
+                                 &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("RANDOM-WEIGHT"), std::string::npos) << out;
+  EXPECT_NE(out.find("A red circle"), std::string::npos) << out;
+  EXPECT_NE(out.find("doc 5: [image]"), std::string::npos) << out;
+  EXPECT_NE(out.find("9 items"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace oe

@@ -1,4 +1,4 @@
-// omni-embed demo: embeds a few queries and documents and prints their cosine similarity matrix, with the real
+// omni-embed demo: embeds a few queries and documents (texts and two drawn pictures) and prints their cosine similarity matrix, with the real
 // model when it is in the Hugging Face cache (or --model), otherwise with a random-weight test model, saying so.
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +21,27 @@ struct DemoArgs {
   ModelArgs model;
   bool no_download = false;
 };
+
+// Simple pictures drawn in memory (no files shipped): a red disc on white, and blue and yellow vertical stripes.
+media::RgbImage demo_picture(bool disc) {
+  media::RgbImage im;
+  im.width = im.height = 224;
+  im.pixels.resize(static_cast<size_t>(im.width * im.height * 3));
+  for (int64_t y = 0; y < im.height; ++y)
+    for (int64_t x = 0; x < im.width; ++x) {
+      uint8_t* p = im.pixels.data() + (y * im.width + x) * 3;
+      const bool inside = (x - 112) * (x - 112) + (y - 112) * (y - 112) < 80 * 80;
+      const bool stripe = (x / 28) % 2 == 0;
+      if (disc) {
+        p[0] = 255;
+        p[1] = p[2] = inside ? 0 : 255;
+      } else {
+        p[0] = p[1] = stripe ? 0 : 240;
+        p[2] = stripe ? 200 : 0;
+      }
+    }
+  return im;
+}
 
 fs::path demo_test_model() {
   const fs::path dir = omni_embed_cache_dir() / "test-models" / "tiny";
@@ -64,7 +85,8 @@ int run_demo(DemoArgs a) {
   model::EmbedOptions eo;
   eo.prompts = m->prompt_defaults();
   model::Embedder e(m, eo);
-  const std::vector<std::string> queries = {"Drawing of a cat", "Drawing of a guitar", "Man walking down the street"};
+  const std::vector<std::string> queries = {"Drawing of a cat", "Drawing of a guitar", "Man walking down the street",
+                                            "A red circle"};
   const std::vector<std::string> docs = {
       "A pencil sketch of a cat curled up asleep on a windowsill.",
       "An acoustic guitar drawn in ink, with six strings and a round sound hole.",
@@ -74,13 +96,22 @@ int run_demo(DemoArgs a) {
   int64_t tokens = 0;
   for (const auto& q : queries) qv.push_back(e.embed({text::Role::Query, q})), tokens += qv.back().n_tokens;
   for (const auto& d : docs) dv.push_back(e.embed({text::Role::Document, d})), tokens += dv.back().n_tokens;
+  const std::vector<std::string> pictures = {"[image] a red disc on white, 224x224",
+                                             "[image] blue and yellow vertical stripes, 224x224"};
+  for (bool disc : {true, false}) {
+    auto p = e.prepare(text::Role::Document, "", {demo_picture(disc)});
+    dv.push_back(e.embed_prepared({p}).front());
+    tokens += dv.back().n_tokens;
+  }
   const double secs = t.seconds();
+  std::vector<std::string> labels = docs;
+  labels.insert(labels.end(), pictures.begin(), pictures.end());
   std::printf("cosine similarity (rows: queries, columns: documents)\n%-30s", "");
-  for (size_t j = 0; j < docs.size(); ++j) std::printf("   doc %zu", j + 1);
+  for (size_t j = 0; j < labels.size(); ++j) std::printf("   doc %zu", j + 1);
   std::printf("\n");
   for (size_t i = 0; i < queries.size(); ++i) {
     std::printf("%-30s", queries[i].c_str());
-    for (size_t j = 0; j < docs.size(); ++j) {
+    for (size_t j = 0; j < labels.size(); ++j) {
       double s = 0;
       for (size_t k = 0; k < qv[i].vector.size(); ++k) s += static_cast<double>(qv[i].vector[k]) * dv[j].vector[k];
       std::printf("  %6.4f", s);
@@ -88,8 +119,8 @@ int run_demo(DemoArgs a) {
     std::printf("\n");
   }
   std::printf("\n");
-  for (size_t j = 0; j < docs.size(); ++j) std::printf("doc %zu: %s\n", j + 1, docs[j].c_str());
-  std::printf("\n%zu items, %lld tokens embedded in %.2f s (%.0f tokens/s)\n", queries.size() + docs.size(),
+  for (size_t j = 0; j < labels.size(); ++j) std::printf("doc %zu: %s\n", j + 1, labels[j].c_str());
+  std::printf("\n%zu items, %lld tokens embedded in %.2f s (%.0f tokens/s)\n", queries.size() + labels.size(),
               static_cast<long long>(tokens), secs, static_cast<double>(tokens) / secs);
   return 0;
 }
