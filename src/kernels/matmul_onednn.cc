@@ -27,6 +27,8 @@ using Tag = memory::format_tag;
 // M used to ask oneDNN for its preferred packed-weight layout; the layout does not depend on M for the brgemm
 // kernels (notes/cpu-gemm.md §3), and other M reuse it through an explicit weights descriptor.
 constexpr int64_t LAYOUT_REFERENCE_M = 64;
+// Row block of the AMX kernels; BF16 calls with more rows are padded to a multiple of it (PackedLinear::forward).
+constexpr int64_t M_BLOCK = 32;
 
 dnnl::engine& cpu_engine() {
   static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
@@ -260,17 +262,24 @@ void PackedLinear::forward(const float* x, int64_t m, float* y, int64_t ldx, int
   if (m == 0) return;
   const int64_t k = im.n_in, n = im.n_out;
   const bool parallel = m * std::max(k, n) >= (1 << 16);
+  // oneDNN 2.6's AMX kernels run a row count that is not a multiple of the 32-row tile block through a much slower
+  // tail path (278 rows took 1.5–2× the time of 288 here); in BF16 mode the rows are padded with zeros to a whole
+  // block, which costs only the copy of the extra output rows. Rows are independent, so the result is the same.
+  const int64_t m_exec = im.compute == Compute::BF16 && m > M_BLOCK && m % M_BLOCK != 0
+                             ? (m + M_BLOCK - 1) / M_BLOCK * M_BLOCK
+                             : m;
   // Dense source: bf16 rows (BF16 mode), or a dense copy of strided f32 rows; per calling thread, reused.
   const void* src = x;
   if (im.compute == Compute::BF16 || ldx != k) {
     thread_local ThreadBuffer act;
-    void* buf = act.get(static_cast<size_t>(m * k) * (im.compute == Compute::BF16 ? 2 : 4));
+    void* buf = act.get(static_cast<size_t>(m_exec * k) * (im.compute == Compute::BF16 ? 2 : 4));
     if (im.compute == Compute::BF16) {
       auto* xb = static_cast<uint16_t*>(buf);
 #pragma omp parallel for schedule(static) if (parallel)
       for (int64_t i = 0; i < m; ++i)
 #pragma omp simd
         for (int64_t j = 0; j < k; ++j) xb[i * k + j] = detail::to_bf16_bits(x[i * ldx + j]);
+      std::fill(xb + m * k, xb + m_exec * k, uint16_t{0});
     } else {
       auto* xf = static_cast<float*>(buf);
 #pragma omp parallel for schedule(static) if (parallel)
@@ -278,15 +287,15 @@ void PackedLinear::forward(const float* x, int64_t m, float* y, int64_t ldx, int
     }
     src = buf;
   }
-  // Dense destination: y itself, or a per-thread buffer copied into the strided rows of y afterwards.
+  // Dense destination: y itself, or a per-thread buffer copied into the (strided) rows of y afterwards.
   float* dst = y;
   thread_local ThreadBuffer out;
-  if (ldy != n) dst = static_cast<float*>(out.get(static_cast<size_t>(m * n) * 4));
-  const MatmulPrim& p = im.prim(m);
+  if (ldy != n || m_exec != m) dst = static_cast<float*>(out.get(static_cast<size_t>(m_exec * n) * 4));
+  const MatmulPrim& p = im.prim(m_exec);
   try {
     execute(p, src, im.w_packed.get(), im.bias.get(), dst);
   } catch (const dnnl::error& e) {
-    rethrow(e, fmt::format("matmul [{}x{}]·[{}x{}]ᵀ", m, k, n, k));
+    rethrow(e, fmt::format("matmul [{}x{}]·[{}x{}]ᵀ", m_exec, k, n, k));
   }
   if (dst != y) {
 #pragma omp parallel for schedule(static) if (parallel)
