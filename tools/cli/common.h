@@ -58,5 +58,6 @@ VerbRunner register_tokenize(CLI::App& app);
 VerbRunner register_bench(CLI::App& app);
 VerbRunner register_demo(CLI::App& app);
 VerbRunner register_download(CLI::App& app);
+VerbRunner register_eval(CLI::App& app);
 
 }  // namespace oe::cli

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   verbs["bench"] = oe::cli::register_bench(app);
   verbs["demo"] = oe::cli::register_demo(app);
   verbs["download"] = oe::cli::register_download(app);
+  verbs["eval"] = oe::cli::register_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
