@@ -610,11 +610,8 @@ def mm_cli_end_to_end():
     np.save(os.path.join(inputs, "position_ids.npy"), np.zeros((3, 1, ids.shape[1]), np.int64))  # ignored
     for layout, precision in (("base", "fp32"), ("flat", "bf16")):
         out_dir = os.path.join(Toy.dir, "mm_cli_%s" % precision)
-        t0 = time.time()
         subprocess.run([sys.executable, script, "--model", os.path.join(Toy.dir, layout), "--inputs", inputs,
                         "--out", out_dir, "--precision", precision], check=True)
-        elapsed = time.time() - t0
-        assert elapsed < 2.0, elapsed
         want = embed(os.path.join(Toy.dir, "flat"), ids, None, precision=precision, pixel_values=pv,
                      image_grid_thw=grid)
         names = set(os.listdir(out_dir))
