@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include "common/run_command.h"
 #include "common/temp_dir.h"
 
 namespace oe::testing {
@@ -27,19 +28,6 @@ inline double cosine(const float* a, const float* b, size_t n) {
 }
 inline double cosine(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() ? cosine(a.data(), b.data(), a.size()) : -2.0;
-}
-
-// Runs a shell command; returns its exit status and stores stdout+stderr.
-inline int run_command(const std::string& cmd, std::string* output = nullptr) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return -1;
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  if (output) *output = out;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace oe::testing
