@@ -4,13 +4,9 @@ Prints one line per test and "N passed, M failed"; exits non-zero on any failure
 
 import math
 import os
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
-import time
-import traceback
 
 import numpy as np
 
@@ -21,6 +17,7 @@ from checkpoint import Checkpoint, CheckpointError  # noqa: E402
 from make_toy_checkpoint import make_toy  # noqa: E402
 from numerics import Numerics, f32_to_bf16_bits, round_bf16  # noqa: E402
 from safetensors_np import SafetensorsError, SafetensorsFile, save_file  # noqa: E402
+from selftest import run_selftests  # noqa: E402
 from text_embed import embed  # noqa: E402
 from text_model import TextConfig, TextModel, rope_inv_freq  # noqa: E402
 
@@ -473,25 +470,10 @@ def cli_end_to_end():
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="oe_reference_test_")
-    passed = failed = 0
-    try:
+    def setup(tmp):
         Toy.dir = tmp
         Toy.config, Toy.ids, Toy.pos = make_toy(tmp, seed=0)
-        for fn in TESTS:
-            t0 = time.time()
-            try:
-                fn()
-                passed += 1
-                print("PASS %-40s %.2fs" % (fn.__name__, time.time() - t0))
-            except Exception:  # report every failure, keep going
-                failed += 1
-                print("FAIL %s" % fn.__name__)
-                traceback.print_exc()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run_selftests(TESTS, setup, "oe_reference_test_", name_width=40)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
-import time
-import traceback
 
 import numpy as np
 from PIL import Image
@@ -25,6 +22,7 @@ from image_preprocess import (BICUBIC, ImageError, load_processor_config, patchi
                               preprocess_image, smart_resize)
 from make_toy_checkpoint import TOKEN_IDS, make_toy  # noqa: E402
 from numerics import round_bf16  # noqa: E402
+from selftest import run_selftests  # noqa: E402
 from rope_index import (TokenIds, audio_output_length, get_chunked_index, get_rope_index,  # noqa: E402
                         text_positions)
 from text_embed import embed  # noqa: E402
@@ -647,25 +645,10 @@ def mm_cli_end_to_end():
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="oe_vision_reference_test_")
-    passed = failed = 0
-    try:
+    def setup(tmp):
         Toy.dir = tmp
         make_toy(tmp, seed=0)
-        for fn in TESTS:
-            t0 = time.time()
-            try:
-                fn()
-                passed += 1
-                print("PASS %-45s %.2fs" % (fn.__name__, time.time() - t0))
-            except Exception:  # report every failure, keep going
-                failed += 1
-                print("FAIL %s" % fn.__name__)
-                traceback.print_exc()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run_selftests(TESTS, setup, "oe_vision_reference_test_")
 
 
 if __name__ == "__main__":
