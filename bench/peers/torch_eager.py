@@ -219,22 +219,31 @@ def build_decoder(torch, args, log):
     return embed
 
 
-def main(argv):
-    args = parse_args(argv)
-
+def start_torch(args, emit_line, log_line):
+    """Imports torch and sets threads and seed; returns None after printing the "skipped" line when torch cannot
+    be imported (the peers then exit 0)."""
     # The bf16 matmuls go to oneDNN (OpenMP); nothing here runs on OpenBLAS, but keep its pool from spinning.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
     try:
         import torch
     except Exception as e:  # ImportError, or a broken install raising anything else
-        emit({"peer": PEER, "skipped": f"cannot import torch with {sys.executable}: {e}"})
-        return 0
-
+        emit_line({"peer": PEER, "skipped": f"cannot import torch with {sys.executable}: {e}"})
+        return None
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    log_line(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+             f"mkldnn={torch.backends.mkldnn.is_available()}")
+    return torch
+
+
+def main(argv):
+    args = parse_args(argv)
+
+    torch = start_torch(args, emit, log)
+    if torch is None:
+        return 0
     dt = torch.bfloat16
     H = args.hidden
-    log(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mkldnn={torch.backends.mkldnn.is_available()}")
     embed = build_decoder(torch, args, log)
 
     # ---- measure --------------------------------------------------------------------------------------------------

@@ -28,6 +28,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_eager  # noqa: E402  (imports no torch at module level)
+REFERENCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "reference")
+
+
+def smart_resize(height, width, factor, min_pixels, max_pixels):
+    """The processor's target size, from the project's reference implementation (imported on first use, so that
+    an interpreter without numpy still reaches the "skipped" line)."""
+    sys.path.insert(0, REFERENCE_DIR)
+    from image_preprocess import smart_resize as reference_smart_resize
+    return reference_smart_resize(height, width, factor, min_pixels, max_pixels)
 
 PEER = "pytorch-eager"
 
@@ -101,40 +110,14 @@ def parse_args(argv):
     return args
 
 
-def smart_resize(height, width, factor, min_pixels, max_pixels):
-    """The processor's target size (thinker spec §6.1.2): multiples of factor, within the pixel budget."""
-    if max(height, width) / min(height, width) > 200:
-        raise ValueError(f"aspect ratio of {height}x{width} is over 200")
-    # Python's round() is round-half-to-even, as in the reference
-    h = max(factor, round(height / factor) * factor)
-    w = max(factor, round(width / factor) * factor)
-    if h * w > max_pixels:
-        beta = math.sqrt(height * width / max_pixels)
-        h = max(factor, math.floor(height / beta / factor) * factor)
-        w = max(factor, math.floor(width / beta / factor) * factor)
-    elif h * w < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h = math.ceil(height * beta / factor) * factor
-        w = math.ceil(width * beta / factor) * factor
-    return h, w
-
-
 def main(argv):
     args = parse_args(argv)
 
-    # The bf16 matmuls go to oneDNN (OpenMP); nothing here runs on OpenBLAS, but keep its pool from spinning.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
-    try:
-        import torch
-        import torch.nn.functional as F
-    except Exception as e:  # ImportError, or a broken install raising anything else
-        emit({"peer": PEER, "skipped": f"cannot import torch with {sys.executable}: {e}"})
+    torch = torch_eager.start_torch(args, emit, log)
+    if torch is None:
         return 0
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    import torch.nn.functional as F
     dt = torch.bfloat16
-    log(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mkldnn={torch.backends.mkldnn.is_available()}")
 
     # ---- the text decoder: torch_eager.py's ------------------------------------------------------------------------
     decode = torch_eager.build_decoder(torch, args, log)
