@@ -3,7 +3,12 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/timer.h"
+#include "io/hash.h"
 #include "io/json.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
 
 namespace oe::model {
 
@@ -45,10 +50,51 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
   if (m->tokenizer_->vocab_size() > m->config_.text.vocab_size)
     throw InvalidInput(fmt::format("tokenizer.json has {} ids but the model's vocab_size is {}",
                                    m->tokenizer_->vocab_size(), m->config_.text.vocab_size));
+  m->fingerprint_ = with_context("fingerprinting the checkpoint", [&] { return model_fingerprint(dir); });
   m->load_seconds_ = timer.seconds();
   log_debug("loaded {} in {:.2f} s ({} layout, {})", dir.string(), m->load_seconds_, layout_name(m->config_.layout),
             kernels::compute_name(options.compute));
   return m;
+}
+
+std::string model_fingerprint(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  io::Sha256 h;
+  for (const char* name : {"config.json", "tokenizer.json"}) {
+    h.update(name).update(std::string_view("\0", 1));
+    if (fs::exists(dir / name)) h.update_file(dir / name);
+  }
+  std::vector<fs::path> shards;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".safetensors") shards.push_back(e.path());
+  std::sort(shards.begin(), shards.end());
+  std::vector<char> buf;
+  for (const auto& p : shards) {
+    std::FILE* f = std::fopen(p.c_str(), "rb");
+    if (!f) throw IoError(fmt::format("cannot open {}", p.string()));
+    const uint64_t size = fs::file_size(p);
+    h.update(p.filename().string()).update(fmt::format(":{}:", size));
+    uint64_t header = 0;
+    if (std::fread(&header, 1, 8, f) != 8) header = 0;
+    constexpr uint64_t SAMPLE = 64 << 10;
+    const uint64_t data_begin = std::min<uint64_t>(size, 8 + header);
+    auto read_at = [&](uint64_t off, uint64_t n) {
+      n = std::min(n, size - std::min(off, size));
+      buf.resize(n);
+      if (n && (std::fseek(f, static_cast<long>(off), SEEK_SET) != 0 || std::fread(buf.data(), 1, n, f) != n)) {
+        std::fclose(f);
+        throw IoError(fmt::format("cannot read {}", p.string()));
+      }
+      h.update(buf.data(), n);
+    };
+    read_at(0, data_begin);  // the length and the JSON header
+    const uint64_t data = size - data_begin;
+    read_at(data_begin, SAMPLE);
+    read_at(data_begin + (data > SAMPLE ? (data - SAMPLE) / 2 : 0), SAMPLE);
+    read_at(data > SAMPLE ? size - SAMPLE : data_begin, SAMPLE);
+    std::fclose(f);
+  }
+  return h.hex();
 }
 
 const VisionEncoder& Model::vision_encoder() const {

@@ -46,6 +46,8 @@ class Model {
   const text::PromptOptions& prompt_defaults() const { return prompts_; }
   kernels::Compute compute() const { return compute_; }
   double load_seconds() const { return load_seconds_; }
+  // Which weights these are: model_fingerprint(dir()), computed at load.
+  const std::string& fingerprint() const { return fingerprint_; }
 
  private:
   Model() = default;
@@ -60,10 +62,17 @@ class Model {
   text::PromptOptions prompts_;
   kernels::Compute compute_ = kernels::Compute::BF16;
   double load_seconds_ = 0;
+  std::string fingerprint_;
 };
 
 // Reads the prompts of config_sentence_transformers.json ({"prompts": {"query": ..., "document"|"passage": ...}})
 // into `options` when the file exists; leaves the defaults otherwise.
 void read_sentence_transformers_prompts(const std::filesystem::path& dir, text::PromptOptions& options);
+
+// A SHA-256 over config.json, tokenizer.json and every *.safetensors file's name, size, header and three 64 KiB
+// samples of its data (start, middle, end): cheap for a 9 GB checkpoint, and different for any two checkpoints an
+// index could plausibly confuse (another model, another fine-tune, another random seed). An index records it so
+// vectors from different weights are never mixed.
+std::string model_fingerprint(const std::filesystem::path& dir);
 
 }  // namespace oe::model

@@ -1,0 +1,62 @@
+#include "io/hash.h"
+
+#include <openssl/evp.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+
+namespace oe::io {
+
+struct Sha256::Impl {
+  EVP_MD_CTX* ctx = nullptr;
+  bool finished = false;
+};
+
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
+  impl_->ctx = EVP_MD_CTX_new();
+  OE_CHECK(impl_->ctx && EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) == 1, "SHA-256 initialisation failed");
+}
+
+Sha256::~Sha256() { EVP_MD_CTX_free(impl_->ctx); }
+
+Sha256& Sha256::update(const void* data, size_t n) {
+  OE_CHECK(!impl_->finished, "Sha256 updated after hex()");
+  OE_CHECK(EVP_DigestUpdate(impl_->ctx, data, n) == 1, "SHA-256 update failed");
+  return *this;
+}
+
+Sha256& Sha256::update_file(const std::filesystem::path& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw IoError(fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
+  std::vector<char> buf(1 << 20);
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) update(buf.data(), n);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) throw IoError(fmt::format("cannot read {}", path.string()));
+  return *this;
+}
+
+std::string Sha256::hex() {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  OE_CHECK(!impl_->finished && EVP_DigestFinal_ex(impl_->ctx, md, &len) == 1, "SHA-256 finalisation failed");
+  impl_->finished = true;
+  static const char* digits = "0123456789abcdef";
+  std::string out(2 * len, '0');
+  for (unsigned i = 0; i < len; ++i) {
+    out[2 * i] = digits[md[i] >> 4];
+    out[2 * i + 1] = digits[md[i] & 15];
+  }
+  return out;
+}
+
+std::string sha256_hex(std::string_view data) { return Sha256().update(data).hex(); }
+
+std::string sha256_file_hex(const std::filesystem::path& path) { return Sha256().update_file(path).hex(); }
+
+}  // namespace oe::io
