@@ -26,15 +26,9 @@ struct EmbedArgs {
   std::string format = "json";
   std::string output;
   std::string dump_inputs;
-  std::string attention = "bidirectional";
-  std::optional<std::string> query_prefix, document_prefix, system_prompt;
-  bool no_prefix = false;
-  int64_t max_tokens = 0;
+  EmbedSettingsArgs settings;
   int64_t batch_tokens = 2048;
   std::vector<std::string> images;
-  int64_t image_min_pixels = 0, image_max_pixels = 0;
-  bool exif_orientation = false;
-  int64_t max_image_pixels = 0;
 };
 
 // One item to embed, or the reason it cannot be.
@@ -212,19 +206,7 @@ int Runner::run() {
     throw InvalidInput("nothing to embed: give --query TEXT, --document [--text TEXT] or --input ITEMS.jsonl");
 
   auto model = load_model(a_.model);
-  model::EmbedOptions eo;
-  eo.prompts = model->prompt_defaults();
-  if (a_.no_prefix) eo.prompts.query_prefix = eo.prompts.document_prefix = "";
-  if (a_.query_prefix) eo.prompts.query_prefix = *a_.query_prefix;
-  if (a_.document_prefix) eo.prompts.document_prefix = *a_.document_prefix;
-  if (a_.system_prompt) eo.prompts.system_prompt = *a_.system_prompt;
-  eo.attention = a_.attention == "causal" ? model::AttentionMode::Causal : model::AttentionMode::Bidirectional;
-  eo.max_tokens = a_.max_tokens;
-  eo.image_min_pixels = a_.image_min_pixels;
-  eo.image_max_pixels = a_.image_max_pixels;
-  eo.image_decode.apply_exif_orientation = a_.exif_orientation;
-  if (a_.max_image_pixels > 0) eo.image_decode.max_decoded_pixels = a_.max_image_pixels;
-  embedder_ = std::make_unique<model::Embedder>(model, eo);
+  embedder_ = std::make_unique<model::Embedder>(model, make_embed_options(*model, a_.settings));
 
   const int64_t total = static_cast<int64_t>(items.size() + lines.size());
   Progress progress("embedding", total);
@@ -293,30 +275,10 @@ VerbRunner register_embed(CLI::App& app) {
   sub->add_option("--image", a->images,
                   "An image file for the item (repeatable; after its text). Alone it makes an image document")
       ->allow_extra_args(false);
-  sub->add_option("--image-min-pixels", a->image_min_pixels,
-                  "Smallest image area after resizing (default: the model's preprocessor_config.json, 3136)")
-      ->check(CLI::PositiveNumber);
-  sub->add_option("--image-max-pixels", a->image_max_pixels,
-                  "Largest image area after resizing (default: the model's preprocessor_config.json, 12845056)")
-      ->check(CLI::PositiveNumber);
-  sub->add_flag("--exif-orientation", a->exif_orientation,
-                "Rotate images by their EXIF orientation first (the reference does not)");
-  sub->add_option("--max-image-pixels", a->max_image_pixels,
-                  "Refuse image files larger than this many pixels before decoding (default 178956970)")
-      ->check(CLI::PositiveNumber);
+  add_embed_settings_options(*sub, a->settings);
   sub->add_option("--dump-inputs", a->dump_inputs,
                   "Write what the model saw per item: DIR/<index>/input_ids.npy [1,S], position_ids.npy [3,1,S]; "
                   "with images also pixel_values.npy [patches,1176] and image_grid_thw.npy [n,3]");
-  sub->add_option("--attention", a->attention, "Decoder attention: bidirectional (the model's) or causal")
-      ->check(CLI::IsMember({"bidirectional", "causal"}))
-      ->capture_default_str();
-  sub->add_option("--query-prefix", a->query_prefix, "Override the query prefix (default from the model: \"query: \")");
-  sub->add_option("--document-prefix", a->document_prefix,
-                  "Override the document prefix (default from the model: \"passage: \")");
-  sub->add_flag("--no-prefix", a->no_prefix, "Use no role prefixes");
-  sub->add_option("--system-prompt", a->system_prompt, "Override the chat layout's system turn");
-  sub->add_option("--max-tokens", a->max_tokens, "Truncate items longer than this (default: the model's context)")
-      ->check(CLI::PositiveNumber);
   sub->add_option("--batch-tokens", a->batch_tokens, "Pack items into one forward pass up to this many tokens")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

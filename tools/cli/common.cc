@@ -37,6 +37,46 @@ void add_model_options(CLI::App& app, ModelArgs& args) {
   app.add_option("--threads", args.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
 }
 
+void add_embed_settings_options(CLI::App& app, EmbedSettingsArgs& a) {
+  app.add_option("--image-min-pixels", a.image_min_pixels,
+                 "Smallest image area after resizing (default: the model's preprocessor_config.json, 3136)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--image-max-pixels", a.image_max_pixels,
+                 "Largest image area after resizing (default: the model's preprocessor_config.json, 12845056)")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--exif-orientation", a.exif_orientation,
+               "Rotate images by their EXIF orientation first (the reference does not)");
+  app.add_option("--max-image-pixels", a.max_image_pixels,
+                 "Refuse image files larger than this many pixels before decoding (default 178956970)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--attention", a.attention, "Decoder attention: bidirectional (the model's) or causal")
+      ->check(CLI::IsMember({"bidirectional", "causal"}))
+      ->capture_default_str();
+  app.add_option("--query-prefix", a.query_prefix, "Override the query prefix (default from the model: \"query: \")");
+  app.add_option("--document-prefix", a.document_prefix,
+                 "Override the document prefix (default from the model: \"passage: \")");
+  app.add_flag("--no-prefix", a.no_prefix, "Use no role prefixes");
+  app.add_option("--system-prompt", a.system_prompt, "Override the chat layout's system turn");
+  app.add_option("--max-tokens", a.max_tokens, "Truncate items longer than this (default: the model's context)")
+      ->check(CLI::PositiveNumber);
+}
+
+model::EmbedOptions make_embed_options(const model::Model& model, const EmbedSettingsArgs& a) {
+  model::EmbedOptions eo;
+  eo.prompts = model.prompt_defaults();
+  if (a.no_prefix) eo.prompts.query_prefix = eo.prompts.document_prefix = "";
+  if (a.query_prefix) eo.prompts.query_prefix = *a.query_prefix;
+  if (a.document_prefix) eo.prompts.document_prefix = *a.document_prefix;
+  if (a.system_prompt) eo.prompts.system_prompt = *a.system_prompt;
+  eo.attention = a.attention == "causal" ? model::AttentionMode::Causal : model::AttentionMode::Bidirectional;
+  eo.max_tokens = a.max_tokens;
+  eo.image_min_pixels = a.image_min_pixels;
+  eo.image_max_pixels = a.image_max_pixels;
+  eo.image_decode.apply_exif_orientation = a.exif_orientation;
+  if (a.max_image_pixels > 0) eo.image_decode.max_decoded_pixels = a.max_image_pixels;
+  return eo;
+}
+
 kernels::Compute parse_compute(const std::string& dtype) {
   if (dtype == "bf16") return kernels::Compute::BF16;
   if (dtype == "fp32" || dtype == "f32") return kernels::Compute::F32;

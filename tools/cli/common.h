@@ -3,11 +3,13 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "kernels/compute.h"
+#include "model/embedder.h"
 #include "model/model.h"
 
 namespace oe::cli {
@@ -24,6 +26,20 @@ struct ModelArgs {
 // Where omni-embed keeps what it generates for itself (test models for the demo and the benchmark):
 // $OMNI_EMBED_CACHE, else ~/.cache/omni-embed.
 std::filesystem::path omni_embed_cache_dir();
+
+// How items are embedded (prompt layout, attention, limits): the options shared by embed, index and eval.
+struct EmbedSettingsArgs {
+  std::string attention = "bidirectional";
+  std::optional<std::string> query_prefix, document_prefix, system_prompt;
+  bool no_prefix = false;
+  int64_t max_tokens = 0;
+  int64_t image_min_pixels = 0, image_max_pixels = 0;
+  bool exif_orientation = false;
+  int64_t max_image_pixels = 0;
+};
+void add_embed_settings_options(CLI::App& app, EmbedSettingsArgs& args);
+// The model's defaults with the user's overrides applied.
+model::EmbedOptions make_embed_options(const model::Model& model, const EmbedSettingsArgs& args);
 
 // Adds --model, --revision, --dtype, --threads to a verb.
 void add_model_options(CLI::App& app, ModelArgs& args);
@@ -59,5 +75,7 @@ VerbRunner register_bench(CLI::App& app);
 VerbRunner register_demo(CLI::App& app);
 VerbRunner register_download(CLI::App& app);
 VerbRunner register_eval(CLI::App& app);
+VerbRunner register_index(CLI::App& app);
+VerbRunner register_search(CLI::App& app);
 
 }  // namespace oe::cli

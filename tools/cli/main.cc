@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   verbs["demo"] = oe::cli::register_demo(app);
   verbs["download"] = oe::cli::register_download(app);
   verbs["eval"] = oe::cli::register_eval(app);
+  verbs["index"] = oe::cli::register_index(app);
+  verbs["search"] = oe::cli::register_search(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,554 @@
+#include "index/store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include <faiss/IndexHNSW.h>
+#include <faiss/IndexIDMap.h>
+#include <faiss/index_io.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "index/knn.h"
+#include "index/sqlite.h"
+
+namespace oe::index {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr const char* CATALOG = "catalog.sqlite";
+
+constexpr const char* SCHEMA = R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sources(
+  id INTEGER PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
+  path TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  content_hash TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  modality TEXT NOT NULL,
+  duration REAL NOT NULL,
+  status TEXT NOT NULL,
+  error TEXT NOT NULL,
+  indexed_at TEXT NOT NULL DEFAULT (datetime('now')));
+CREATE TABLE items(
+  id INTEGER PRIMARY KEY,
+  source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+  segment INTEGER NOT NULL,
+  modality TEXT NOT NULL,
+  start REAL NOT NULL,
+  end REAL NOT NULL,
+  unit TEXT NOT NULL,
+  preview TEXT NOT NULL,
+  n_tokens INTEGER NOT NULL,
+  vector BLOB NOT NULL);
+CREATE INDEX items_by_source ON items(source_id);
+CREATE INDEX items_by_modality ON items(modality);
+)sql";
+
+json settings_json(const IndexSettings& s) {
+  return json{{"model", s.model},
+              {"model_fingerprint", s.model_fingerprint},
+              {"embedding", s.embedding},
+              {"dim", s.dim},
+              {"vectors", s.vectors},
+              {"hnsw_m", s.hnsw_m},
+              {"hnsw_ef_construction", s.hnsw_ef_construction},
+              {"text_window", s.text_window},
+              {"text_overlap", s.text_overlap},
+              {"media_window", s.media_window},
+              {"media_overlap", s.media_overlap}};
+}
+
+IndexSettings settings_from_json(const json& j) {
+  IndexSettings s;
+  s.model = j.at("model").get<std::string>();
+  s.model_fingerprint = j.at("model_fingerprint").get<std::string>();
+  s.embedding = j.at("embedding").get<std::string>();
+  s.dim = j.at("dim").get<int64_t>();
+  s.vectors = j.at("vectors").get<std::string>();
+  s.hnsw_m = j.at("hnsw_m").get<int64_t>();
+  s.hnsw_ef_construction = j.at("hnsw_ef_construction").get<int64_t>();
+  s.text_window = j.at("text_window").get<int64_t>();
+  s.text_overlap = j.at("text_overlap").get<int64_t>();
+  s.media_window = j.at("media_window").get<double>();
+  s.media_overlap = j.at("media_overlap").get<double>();
+  return s;
+}
+
+std::string meta_value(Database& db, const std::string& key) {
+  auto st = db.prepare("SELECT value FROM meta WHERE key = ?");
+  st.bind(1, key);
+  return st.step() ? st.text(0) : std::string();
+}
+
+void set_meta(Database& db, const std::string& key, const std::string& value) {
+  db.prepare("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+      .bind(1, key)
+      .bind(2, value)
+      .run();
+}
+
+bool has_meta_table(Database& db) {
+  auto st = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'");
+  return st.step();
+}
+
+// Validates the format version and returns the stored settings.
+IndexSettings read_checked_settings(Database& db, const fs::path& dir) {
+  if (!has_meta_table(db))
+    throw InvalidInput(fmt::format("{} is not an omni-embed index (its catalog has no meta table)", dir.string()));
+  const std::string version = meta_value(db, "format_version");
+  if (version != std::to_string(FORMAT_VERSION))
+    throw InvalidInput(fmt::format(
+        "index {} has format version {}, and this omni-embed reads version {}: build a new index in another folder "
+        "(the existing one is left untouched)",
+        dir.string(), version.empty() ? "(none)" : version, FORMAT_VERSION));
+  try {
+    return settings_from_json(json::parse(meta_value(db, "settings")));
+  } catch (const json::exception& e) {
+    throw InvalidInput(fmt::format("index {}: unreadable settings in its catalog ({})", dir.string(), e.what()));
+  }
+}
+
+std::string modality_filter_sql(const std::vector<std::string>& modalities) {
+  if (modalities.empty()) return "";
+  std::string sql = " WHERE modality IN (";
+  for (size_t i = 0; i < modalities.size(); ++i) sql += i ? ",?" : "?";
+  return sql + ")";
+}
+
+}  // namespace
+
+struct Store::Impl {
+  fs::path dir;
+  std::unique_ptr<Database> db;
+  int lock_fd = -1;
+  // The HNSW graph of one generation, loaded or built on first search.
+  mutable std::mutex ann_mutex;
+  mutable std::unique_ptr<faiss::Index> ann;
+  mutable int64_t ann_generation = -1;
+
+  ~Impl() {
+    db.reset();
+    if (lock_fd >= 0) ::close(lock_fd);  // releases the flock
+  }
+
+  int64_t generation() const { return std::stoll(meta_value(*db, "generation")); }
+  void bump_generation() { set_meta(*db, "generation", std::to_string(generation() + 1)); }
+};
+
+Store::~Store() = default;
+
+std::string settings_difference(const IndexSettings& stored, const IndexSettings& wanted) {
+  if (stored.model_fingerprint != wanted.model_fingerprint)
+    return fmt::format("it was built with model {} (fingerprint {}), not {} (fingerprint {})", stored.model,
+                       stored.model_fingerprint.substr(0, 12), wanted.model, wanted.model_fingerprint.substr(0, 12));
+  if (stored.dim != wanted.dim)
+    return fmt::format("its vectors have {} dimensions, not {}", stored.dim, wanted.dim);
+  if (stored.embedding != wanted.embedding)
+    return fmt::format("it was built with other embedding settings ({} instead of {})", stored.embedding,
+                       wanted.embedding);
+  return "";
+}
+
+IndexSettings read_settings(const fs::path& dir) {
+  if (!fs::exists(dir / CATALOG))
+    throw InvalidInput(fmt::format("{} is not an omni-embed index (no {} in it)", dir.string(), CATALOG));
+  Database db(dir / CATALOG, true);
+  return read_checked_settings(db, dir);
+}
+
+std::unique_ptr<Store> Store::open(const fs::path& dir) {
+  if (!fs::exists(dir / CATALOG))
+    throw InvalidInput(fmt::format("{} is not an omni-embed index (no {} in it)", dir.string(), CATALOG));
+  std::unique_ptr<Store> s(new Store());
+  s->impl_ = std::make_unique<Impl>();
+  s->dir_ = s->impl_->dir = dir;
+  s->impl_->db = std::make_unique<Database>(dir / CATALOG, true);
+  s->settings_ = read_checked_settings(*s->impl_->db, dir);
+  return s;
+}
+
+std::unique_ptr<Store> Store::open_for_writing(const fs::path& dir, const IndexSettings& settings,
+                                               bool reset_on_mismatch) {
+  std::error_code ec;
+  if (fs::exists(dir) && !fs::is_directory(dir))
+    throw InvalidInput(fmt::format("--index {} is a file, not a folder", dir.string()));
+  fs::create_directories(dir, ec);
+  if (ec) throw IoError(fmt::format("cannot create the index folder {}: {}", dir.string(), ec.message()));
+  const bool has_catalog = fs::exists(dir / CATALOG);
+  if (!has_catalog) {
+    for (const auto& e : fs::directory_iterator(dir)) {
+      const std::string name = e.path().filename().string();
+      if (name != "lock" && name.rfind(CATALOG, 0) != 0)
+        throw InvalidInput(fmt::format("{} is not empty and holds no omni-embed index: choose an empty or new folder",
+                                       dir.string()));
+    }
+  }
+  std::unique_ptr<Store> s(new Store());
+  s->impl_ = std::make_unique<Impl>();
+  s->dir_ = s->impl_->dir = dir;
+  s->writable_ = true;
+  Impl& im = *s->impl_;
+  im.lock_fd = ::open((dir / "lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (im.lock_fd < 0)
+    throw IoError(fmt::format("cannot create {}: {}", (dir / "lock").string(), std::strerror(errno)));
+  if (::flock(im.lock_fd, LOCK_EX | LOCK_NB) != 0)
+    throw InvalidInput(fmt::format("index {} is being written by another omni-embed process; wait for it to finish",
+                                   dir.string()));
+  im.db = std::make_unique<Database>(dir / CATALOG, false);
+  Database& db = *im.db;
+  db.exec("PRAGMA journal_mode=WAL");
+  db.exec("PRAGMA synchronous=NORMAL");
+  db.exec("PRAGMA foreign_keys=ON");
+  if (!has_meta_table(db)) {
+    // Schema and settings in one transaction: a crash leaves no catalog or a complete one.
+    Transaction tx(db);
+    db.exec(SCHEMA);
+    set_meta(db, "format_version", std::to_string(FORMAT_VERSION));
+    set_meta(db, "settings", settings_json(settings).dump());
+    set_meta(db, "generation", "0");
+    tx.commit();
+  }
+  IndexSettings stored = read_checked_settings(db, dir);
+  const std::string diff = settings_difference(stored, settings);
+  if (!diff.empty()) {
+    if (!reset_on_mismatch)
+      throw InvalidInput(fmt::format("index {}: {}; use another --index folder, or --rebuild to re-embed everything "
+                                     "with the new settings",
+                                     dir.string(), diff));
+    Transaction tx(db);
+    db.exec("DELETE FROM items; DELETE FROM sources;");
+    set_meta(db, "settings", settings_json(settings).dump());
+    im.bump_generation();
+    tx.commit();
+    stored = settings;
+  }
+  // Segmenting and ANN settings may change between runs; the new values apply from now on.
+  stored.vectors = settings.vectors;
+  stored.hnsw_m = settings.hnsw_m;
+  stored.hnsw_ef_construction = settings.hnsw_ef_construction;
+  stored.text_window = settings.text_window;
+  stored.text_overlap = settings.text_overlap;
+  stored.media_window = settings.media_window;
+  stored.media_overlap = settings.media_overlap;
+  stored.model = settings.model;
+  {
+    Transaction tx(db);
+    set_meta(db, "settings", settings_json(stored).dump());
+    tx.commit();
+  }
+  s->settings_ = stored;
+  return s;
+}
+
+namespace {
+
+SourceRecord source_from_row(const Statement& st) {
+  SourceRecord r;
+  r.id = st.int64(0);
+  r.key = st.text(1);
+  r.path = st.text(2);
+  r.origin = st.text(3);
+  r.content_hash = st.text(4);
+  r.size = st.int64(5);
+  r.modality = st.text(6);
+  r.duration = st.real(7);
+  r.status = st.text(8);
+  r.error = st.text(9);
+  return r;
+}
+
+constexpr const char* SOURCE_COLUMNS =
+    "id, key, path, origin, content_hash, size, modality, duration, status, error";
+
+}  // namespace
+
+std::optional<SourceRecord> Store::find_source(const std::string& key) const {
+  auto st = impl_->db->prepare(fmt::format("SELECT {} FROM sources WHERE key = ?", SOURCE_COLUMNS));
+  st.bind(1, key);
+  if (!st.step()) return std::nullopt;
+  return source_from_row(st);
+}
+
+std::vector<SourceRecord> Store::sources() const {
+  auto st = impl_->db->prepare(fmt::format("SELECT {} FROM sources ORDER BY key", SOURCE_COLUMNS));
+  std::vector<SourceRecord> out;
+  while (st.step()) out.push_back(source_from_row(st));
+  return out;
+}
+
+StoreStats Store::stats() const {
+  Database& db = *impl_->db;
+  StoreStats s;
+  auto q = [&](const char* sql) {
+    auto st = db.prepare(sql);
+    return st.step() ? st.int64(0) : int64_t{0};
+  };
+  s.sources = q("SELECT COUNT(*) FROM sources");
+  s.failed = q("SELECT COUNT(*) FROM sources WHERE status != 'ok'");
+  s.items = q("SELECT COUNT(*) FROM items");
+  s.generation = impl_->generation();
+  return s;
+}
+
+void Store::put(const std::vector<SourceUpdate>& updates) {
+  OE_CHECK(writable_, "Store::put on a read-only index");
+  if (updates.empty()) return;
+  Database& db = *impl_->db;
+  Transaction tx(db);
+  auto del = db.prepare("DELETE FROM sources WHERE key = ?");
+  auto ins = db.prepare(
+      "INSERT INTO sources(key, path, origin, content_hash, size, modality, duration, status, error) "
+      "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  auto item = db.prepare(
+      "INSERT INTO items(source_id, segment, modality, start, end, unit, preview, n_tokens, vector) "
+      "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  for (const auto& u : updates) {
+    const SourceRecord& r = u.source;
+    del.bind(1, r.key).run();  // its old items go with it (ON DELETE CASCADE)
+    ins.bind(1, r.key).bind(2, r.path).bind(3, r.origin).bind(4, r.content_hash).bind(5, r.size);
+    ins.bind(6, r.modality).bind(7, r.duration).bind(8, r.status).bind(9, r.error).run();
+    const int64_t source_id = db.last_insert_rowid();
+    for (const auto& seg : u.segments) {
+      if (static_cast<int64_t>(seg.vector.size()) != settings_.dim)
+        throw InternalError(fmt::format("{}: a {}-d vector for an index of {} dimensions", r.key, seg.vector.size(),
+                                        settings_.dim));
+      item.bind(1, source_id).bind(2, seg.index).bind(3, seg.modality).bind(4, seg.start).bind(5, seg.end);
+      item.bind(6, seg.unit).bind(7, seg.preview).bind(8, seg.n_tokens);
+      item.bind_blob(9, seg.vector.data(), seg.vector.size() * sizeof(float)).run();
+    }
+  }
+  impl_->bump_generation();
+  tx.commit();
+}
+
+int64_t Store::remove(const std::vector<std::string>& keys) {
+  OE_CHECK(writable_, "Store::remove on a read-only index");
+  if (keys.empty()) return 0;
+  Database& db = *impl_->db;
+  Transaction tx(db);
+  auto del = db.prepare("DELETE FROM sources WHERE key = ?");
+  int64_t n = 0;
+  for (const auto& k : keys) {
+    del.bind(1, k).run();
+    n += db.changes();
+  }
+  impl_->bump_generation();
+  tx.commit();
+  return n;
+}
+
+void Store::load_vectors(std::vector<int64_t>& ids, std::vector<float>& matrix,
+                         const std::vector<std::string>& modalities) const {
+  Database& db = *impl_->db;
+  const int64_t d = settings_.dim;
+  ids.clear();
+  matrix.clear();
+  {
+    auto count = db.prepare("SELECT COUNT(*) FROM items" + modality_filter_sql(modalities));
+    for (size_t i = 0; i < modalities.size(); ++i) count.bind(static_cast<int>(i + 1), modalities[i]);
+    if (count.step()) {
+      ids.reserve(static_cast<size_t>(count.int64(0)));
+      matrix.reserve(static_cast<size_t>(count.int64(0) * d));
+    }
+  }
+  auto st = db.prepare("SELECT id, vector FROM items" + modality_filter_sql(modalities) + " ORDER BY id");
+  for (size_t i = 0; i < modalities.size(); ++i) st.bind(static_cast<int>(i + 1), modalities[i]);
+  while (st.step()) {
+    std::string_view b = st.blob(1);
+    if (b.size() != static_cast<size_t>(d) * sizeof(float))
+      throw IoError(fmt::format("index {}: item {} has a vector of {} bytes, expected {}", dir_.string(), st.int64(0),
+                                b.size(), d * 4));
+    ids.push_back(st.int64(0));
+    const size_t at = matrix.size();
+    matrix.resize(at + static_cast<size_t>(d));
+    std::memcpy(matrix.data() + at, b.data(), b.size());
+  }
+}
+
+std::vector<Hit> Store::describe(const std::vector<int64_t>& item_ids) const {
+  auto st = impl_->db->prepare(
+      "SELECT i.id, s.path, s.key, i.modality, i.segment, i.start, i.end, i.unit, i.preview FROM items i "
+      "JOIN sources s ON s.id = i.source_id WHERE i.id = ?");
+  std::vector<Hit> out;
+  for (int64_t id : item_ids) {
+    st.bind(1, id);
+    Hit h;
+    h.item_id = id;
+    if (st.step()) {
+      h.path = st.text(1);
+      h.key = st.text(2);
+      h.modality = st.text(3);
+      h.segment = st.int64(4);
+      h.start = st.real(5);
+      h.end = st.real(6);
+      h.unit = st.text(7);
+      h.preview = st.text(8);
+    }
+    st.reset();
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
+std::map<int64_t, std::string> Store::item_keys() const {
+  auto st = impl_->db->prepare("SELECT i.id, s.key FROM items i JOIN sources s ON s.id = i.source_id");
+  std::map<int64_t, std::string> out;
+  while (st.step()) out.emplace(st.int64(0), st.text(1));
+  return out;
+}
+
+void Store::prepare_search() const {
+  if (settings_.vectors != "hnsw") return;
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> lock(im.ann_mutex);
+  const int64_t gen = im.generation();
+  if (im.ann && im.ann_generation == gen) return;
+  const fs::path cache = dir_ / fmt::format("hnsw-{}.faiss", gen);
+  if (fs::exists(cache)) {
+    try {
+      im.ann.reset(faiss::read_index(cache.c_str()));
+      im.ann_generation = gen;
+      return;
+    } catch (const std::exception&) {
+      // An unreadable cache is rebuilt below.
+    }
+  }
+  std::vector<int64_t> ids;
+  std::vector<float> m;
+  load_vectors(ids, m);
+  const int d = static_cast<int>(settings_.dim);
+  auto* hnsw = new faiss::IndexHNSWFlat(d, static_cast<int>(settings_.hnsw_m), faiss::METRIC_INNER_PRODUCT);
+  hnsw->hnsw.efConstruction = static_cast<int>(settings_.hnsw_ef_construction);
+  auto idmap = std::make_unique<faiss::IndexIDMap>(hnsw);
+  idmap->own_fields = true;
+  idmap->add_with_ids(static_cast<faiss::Index::idx_t>(ids.size()), m.data(), ids.data());
+  // Cache it for later searches when the folder is writable; a failure only costs the next search a rebuild.
+  try {
+    const fs::path tmp = dir_ / fmt::format("hnsw-{}.faiss.{}.tmp", gen, ::getpid());
+    faiss::write_index(idmap.get(), tmp.c_str());
+    fs::rename(tmp, cache);
+    for (const auto& e : fs::directory_iterator(dir_)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind("hnsw-", 0) == 0 && e.path() != cache && name.find(".tmp") == std::string::npos)
+        fs::remove(e.path());
+    }
+  } catch (const std::exception&) {
+  }
+  im.ann = std::move(idmap);
+  im.ann_generation = gen;
+}
+
+std::vector<Hit> Store::search(const float* query, int64_t k, const std::vector<std::string>& modalities,
+                               int64_t hnsw_ef_search) const {
+  if (k <= 0) return {};
+  std::vector<int64_t> top_ids;
+  std::vector<float> top_scores;
+  const int64_t d = settings_.dim;
+  if (settings_.vectors == "hnsw") {
+    prepare_search();
+    std::lock_guard<std::mutex> lock(impl_->ann_mutex);
+    const faiss::Index& ann = *impl_->ann;
+    std::unordered_map<int64_t, std::string> modality_of;
+    if (!modalities.empty()) {
+      auto st = impl_->db->prepare("SELECT id, modality FROM items");
+      while (st.step()) modality_of.emplace(st.int64(0), st.text(1));
+    }
+    // With a modality filter, ask for more neighbours until k of them pass (or the whole index was returned).
+    const int64_t total = ann.ntotal;
+    for (int64_t want = std::min(total, modalities.empty() ? k : 4 * k);; want = std::min(total, 2 * want)) {
+      std::vector<float> dist(static_cast<size_t>(std::max<int64_t>(want, 1)));
+      std::vector<faiss::Index::idx_t> lab(dist.size());
+      faiss::SearchParametersHNSW params;
+      params.efSearch = static_cast<int>(std::max<int64_t>(hnsw_ef_search > 0 ? hnsw_ef_search : 64, want));
+      if (want > 0) ann.search(1, query, want, dist.data(), lab.data(), &params);
+      top_ids.clear();
+      top_scores.clear();
+      for (int64_t i = 0; i < want && static_cast<int64_t>(top_ids.size()) < k; ++i) {
+        if (lab[i] < 0) continue;
+        if (!modalities.empty()) {
+          auto it = modality_of.find(lab[i]);
+          if (it == modality_of.end() ||
+              std::find(modalities.begin(), modalities.end(), it->second) == modalities.end())
+            continue;
+        }
+        top_ids.push_back(lab[i]);
+        top_scores.push_back(dist[i]);
+      }
+      if (static_cast<int64_t>(top_ids.size()) >= k || want >= total) break;
+    }
+  } else {
+    std::vector<int64_t> ids;
+    std::vector<float> m;
+    load_vectors(ids, m, modalities);
+    const int64_t n = static_cast<int64_t>(ids.size());
+    TopK top = exact_top_k(m.data(), n, d, query, 1, k);
+    for (int64_t i = 0; i < top.k; ++i) {
+      if (top.labels[i] < 0) continue;
+      top_ids.push_back(ids[top.labels[i]]);
+      top_scores.push_back(top.scores[i]);
+    }
+  }
+  std::vector<Hit> hits = describe(top_ids);
+  for (size_t i = 0; i < hits.size(); ++i) hits[i].score = top_scores[i];
+  return hits;
+}
+
+CheckReport Store::check() const {
+  Database& db = *impl_->db;
+  CheckReport r;
+  {
+    auto st = db.prepare("PRAGMA integrity_check");
+    while (st.step())
+      if (st.text(0) != "ok") r.problems.push_back("SQLite integrity: " + st.text(0));
+  }
+  auto each = [&](const std::string& sql, const std::function<void(const Statement&)>& f) {
+    auto st = db.prepare(sql);
+    while (st.step()) f(st);
+  };
+  each("SELECT i.id FROM items i LEFT JOIN sources s ON s.id = i.source_id WHERE s.id IS NULL",
+       [&](const Statement& st) { r.problems.push_back(fmt::format("item {} has no source (orphan)", st.int64(0))); });
+  each("SELECT s.key FROM sources s WHERE s.status = 'ok' AND NOT EXISTS (SELECT 1 FROM items i WHERE i.source_id = s.id)",
+       [&](const Statement& st) { r.problems.push_back(fmt::format("source {} has no items", st.text(0))); });
+  each("SELECT s.key FROM sources s WHERE s.status != 'ok' AND EXISTS (SELECT 1 FROM items i WHERE i.source_id = s.id)",
+       [&](const Statement& st) { r.problems.push_back(fmt::format("failed source {} has items", st.text(0))); });
+  each("SELECT s.key, COUNT(*), MIN(i.segment), MAX(i.segment), COUNT(DISTINCT i.segment) FROM items i "
+       "JOIN sources s ON s.id = i.source_id GROUP BY i.source_id",
+       [&](const Statement& st) {
+         const int64_t n = st.int64(1);
+         if (st.int64(2) != 0 || st.int64(3) != n - 1 || st.int64(4) != n)
+           r.problems.push_back(fmt::format("source {}: its segments are not numbered 0..{}", st.text(0), n - 1));
+       });
+  const int64_t d = settings_.dim;
+  each("SELECT id, vector FROM items", [&](const Statement& st) {
+    std::string_view b = st.blob(1);
+    if (b.size() != static_cast<size_t>(d) * sizeof(float)) {
+      r.problems.push_back(fmt::format("item {}: vector of {} bytes, expected {}", st.int64(0), b.size(), d * 4));
+      return;
+    }
+    std::vector<float> v(static_cast<size_t>(d));
+    std::memcpy(v.data(), b.data(), b.size());
+    double norm = 0;
+    for (float x : v) norm += static_cast<double>(x) * x;
+    if (!std::isfinite(norm) || std::abs(std::sqrt(norm) - 1.0) > 1e-3)
+      r.problems.push_back(fmt::format("item {}: vector norm {} is not 1", st.int64(0), std::sqrt(norm)));
+  });
+  return r;
+}
+
+}  // namespace oe::index
