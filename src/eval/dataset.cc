@@ -113,8 +113,9 @@ DatasetRun run_dataset(const model::Embedder& embedder, const std::string& model
   for (const auto& [qid, docs] : r.qrels)
     for (const auto& [docid, rel] : docs) unknown += !corpus_ids.count(docid);
   if (unknown > 0)
-    r.failures.emplace_back("qrels", fmt::format("{} judgments name corpus ids that are not in {}", unknown,
-                                                 corpus_path.string()));
+    r.warnings.push_back(fmt::format("{}: {} judgment(s) name corpus ids that are not in {}; they count as relevant "
+                                     "documents never retrieved",
+                                     qrels_path.string(), unknown, corpus_path.string()));
   if (r.corpus_size == 0) throw InvalidInput(fmt::format("{}: no corpus item has {} content", o.dataset.string(), o.modality));
   if (r.queries == 0)
     throw InvalidInput(fmt::format("{}: no query of queries.jsonl is judged in {}", o.dataset.string(), qrels_path.string()));

@@ -39,7 +39,8 @@ struct DatasetRun {
   int64_t corpus_embedded = 0;    // embedded now (the rest came from the cache)
   int64_t queries = 0, queries_embedded = 0;
   int64_t left_out = 0;           // corpus items without content of this modality
-  std::vector<std::pair<std::string, std::string>> failures;  // (id, why): not embedded, not ranked
+  std::vector<std::pair<std::string, std::string>> failures;  // (item, why): not embedded, so not ranked
+  std::vector<std::string> warnings;                          // e.g. judgments naming ids not in the corpus
   double seconds = 0;
 };
 
@@ -47,7 +48,7 @@ using DatasetProgress = std::function<void(const std::string& stage, int64_t don
 
 // Embeds (or loads from the cache) and ranks; InvalidInput for a dataset that is not in the BEIR layout. Qrels that
 // name corpus ids not in the corpus are kept (they count as relevant documents never retrieved, as in BEIR) and
-// reported in `failures` as ("qrels", ...).
+// reported in `warnings`.
 DatasetRun run_dataset(const model::Embedder& embedder, const std::string& model_name, const DatasetOptions& options,
                        const DatasetProgress& progress = {});
 

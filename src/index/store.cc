@@ -474,9 +474,12 @@ std::vector<Hit> Store::search(const float* query, int64_t k, const std::vector<
     for (int64_t want = std::min(total, modalities.empty() ? k : 4 * k);; want = std::min(total, 2 * want)) {
       std::vector<float> dist(static_cast<size_t>(std::max<int64_t>(want, 1)));
       std::vector<faiss::Index::idx_t> lab(dist.size());
-      faiss::SearchParametersHNSW params;
-      params.efSearch = static_cast<int>(std::max<int64_t>(hnsw_ef_search > 0 ? hnsw_ef_search : 64, want));
-      if (want > 0) ann.search(1, query, want, dist.data(), lab.data(), &params);
+      // FAISS 1.7.3's IndexIDMap takes no search parameters: the beam width is set on the graph itself (the
+      // search holds ann_mutex).
+      auto* graph = dynamic_cast<faiss::IndexHNSW*>(dynamic_cast<const faiss::IndexIDMap&>(ann).index);
+      if (!graph) throw IoError(fmt::format("index {}: its HNSW cache is not an HNSW graph", dir_.string()));
+      graph->hnsw.efSearch = static_cast<int>(std::max<int64_t>(hnsw_ef_search > 0 ? hnsw_ef_search : 64, want));
+      if (want > 0) ann.search(1, query, want, dist.data(), lab.data());
       top_ids.clear();
       top_scores.clear();
       for (int64_t i = 0; i < want && static_cast<int64_t>(top_ids.size()) < k; ++i) {

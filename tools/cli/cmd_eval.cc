@@ -117,6 +117,7 @@ int run_dataset_eval(const EvalArgs& a) {
       progress.update(done);
     });
     progress.finish();
+    for (const auto& w : r.warnings) log_warn("{}", w);
     for (const auto& [what, why] : r.failures) log_warn("{}: {}", what, why);
     if (!r.failures.empty()) rc = 1;
     log_info("{} ({}): {} corpus items ({} embedded now, the rest cached), {} queries ({} embedded now), {} items "
