@@ -35,4 +35,9 @@ class PackedLinear {
   std::shared_ptr<Impl> impl_;
 };
 
+// C[m, n] = A[m, k] · B[n, k]ᵀ, all fp32 row-major with dense rows, B used in place (no packing): for operands
+// that are used once or are too large to copy, such as an index's vectors against a batch of queries. oneDNN's
+// sgemm, on the current OpenMP threads.
+void gemm_f32_nt(const float* a, int64_t m, const float* b, int64_t n, int64_t k, float* c);
+
 }  // namespace oe::kernels

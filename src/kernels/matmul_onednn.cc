@@ -398,4 +398,10 @@ void local_gemm(Compute type, int64_t m, int64_t k, int64_t n, const void* a, co
 }
 
 }  // namespace detail
+void gemm_f32_nt(const float* a, int64_t m, const float* b, int64_t n, int64_t k, float* c) {
+  if (m == 0 || n == 0) return;
+  const dnnl_status_t st = dnnl_sgemm('N', 'T', m, n, k, 1.0f, a, k, b, k, 0.0f, c, n);
+  OE_CHECK(st == dnnl_success, "dnnl_sgemm failed with status {}", static_cast<int>(st));
+}
+
 }  // namespace oe::kernels
