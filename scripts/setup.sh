@@ -11,7 +11,7 @@ PACKAGES=(
   nlohmann-json3-dev libutf8proc-dev libcli11-dev libfmt-dev
   libcurl4-openssl-dev   # Hugging Face Hub downloads
   libssl-dev             # SHA-256 content hashes (libcrypto)
-  libsqlite3-dev libfaiss-dev  # the index: SQLite catalog, FAISS search
+  libsqlite3-dev libhnswlib-dev  # the index: SQLite catalog, HNSW graphs
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev  # FFmpeg: media decoding
   libjpeg62-turbo-dev libwebp-dev  # JPEG and WebP decoded by the same libraries Pillow uses (bit-exact pixels)
   zlib1g-dev             # the media tests write hand-made PNG files

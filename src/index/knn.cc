@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
-#include <faiss/IndexHNSW.h>
+#include <hnswlib/hnswlib.h>
+
+#include <mutex>
 
 #include "core/error.h"
 #include "kernels/matmul.h"
@@ -66,28 +68,70 @@ TopK exact_top_k(const float* matrix, int64_t n, int64_t d, const float* queries
   return out;
 }
 
-Hnsw::Hnsw(int64_t d, int64_t m, int64_t ef_construction) {
-  auto* h = new faiss::IndexHNSWFlat(static_cast<int>(d), static_cast<int>(m), faiss::METRIC_INNER_PRODUCT);
-  h->hnsw.efConstruction = static_cast<int>(ef_construction);
-  index_.reset(h);
-}
+struct Hnsw::Impl {
+  explicit Impl(int64_t d) : space(static_cast<size_t>(d)), d(d) {}
+  hnswlib::InnerProductSpace space;
+  std::unique_ptr<hnswlib::HierarchicalNSW<float>> graph;
+  int64_t d;
+  int64_t next_row = 0;
+  mutable std::mutex search_mutex;
+};
 
+Hnsw::Hnsw() = default;
 Hnsw::~Hnsw() = default;
 
-void Hnsw::add(const float* matrix, int64_t n) { index_->add(n, matrix); }
+Hnsw::Hnsw(int64_t d, int64_t capacity, int64_t m, int64_t ef_construction) : impl_(std::make_unique<Impl>(d)) {
+  impl_->graph = std::make_unique<hnswlib::HierarchicalNSW<float>>(
+      &impl_->space, static_cast<size_t>(std::max<int64_t>(capacity, 1)), static_cast<size_t>(m),
+      static_cast<size_t>(ef_construction));
+}
 
-int64_t Hnsw::size() const { return index_->ntotal; }
+std::unique_ptr<Hnsw> Hnsw::load(const std::filesystem::path& path, int64_t d) {
+  std::unique_ptr<Hnsw> h(new Hnsw());
+  h->impl_ = std::make_unique<Impl>(d);
+  try {
+    h->impl_->graph = std::make_unique<hnswlib::HierarchicalNSW<float>>(&h->impl_->space, path.string());
+  } catch (const std::exception& e) {
+    throw IoError(fmt::format("{}: not a readable HNSW graph ({})", path.string(), e.what()));
+  }
+  if (h->impl_->graph->data_size_ != static_cast<size_t>(d) * sizeof(float))
+    throw IoError(fmt::format("{}: an HNSW graph of another dimension", path.string()));
+  h->impl_->next_row = static_cast<int64_t>(h->impl_->graph->cur_element_count);
+  return h;
+}
+
+void Hnsw::add(const float* matrix, int64_t n, const int64_t* labels) {
+  auto& g = *impl_->graph;
+  if (static_cast<size_t>(impl_->next_row + n) > g.max_elements_) g.resizeIndex(static_cast<size_t>(impl_->next_row + n));
+  const int64_t first = impl_->next_row, d = impl_->d;
+  // hnswlib's addPoint is thread-safe (per-node locks).
+#pragma omp parallel for schedule(dynamic, 64)
+  for (int64_t i = 0; i < n; ++i)
+    g.addPoint(matrix + i * d, static_cast<hnswlib::labeltype>(labels ? labels[i] : first + i));
+  impl_->next_row += n;
+}
+
+int64_t Hnsw::size() const { return static_cast<int64_t>(impl_->graph->cur_element_count); }
+
+void Hnsw::save(const std::filesystem::path& path) const { impl_->graph->saveIndex(path.string()); }
 
 TopK Hnsw::search(const float* queries, int64_t nq, int64_t k, int64_t ef_search) const {
   TopK out;
-  out.k = std::max<int64_t>(0, std::min(k, index_->ntotal));
-  if (out.k == 0 || nq == 0) return out;
-  out.labels.resize(static_cast<size_t>(nq * out.k));
-  out.scores.resize(out.labels.size());
-  // FAISS 1.7.3 reads the beam width from the graph even when SearchParametersHNSW is passed (measured: the
-  // parameter's value had no effect), so it is set on the graph itself.
-  static_cast<faiss::IndexHNSW*>(index_.get())->hnsw.efSearch = static_cast<int>(std::max(ef_search, out.k));
-  index_->search(nq, queries, out.k, out.scores.data(), out.labels.data());
+  out.k = std::max<int64_t>(0, std::min(k, size()));
+  if (out.k == 0 || nq <= 0) return out;
+  out.labels.assign(static_cast<size_t>(nq * out.k), -1);
+  out.scores.assign(out.labels.size(), 0.0f);
+  std::lock_guard<std::mutex> lock(impl_->search_mutex);
+  impl_->graph->setEf(static_cast<size_t>(std::max(ef_search, out.k)));
+  for (int64_t q = 0; q < nq; ++q) {
+    auto found = impl_->graph->searchKnn(queries + q * impl_->d, static_cast<size_t>(out.k));
+    // The queue pops the largest distance (1 - inner product) first: fill from the back.
+    for (int64_t i = static_cast<int64_t>(found.size()) - 1; i >= 0; --i) {
+      out.labels[q * out.k + i] = static_cast<int64_t>(found.top().second);
+      out.scores[q * out.k + i] = 1.0f - found.top().first;
+      found.pop();
+    }
+  }
   return out;
 }
 

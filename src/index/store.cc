@@ -8,19 +8,19 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <unordered_map>
 
-#include <faiss/IndexHNSW.h>
-#include <faiss/IndexIDMap.h>
-#include <faiss/index_io.h>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "index/knn.h"
 #include "index/sqlite.h"
+#include "io/atomic_file.h"
+#include "io/hash.h"
 
 namespace oe::index {
 namespace {
@@ -139,7 +139,7 @@ struct Store::Impl {
   int lock_fd = -1;
   // The HNSW graph of one generation, loaded or built on first search.
   mutable std::mutex ann_mutex;
-  mutable std::unique_ptr<faiss::Index> ann;
+  mutable std::unique_ptr<Hnsw> ann;
   mutable int64_t ann_generation = -1;
 
   ~Impl() {
@@ -419,38 +419,46 @@ void Store::prepare_search() const {
   std::lock_guard<std::mutex> lock(im.ann_mutex);
   const int64_t gen = im.generation();
   if (im.ann && im.ann_generation == gen) return;
-  const fs::path cache = dir_ / fmt::format("hnsw-{}.faiss", gen);
-  if (fs::exists(cache)) {
+  // The cached graph of this generation, when its checksum (written after it) matches: a torn or foreign file is
+  // never handed to the graph reader.
+  const fs::path cache = dir_ / fmt::format("hnsw-{}.bin", gen), sum = dir_ / fmt::format("hnsw-{}.sha256", gen);
+  if (fs::exists(cache) && fs::exists(sum)) {
     try {
-      im.ann.reset(faiss::read_index(cache.c_str()));
-      im.ann_generation = gen;
-      return;
-    } catch (const std::exception&) {
-      // An unreadable cache is rebuilt below.
+      std::ifstream in(sum);
+      std::string want;
+      in >> want;
+      if (!want.empty() && want == io::sha256_file_hex(cache)) {
+        im.ann = Hnsw::load(cache, settings_.dim);
+        im.ann_generation = gen;
+        return;
+      }
+    } catch (const Error&) {
+      // Rebuilt below.
     }
   }
   std::vector<int64_t> ids;
   std::vector<float> m;
   load_vectors(ids, m);
-  const int d = static_cast<int>(settings_.dim);
-  auto* hnsw = new faiss::IndexHNSWFlat(d, static_cast<int>(settings_.hnsw_m), faiss::METRIC_INNER_PRODUCT);
-  hnsw->hnsw.efConstruction = static_cast<int>(settings_.hnsw_ef_construction);
-  auto idmap = std::make_unique<faiss::IndexIDMap>(hnsw);
-  idmap->own_fields = true;
-  idmap->add_with_ids(static_cast<faiss::Index::idx_t>(ids.size()), m.data(), ids.data());
-  // Cache it for later searches when the folder is writable; a failure only costs the next search a rebuild.
+  auto graph = std::make_unique<Hnsw>(settings_.dim, static_cast<int64_t>(ids.size()), settings_.hnsw_m,
+                                      settings_.hnsw_ef_construction);
+  graph->add(m.data(), static_cast<int64_t>(ids.size()), ids.data());
+  // Cached for later searches when the folder is writable; a failure only costs the next search a rebuild.
   try {
-    const fs::path tmp = dir_ / fmt::format("hnsw-{}.faiss.{}.tmp", gen, ::getpid());
-    faiss::write_index(idmap.get(), tmp.c_str());
+    const fs::path tmp = dir_ / fmt::format("hnsw-{}.bin.{}.tmp", gen, ::getpid());
+    graph->save(tmp);
+    const std::string hash = io::sha256_file_hex(tmp);
     fs::rename(tmp, cache);
+    io::AtomicFile f(sum);
+    f.write(hash + "\n");
+    f.commit();
     for (const auto& e : fs::directory_iterator(dir_)) {
       const std::string name = e.path().filename().string();
-      if (name.rfind("hnsw-", 0) == 0 && e.path() != cache && name.find(".tmp") == std::string::npos)
+      if (name.rfind("hnsw-", 0) == 0 && e.path() != cache && e.path() != sum && name.find(".tmp") == std::string::npos)
         fs::remove(e.path());
     }
   } catch (const std::exception&) {
   }
-  im.ann = std::move(idmap);
+  im.ann = std::move(graph);
   im.ann_generation = gen;
 }
 
@@ -463,35 +471,29 @@ std::vector<Hit> Store::search(const float* query, int64_t k, const std::vector<
   if (settings_.vectors == "hnsw") {
     prepare_search();
     std::lock_guard<std::mutex> lock(impl_->ann_mutex);
-    const faiss::Index& ann = *impl_->ann;
+    const Hnsw& ann = *impl_->ann;
     std::unordered_map<int64_t, std::string> modality_of;
     if (!modalities.empty()) {
       auto st = impl_->db->prepare("SELECT id, modality FROM items");
       while (st.step()) modality_of.emplace(st.int64(0), st.text(1));
     }
     // With a modality filter, ask for more neighbours until k of them pass (or the whole index was returned).
-    const int64_t total = ann.ntotal;
+    const int64_t total = ann.size();
     for (int64_t want = std::min(total, modalities.empty() ? k : 4 * k);; want = std::min(total, 2 * want)) {
-      std::vector<float> dist(static_cast<size_t>(std::max<int64_t>(want, 1)));
-      std::vector<faiss::Index::idx_t> lab(dist.size());
-      // FAISS 1.7.3's IndexIDMap takes no search parameters: the beam width is set on the graph itself (the
-      // search holds ann_mutex).
-      auto* graph = dynamic_cast<faiss::IndexHNSW*>(dynamic_cast<const faiss::IndexIDMap&>(ann).index);
-      if (!graph) throw IoError(fmt::format("index {}: its HNSW cache is not an HNSW graph", dir_.string()));
-      graph->hnsw.efSearch = static_cast<int>(std::max<int64_t>(hnsw_ef_search > 0 ? hnsw_ef_search : 64, want));
-      if (want > 0) ann.search(1, query, want, dist.data(), lab.data());
+      const TopK top = ann.search(query, 1, want, hnsw_ef_search > 0 ? hnsw_ef_search : 64);
       top_ids.clear();
       top_scores.clear();
-      for (int64_t i = 0; i < want && static_cast<int64_t>(top_ids.size()) < k; ++i) {
-        if (lab[i] < 0) continue;
+      for (int64_t i = 0; i < top.k && static_cast<int64_t>(top_ids.size()) < k; ++i) {
+        const int64_t id = top.labels[i];
+        if (id < 0) continue;
         if (!modalities.empty()) {
-          auto it = modality_of.find(lab[i]);
+          auto it = modality_of.find(id);
           if (it == modality_of.end() ||
               std::find(modalities.begin(), modalities.end(), it->second) == modalities.end())
             continue;
         }
-        top_ids.push_back(lab[i]);
-        top_scores.push_back(dist[i]);
+        top_ids.push_back(id);
+        top_scores.push_back(top.scores[i]);
       }
       if (static_cast<int64_t>(top_ids.size()) >= k || want >= total) break;
     }

@@ -1,14 +1,14 @@
-// The index: one folder holding a SQLite catalog (catalog.sqlite) and, for approximate search, a FAISS graph built
+// The index: one folder holding a SQLite catalog (catalog.sqlite) and, for approximate search, an HNSW graph built
 // from it. The catalog is the single source of truth: each source (a file, or one entry of a JSONL manifest) is
 // written together with all of its segments and their vectors in ONE transaction, so a process killed at any
 // moment leaves either the old or the new state of that source, never a mix, and never a vector without its
 // source. SQLite's write-ahead log makes the commit atomic; a re-run resumes by skipping the sources whose content
-// hash is already stored. Exact search (the default) reads the vectors from the catalog into a FAISS flat
-// inner-product index; HNSW graphs are cached in the folder per catalog generation and rebuilt when stale.
+// hash is already stored. Exact search (the default) ranks the vectors of the catalog by inner product (knn.h); HNSW
+// graphs are cached in the folder per catalog generation and rebuilt when stale.
 //
 //   DIR/catalog.sqlite   meta (format version, settings, generation), sources, items (+ vector BLOBs)
 //   DIR/lock             held (flock) by the one process allowed to write
-//   DIR/hnsw-<gen>.faiss the HNSW graph of generation <gen> (only with vectors = "hnsw")
+//   DIR/hnsw-<gen>.bin   the HNSW graph of generation <gen> (only with vectors = "hnsw"), and hnsw-<gen>.sha256
 #pragma once
 
 #include <cstdint>

@@ -205,16 +205,31 @@ TEST(Store, HnswFindsAlmostAllExactNeighboursAndCachesItsGraph) {
     for (const auto& h : store->search(query.data(), 5, {"text"})) EXPECT_EQ(h.modality, "text");
   }
   EXPECT_GE(found, total * 95 / 100) << found << " of " << total;
-  int cached = 0;
+  std::vector<fs::path> graphs;
   for (const auto& e : fs::directory_iterator(tmp / "idx"))
-    cached += e.path().filename().string().rfind("hnsw-", 0) == 0;
-  EXPECT_EQ(cached, 1);
+    if (e.path().extension() == ".bin") graphs.push_back(e.path());
+  ASSERT_EQ(graphs.size(), 1u);
   // A reader loads the cached graph and gives the same answer.
-  auto reader = Store::open(tmp / "idx");
   const auto query = unit_vector(rng);
-  const auto a = store->search(query.data(), 10), b = reader->search(query.data(), 10);
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].item_id, b[i].item_id);
+  const auto a = store->search(query.data(), 10);
+  // Graphs built on several threads may differ a little: the answers must agree on nearly all neighbours.
+  auto same = [&](const std::vector<Hit>& b) {
+    ASSERT_EQ(a.size(), b.size());
+    int common = 0;
+    for (const auto& x : a)
+      for (const auto& y : b) common += x.item_id == y.item_id;
+    EXPECT_GE(common, 8);
+  };
+  same(Store::open(tmp / "idx")->search(query.data(), 10));
+  // A damaged cache is not read: the graph is rebuilt from the catalog.
+  const auto size = fs::file_size(graphs[0]);
+  fs::resize_file(graphs[0], size / 2);
+  same(Store::open(tmp / "idx")->search(query.data(), 10));
+  EXPECT_EQ(fs::file_size(graphs[0]), size);  // and written again
+  // A change of the catalog makes a new generation and a new graph.
+  store->put(random_sources(2, rng, "new"));
+  store->search(query.data(), 10);
+  EXPECT_FALSE(fs::exists(graphs[0]));
 }
 
 TEST(Store, RefusesAnotherModelUnlessReset) {
