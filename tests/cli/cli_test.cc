@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/npy.h"
+#include "common/json_lines.h"
 #include "test_util.h"
 
 namespace oe {
@@ -17,13 +18,7 @@ namespace fs = std::filesystem;
 std::string cli() { return OE_CLI; }
 std::string model(const char* name = "tiny-f32") { return testing::test_model(name).string(); }
 
-std::vector<nlohmann::json> json_lines(const std::string& out) {
-  std::vector<nlohmann::json> lines;
-  std::istringstream in(out);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty() && line[0] == '{') lines.push_back(nlohmann::json::parse(line));
-  return lines;
-}
+using testing::json_lines;
 
 TEST(Cli, EmbedPrintsOneJsonLinePerItem) {
   std::string out;

@@ -125,7 +125,8 @@ TEST(EvalCli, NeedsRunAndQrelsAndAnnouncesDataset) {
   TempDir tmp;
   auto o = eval_cli(tmp, "--k 10");
   EXPECT_NE(o.rc, 0);
-  EXPECT_NE(o.err.find("--run RUN and --qrels QRELS"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("--dataset DIR"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("--run RUN with --qrels QRELS"), std::string::npos) << o.err;
   o = eval_cli(tmp, "--help");
   EXPECT_EQ(o.rc, 0);
   EXPECT_NE(o.out.find("--dataset"), std::string::npos) << o.out;
