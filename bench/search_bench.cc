@@ -3,12 +3,14 @@
 //
 //   search_bench [--n 1000000] [--d 2048] [--queries 200] [--k 10] [--hnsw-n N] [--hnsw-m 32]
 //                [--ef-construction 80] [--ef-search 16,64,256] [--threads T] [--skip-hnsw]
+//                [--clusters C [--spread 0.5]]
 //
 // Exact search is timed two ways: one query at a time (latency; it streams the whole matrix, so its bound is memory
 // bandwidth, reported against the rate of a vectorised sum over the same matrix, a lower bound of it), and all
 // queries in one call (throughput; one sgemm per block of rows, reported against the measured fp32 FMA peak). HNSW is built over the first --hnsw-n vectors
 // (default: all) and its recall@k is measured against exact search over the same vectors. Random vectors are the
-// hardest case for a graph index (no clusters), so its recall here is a lower bound for real embeddings.
+// hardest case for a graph index (no clusters, every neighbour nearly as far as any other), so its recall there is a
+// lower bound for real embeddings; --clusters draws vectors around C centres instead.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -36,18 +38,26 @@ struct Args {
   std::vector<int64_t> ef_search = {16, 64, 256};
   int threads = 0;
   bool skip_hnsw = false;
+  int64_t clusters = 0;  // > 0: vectors drawn around this many random centres instead of uniformly
+  double spread = 0.5;   // with clusters: noise norm relative to the centre's
 };
 
-// Rows of unit vectors from a per-row seeded generator (deterministic for any thread count).
-void random_unit_rows(float* out, int64_t rows, int64_t d, uint64_t seed) {
+// Rows of unit vectors from a per-row seeded generator (deterministic for any thread count). With `centres`
+// ([n_centres, d] unit rows), each row is a random centre plus Gaussian noise of relative norm `spread`: data with
+// the cluster structure real embeddings have, where uniform random vectors have none.
+void random_unit_rows(float* out, int64_t rows, int64_t d, uint64_t seed, const std::vector<float>* centres = nullptr,
+                      double spread = 0) {
+  const int64_t n_centres = centres ? static_cast<int64_t>(centres->size()) / d : 0;
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     std::mt19937_64 rng(seed * 1000003 + static_cast<uint64_t>(r));
     std::normal_distribution<float> nd;
     float* v = out + r * d;
+    const float* centre = n_centres ? centres->data() + static_cast<int64_t>(rng() % n_centres) * d : nullptr;
+    const float noise = centre ? static_cast<float>(spread / std::sqrt(static_cast<double>(d))) : 1.0f;
     double norm = 0;
     for (int64_t c = 0; c < d; ++c) {
-      v[c] = nd(rng);
+      v[c] = (centre ? centre[c] : 0.0f) + noise * nd(rng);
       norm += static_cast<double>(v[c]) * v[c];
     }
     const float inv = static_cast<float>(1.0 / std::sqrt(norm));
@@ -93,6 +103,12 @@ double measure_read_bandwidth(const float* data, int64_t n) {
   return best;
 }
 
+std::string fmt_clusters(int64_t clusters, double spread) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%lld clusters, spread %.2f", static_cast<long long>(clusters), spread);
+  return buf;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -124,6 +140,8 @@ bool parse(int argc, char** argv, Args& a) {
     else if (s == "--ef-construction") a.ef_construction = std::stoll(next());
     else if (s == "--threads") a.threads = std::stoi(next());
     else if (s == "--skip-hnsw") a.skip_hnsw = true;
+    else if (s == "--clusters") a.clusters = std::stoll(next());
+    else if (s == "--spread") a.spread = std::stod(next());
     else if (s == "--ef-search") {
       a.ef_search.clear();
       std::string v = next();
@@ -155,14 +173,20 @@ int main(int argc, char** argv) {
   }
   oe::set_num_threads(a.threads);
   const int threads = oe::num_threads();
-  std::printf("search_bench (commit %s): n=%lld d=%lld queries=%lld k=%lld threads=%d\n", OE_GIT_COMMIT,
+  std::printf("search_bench (commit %s): n=%lld d=%lld queries=%lld k=%lld threads=%d data=%s\n", OE_GIT_COMMIT,
               static_cast<long long>(a.n), static_cast<long long>(a.d), static_cast<long long>(a.queries),
-              static_cast<long long>(a.k), threads);
+              static_cast<long long>(a.k), threads,
+              a.clusters > 0 ? fmt_clusters(a.clusters, a.spread).c_str() : "uniform random unit vectors");
   const double fp32_peak = oe::kernels::measure_peak_gflops(oe::kernels::Compute::F32, threads);
   oe::Timer gen;
   std::vector<float> base(static_cast<size_t>(a.n * a.d)), queries(static_cast<size_t>(a.queries * a.d));
-  random_unit_rows(base.data(), a.n, a.d, 1);
-  random_unit_rows(queries.data(), a.queries, a.d, 2);
+  std::vector<float> centres;
+  if (a.clusters > 0) {
+    centres.resize(static_cast<size_t>(a.clusters * a.d));
+    random_unit_rows(centres.data(), a.clusters, a.d, 3);
+  }
+  random_unit_rows(base.data(), a.n, a.d, 1, a.clusters > 0 ? &centres : nullptr, a.spread);
+  random_unit_rows(queries.data(), a.queries, a.d, 2, a.clusters > 0 ? &centres : nullptr, a.spread);
   const double bandwidth = measure_read_bandwidth(base.data(), a.n * a.d);
   // The summing rate is a lower bound of the memory bandwidth (oneDNN's one-row sgemm can stream faster), so the
   // one-query percentage may exceed 100.
