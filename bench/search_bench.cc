@@ -3,14 +3,18 @@
 //
 //   search_bench [--n 1000000] [--d 2048] [--queries 200] [--k 10] [--hnsw-n N] [--hnsw-m 32]
 //                [--ef-construction 80] [--ef-search 16,64,256] [--threads T] [--skip-hnsw]
-//                [--clusters C [--spread 0.5]]
+//                [--clusters C [--spread 0.5]] [--store-n N]
+//
+// --store-n N times what `omni-embed search` does instead: an index folder (SQLite catalog) of N random vectors is
+// written to a temporary folder, then searched with one query: the first search reads the catalog and writes the
+// memory-mapped vector file, later ones (a new Store each time, as a new process would) map that file.
 //
 // Exact search is timed two ways: one query at a time (latency; it streams the whole matrix, so its bound is memory
 // bandwidth, reported against the rate of a vectorised sum over the same matrix, a lower bound of it), and all
-// queries in one call (throughput; one sgemm per block of rows, reported against the measured fp32 FMA peak). HNSW is built over the first --hnsw-n vectors
-// (default: all) and its recall@k is measured against exact search over the same vectors. Random vectors are the
-// hardest case for a graph index (no clusters, every neighbour nearly as far as any other), so its recall there is a
-// lower bound for real embeddings; --clusters draws vectors around C centres instead.
+// queries in one call (throughput; one sgemm per block of rows, reported against the measured fp32 FMA peak). HNSW is
+// built over the first --hnsw-n vectors (default: all) and its recall@k is measured against exact search over the same
+// vectors. Random vectors are the hardest case for a graph index (no clusters, every neighbour nearly as far as any
+// other), so its recall there is a lower bound for real embeddings; --clusters draws vectors around C centres instead.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -18,6 +22,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <unistd.h>
 #include <random>
 #include <string>
 #include <vector>
@@ -25,6 +31,7 @@
 #include "core/threads.h"
 #include "core/timer.h"
 #include "index/knn.h"
+#include "index/store.h"
 #include "kernels/peak.h"
 
 #ifndef OE_GIT_COMMIT
@@ -38,6 +45,7 @@ struct Args {
   std::vector<int64_t> ef_search = {16, 64, 256};
   int threads = 0;
   bool skip_hnsw = false;
+  int64_t store_n = 0;   // > 0: also time Store::search on an index of this many vectors (then exit)
   int64_t clusters = 0;  // > 0: vectors drawn around this many random centres instead of uniformly
   double spread = 0.5;   // with clusters: noise norm relative to the centre's
 };
@@ -109,6 +117,52 @@ std::string fmt_clusters(int64_t clusters, double spread) {
   return buf;
 }
 
+int store_bench(const Args& a) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("search_bench_store_" + std::to_string(::getpid()));
+  oe::index::IndexSettings s;
+  s.model = "random";
+  s.model_fingerprint = "random";
+  s.embedding = "{}";
+  s.dim = a.d;
+  std::vector<float> rows(static_cast<size_t>(1000 * a.d)), query(static_cast<size_t>(a.d));
+  random_unit_rows(query.data(), 1, a.d, 9);
+  oe::Timer tw;
+  {
+    auto store = oe::index::Store::open_for_writing(dir, s);
+    for (int64_t b = 0; b < a.store_n; b += 1000) {
+      const int64_t n = std::min<int64_t>(1000, a.store_n - b);
+      random_unit_rows(rows.data(), n, a.d, 100 + static_cast<uint64_t>(b));
+      std::vector<oe::index::Store::SourceUpdate> ups(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) {
+        auto& u = ups[static_cast<size_t>(i)];
+        u.source.key = "/random/";
+        u.source.key += std::to_string(b + i);
+        u.source.path = u.source.key;
+        u.source.origin = "/random";
+        u.source.content_hash.assign(1, '-');  // (a one-char literal trips GCC 12's -Wrestrict)
+        u.source.modality = "text";
+        u.source.status = "ok";
+        oe::index::Segment seg;
+        seg.modality = "text";
+        seg.vector.assign(rows.begin() + i * a.d, rows.begin() + (i + 1) * a.d);
+        u.segments.push_back(std::move(seg));
+      }
+      store->put(ups);
+    }
+  }
+  std::printf("index of %lld vectors written in %.1f s\n", static_cast<long long>(a.store_n), tw.seconds());
+  for (int rep = 0; rep < 4; ++rep) {
+    oe::Timer t;
+    auto store = oe::index::Store::open(dir);
+    const auto hits = store->search(query.data(), a.k);
+    std::printf("search %d (new Store, top %zu): %.1f ms%s\n", rep + 1, hits.size(), t.seconds() * 1e3,
+                rep == 0 ? " (reads the catalog, writes the vector file)" : " (maps the vector file)");
+  }
+  fs::remove_all(dir);
+  return 0;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -141,6 +195,7 @@ bool parse(int argc, char** argv, Args& a) {
     else if (s == "--threads") a.threads = std::stoi(next());
     else if (s == "--skip-hnsw") a.skip_hnsw = true;
     else if (s == "--clusters") a.clusters = std::stoll(next());
+    else if (s == "--store-n") a.store_n = std::stoll(next());
     else if (s == "--spread") a.spread = std::stod(next());
     else if (s == "--ef-search") {
       a.ef_search.clear();
@@ -173,6 +228,7 @@ int main(int argc, char** argv) {
   }
   oe::set_num_threads(a.threads);
   const int threads = oe::num_threads();
+  if (a.store_n > 0) return store_bench(a);
   std::printf("search_bench (commit %s): n=%lld d=%lld queries=%lld k=%lld threads=%d data=%s\n", OE_GIT_COMMIT,
               static_cast<long long>(a.n), static_cast<long long>(a.d), static_cast<long long>(a.queries),
               static_cast<long long>(a.k), threads,
@@ -190,8 +246,10 @@ int main(int argc, char** argv) {
   const double bandwidth = measure_read_bandwidth(base.data(), a.n * a.d);
   // The summing rate is a lower bound of the memory bandwidth (oneDNN's one-row sgemm can stream faster), so the
   // one-query percentage may exceed 100.
-  std::printf("generated %.2f GB of vectors in %.1f s; measured: vectorised summing rate %.1f GB/s, fp32 FMA peak %.0f GFLOP/s\n",
-              static_cast<double>(base.size()) * 4 / 1e9, gen.seconds(), bandwidth, fp32_peak);
+  std::printf(
+      "generated %.2f GB of vectors in %.1f s; measured: vectorised summing rate %.1f GB/s, fp32 FMA peak %.0f "
+      "GFLOP/s\n",
+      static_cast<double>(base.size()) * 4 / 1e9, gen.seconds(), bandwidth, fp32_peak);
 
   // Exact, one query per call.
   std::vector<double> lat;
@@ -219,16 +277,17 @@ int main(int argc, char** argv) {
   const int64_t chunk = 50000;
   for (int64_t done = 0; done < a.hnsw_n; done += chunk) {
     hnsw.add(base.data() + done * a.d, std::min(chunk, a.hnsw_n - done));
-    std::fprintf(stderr, "\rHNSW build: %lld/%lld vectors, %.0f s", static_cast<long long>(std::min(done + chunk, a.hnsw_n)),
-                 static_cast<long long>(a.hnsw_n), tbuild.seconds());
+    std::fprintf(stderr, "\rHNSW build: %lld/%lld vectors, %.0f s",
+                 static_cast<long long>(std::min(done + chunk, a.hnsw_n)), static_cast<long long>(a.hnsw_n),
+                 tbuild.seconds());
   }
   std::fprintf(stderr, "\n");
   const double build = tbuild.seconds();
   std::printf("HNSW (M=%lld, efConstruction=%lld) over %lld vectors: built in %.1f s (%.0f vectors/s)\n",
               static_cast<long long>(a.hnsw_m), static_cast<long long>(a.ef_construction),
               static_cast<long long>(a.hnsw_n), build, a.hnsw_n / build);
-  const auto truth = a.hnsw_n == a.n ? exact
-                                     : oe::index::exact_top_k(base.data(), a.hnsw_n, a.d, queries.data(), a.queries, a.k);
+  const auto truth =
+      a.hnsw_n == a.n ? exact : oe::index::exact_top_k(base.data(), a.hnsw_n, a.d, queries.data(), a.queries, a.k);
   for (int64_t ef : a.ef_search) {
     // One query per call, the way search serves a user.
     oe::index::TopK all;

@@ -116,9 +116,11 @@ DatasetRun run_dataset(const model::Embedder& embedder, const std::string& model
     r.warnings.push_back(fmt::format("{}: {} judgment(s) name corpus ids that are not in {}; they count as relevant "
                                      "documents never retrieved",
                                      qrels_path.string(), unknown, corpus_path.string()));
-  if (r.corpus_size == 0) throw InvalidInput(fmt::format("{}: no corpus item has {} content", o.dataset.string(), o.modality));
+  if (r.corpus_size == 0)
+    throw InvalidInput(fmt::format("{}: no corpus item has {} content", o.dataset.string(), o.modality));
   if (r.queries == 0)
-    throw InvalidInput(fmt::format("{}: no query of queries.jsonl is judged in {}", o.dataset.string(), qrels_path.string()));
+    throw InvalidInput(
+        fmt::format("{}: no query of queries.jsonl is judged in {}", o.dataset.string(), qrels_path.string()));
 
   // The cache folder is keyed by what changes the vectors: the weights and the embedding settings.
   const model::Model& model = embedder.model();

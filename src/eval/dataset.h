@@ -2,9 +2,9 @@
 // the vectors are cached in a folder, re-used by later runs and resumed after an interruption), every judged query is
 // searched exactly over the corpus, and the run is scored with trec_eval's definitions (metrics.h).
 //
-//   DATASET/corpus.jsonl   {"_id", "title", "text", and optionally "image" / "audio" / "video": paths relative to DATASET}
-//   DATASET/queries.jsonl  {"_id", "text", and optionally media as above}
-//   DATASET/qrels/SPLIT.tsv  query-id \t corpus-id \t score (header line first)
+//   DATASET/corpus.jsonl   {"_id", "title", "text", and optionally "image" / "audio" / "video": paths relative to
+//   DATASET} DATASET/queries.jsonl  {"_id", "text", and optionally media as above} DATASET/qrels/SPLIT.tsv  query-id \t
+//   corpus-id \t score (header line first)
 //
 // A modality mode restricts what of each corpus item is embedded (the paper's ablation): "all" (everything the item
 // has), "text", "image", "audio", "video". Items with nothing of that modality are left out of that mode's corpus.

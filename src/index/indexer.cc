@@ -117,7 +117,8 @@ void read_manifest(const fs::path& manifest, Discovery& d) {
       if (j.contains("audio")) s.audio = manifest_paths(j["audio"], "audio", base);
       if (j.contains("video")) s.video = manifest_paths(j["video"], "video", base);
       const int kinds = !s.text.empty() + !s.images.empty() + !s.audio.empty() + !s.video.empty();
-      if (kinds == 0 && !j.contains("text")) throw InvalidInput("the entry has no \"text\", \"image\", \"audio\" or \"video\"");
+      if (kinds == 0 && !j.contains("text"))
+        throw InvalidInput("the entry has no \"text\", \"image\", \"audio\" or \"video\"");
       s.modality = kinds > 1            ? "mixed"
                    : !s.images.empty()  ? "image"
                    : !s.audio.empty()   ? "audio"
@@ -186,7 +187,8 @@ Discovery discover(const std::vector<fs::path>& inputs, const fs::path& skip) {
         }
         if (!dir && it->is_regular_file(ec)) files.push_back(p);
       }
-      if (ec) d.errors.push_back(fmt::format("{}: walking the folder stopped early ({})", input.string(), ec.message()));
+      if (ec)
+        d.errors.push_back(fmt::format("{}: walking the folder stopped early ({})", input.string(), ec.message()));
       std::sort(files.begin(), files.end());
       for (const auto& f : files) {
         const std::string m = modality_of_file(f);
@@ -233,7 +235,8 @@ std::vector<TextWindow> text_windows(const text::Tokenizer& tokenizer, const std
   for (size_t first = 0; first < words.size();) {
     size_t last = first;  // exclusive
     int64_t tokens = 0;
-    while (last < words.size() && (last == first || tokens + words[last].tokens <= window)) tokens += words[last++].tokens;
+    while (last < words.size() && (last == first || tokens + words[last].tokens <= window))
+      tokens += words[last++].tokens;
     out.push_back({words[first].begin, words[last - 1].end});
     if (last == words.size()) break;
     // The next window starts so that it repeats at most `overlap` tokens of this one, and always moves on.
@@ -401,7 +404,8 @@ IndexReport Indexer::run(const Discovery& found, const IndexProgress& progress) 
         if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw InvalidInput("the text file is empty");
       }
       if (spec.images.empty()) {
-        const auto windows = text_windows(embedder_.model().tokenizer(), text, settings.text_window, settings.text_overlap);
+        const auto windows =
+            text_windows(embedder_.model().tokenizer(), text, settings.text_window, settings.text_overlap);
         for (size_t i = 0; i < windows.size(); ++i) {
           const std::string piece = text.substr(windows[i].begin, windows[i].end - windows[i].begin);
           Segment seg;

@@ -34,7 +34,8 @@ struct Best {
 
 }  // namespace
 
-TopK exact_top_k(const float* matrix, int64_t n, int64_t d, const float* queries, int64_t nq, int64_t k) {
+TopK exact_top_k(const float* matrix, int64_t n, int64_t d, const float* queries, int64_t nq, int64_t k,
+                 const uint8_t* allow) {
   TopK out;
   out.k = std::max<int64_t>(0, std::min(k, n));
   if (out.k == 0 || nq <= 0) return out;
@@ -52,7 +53,7 @@ TopK exact_top_k(const float* matrix, int64_t n, int64_t d, const float* queries
       const float* s = scores.data() + q * rows;
       Best& b = best[static_cast<size_t>(q)];
       for (int64_t r = 0; r < rows; ++r)
-        if (b.heap.size() < kk || s[r] > b.heap.front().first) b.offer(s[r], r0 + r, kk);
+        if ((!allow || allow[r0 + r]) && (b.heap.size() < kk || s[r] > b.heap.front().first)) b.offer(s[r], r0 + r, kk);
     }
   }
   out.labels.assign(static_cast<size_t>(nq * out.k), -1);
@@ -102,7 +103,8 @@ std::unique_ptr<Hnsw> Hnsw::load(const std::filesystem::path& path, int64_t d) {
 
 void Hnsw::add(const float* matrix, int64_t n, const int64_t* labels) {
   auto& g = *impl_->graph;
-  if (static_cast<size_t>(impl_->next_row + n) > g.max_elements_) g.resizeIndex(static_cast<size_t>(impl_->next_row + n));
+  if (static_cast<size_t>(impl_->next_row + n) > g.max_elements_)
+    g.resizeIndex(static_cast<size_t>(impl_->next_row + n));
   const int64_t first = impl_->next_row, d = impl_->d;
   // hnswlib's addPoint is thread-safe (per-node locks).
 #pragma omp parallel for schedule(dynamic, 64)

@@ -20,7 +20,10 @@ struct TopK {
 };
 
 // Exact top-k of matrix [n, d] against queries [nq, d] by inner product; equal scores keep the smaller row first.
-TopK exact_top_k(const float* matrix, int64_t n, int64_t d, const float* queries, int64_t nq, int64_t k);
+// With `allow` ([n] flags), only rows whose flag is non-zero are ranked (k may then exceed the rows returned: the
+// labels past them are -1).
+TopK exact_top_k(const float* matrix, int64_t n, int64_t d, const float* queries, int64_t nq, int64_t k,
+                 const uint8_t* allow = nullptr);
 
 // An HNSW graph over inner product (hnswlib, compiled here with the machine's SIMD). Labels are the caller's ids
 // (row numbers when none are given). Searches are serialised (the beam width is state of the graph).

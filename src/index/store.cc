@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -141,8 +143,14 @@ struct Store::Impl {
   mutable std::mutex ann_mutex;
   mutable std::unique_ptr<Hnsw> ann;
   mutable int64_t ann_generation = -1;
+  // The flat vector file of one generation, memory-mapped (guarded by flat_mutex).
+  mutable std::mutex flat_mutex;
+  mutable void* flat_map = nullptr;
+  mutable size_t flat_bytes = 0;
+  mutable int64_t flat_generation = -1, flat_count = 0;
 
   ~Impl() {
+    if (flat_map) ::munmap(flat_map, flat_bytes);
     db.reset();
     if (lock_fd >= 0) ::close(lock_fd);  // releases the flock
   }
@@ -413,8 +421,106 @@ std::map<int64_t, std::string> Store::item_keys() const {
   return out;
 }
 
+namespace {
+
+// The flat vector file: "OEFLAT01", dim and count (int64), ids [count] (int64), modality codes [count] (uint8,
+// padded to 8 bytes), vectors [count, dim] (float32). Written to a temporary name, synced and renamed, so a reader
+// sees a complete file or none; its size is checked against its header before use.
+constexpr char FLAT_MAGIC[8] = {'O', 'E', 'F', 'L', 'A', 'T', '0', '1'};
+
+uint8_t modality_code(const std::string& m) {
+  static const char* names[] = {"text", "image", "audio", "video", "mixed"};
+  for (uint8_t i = 0; i < 5; ++i)
+    if (m == names[i]) return static_cast<uint8_t>(i + 1);
+  return 6;
+}
+
+size_t flat_file_bytes(int64_t count, int64_t dim) {
+  const size_t codes = (static_cast<size_t>(count) + 7) / 8 * 8;
+  return 24 + 8 * static_cast<size_t>(count) + codes + 4 * static_cast<size_t>(count) * static_cast<size_t>(dim);
+}
+
+}  // namespace
+
+// Maps the flat vector file of the current generation, writing it first when it is missing and the folder is
+// writable. False when neither works (the caller then reads the catalog).
+bool Store::map_flat() const {
+  Impl& im = *impl_;
+  const int64_t gen = im.generation();
+  if (im.flat_map && im.flat_generation == gen) return true;
+  if (im.flat_map) {
+    ::munmap(im.flat_map, im.flat_bytes);
+    im.flat_map = nullptr;
+  }
+  const fs::path path = dir_ / fmt::format("flat-{}.bin", gen);
+  const int64_t d = settings_.dim;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!fs::exists(path)) {
+      try {
+        std::vector<int64_t> ids;
+        std::vector<float> m;
+        load_vectors(ids, m);
+        std::vector<uint8_t> codes((ids.size() + 7) / 8 * 8, 0);
+        {
+          auto st = impl_->db->prepare("SELECT modality FROM items ORDER BY id");
+          for (size_t i = 0; st.step() && i < ids.size(); ++i) codes[i] = modality_code(st.text(0));
+        }
+        const fs::path tmp = dir_ / fmt::format("flat-{}.bin.{}.tmp", gen, ::getpid());
+        std::FILE* f = std::fopen(tmp.c_str(), "wb");
+        if (!f) return false;
+        const int64_t header[2] = {d, static_cast<int64_t>(ids.size())};
+        bool ok = std::fwrite(FLAT_MAGIC, 1, 8, f) == 8 && std::fwrite(header, 8, 2, f) == 2 &&
+                  std::fwrite(ids.data(), 8, ids.size(), f) == ids.size() &&
+                  std::fwrite(codes.data(), 1, codes.size(), f) == codes.size() &&
+                  std::fwrite(m.data(), 4, m.size(), f) == m.size();
+        ok = std::fflush(f) == 0 && ok && ::fsync(fileno(f)) == 0;
+        std::fclose(f);
+        if (!ok) {
+          fs::remove(tmp);
+          return false;
+        }
+        fs::rename(tmp, path);
+        for (const auto& e : fs::directory_iterator(dir_)) {
+          const std::string name = e.path().filename().string();
+          if (name.rfind("flat-", 0) == 0 && e.path() != path && name.find(".tmp") == std::string::npos)
+            fs::remove(e.path());
+        }
+      } catch (const std::exception&) {
+        return false;  // a read-only folder, a full disk: search from the catalog
+      }
+    }
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct stat sb {};
+    char magic[8];
+    int64_t header[2] = {0, 0};
+    const bool readable = ::fstat(fd, &sb) == 0 && ::pread(fd, magic, 8, 0) == 8 && ::pread(fd, header, 16, 8) == 16 &&
+                          std::memcmp(magic, FLAT_MAGIC, 8) == 0 && header[0] == d && header[1] >= 0 &&
+                          static_cast<size_t>(sb.st_size) == flat_file_bytes(header[1], d);
+    if (!readable) {
+      ::close(fd);
+      std::error_code ec;
+      fs::remove(path, ec);  // not ours, or torn: written again
+      continue;
+    }
+    void* p = sb.st_size > 0 ? ::mmap(nullptr, static_cast<size_t>(sb.st_size), PROT_READ, MAP_SHARED, fd, 0) : nullptr;
+    ::close(fd);
+    if (p == MAP_FAILED || !p) return false;
+    im.flat_map = p;
+    im.flat_bytes = static_cast<size_t>(sb.st_size);
+    im.flat_count = header[1];
+    im.flat_generation = gen;
+    return true;
+  }
+  return false;
+}
+
 void Store::prepare_search() const {
-  if (settings_.vectors != "hnsw") return;
+  if (settings_.vectors != "hnsw") {
+    std::lock_guard<std::mutex> flat_lock(impl_->flat_mutex);
+    map_flat();
+    return;
+  }
   Impl& im = *impl_;
   std::lock_guard<std::mutex> lock(im.ann_mutex);
   const int64_t gen = im.generation();
@@ -497,6 +603,28 @@ std::vector<Hit> Store::search(const float* query, int64_t k, const std::vector<
       }
       if (static_cast<int64_t>(top_ids.size()) >= k || want >= total) break;
     }
+  } else if (std::lock_guard<std::mutex> flat_lock(impl_->flat_mutex); map_flat()) {
+    // The memory-mapped vector file: no copy, and the page cache keeps it between searches.
+    const Impl& im = *impl_;
+    const int64_t n = im.flat_count;
+    const auto* base = static_cast<const char*>(im.flat_map);
+    const auto* ids = reinterpret_cast<const int64_t*>(base + 24);
+    const auto* codes = reinterpret_cast<const uint8_t*>(base + 24 + 8 * n);
+    const auto* m = reinterpret_cast<const float*>(base + 24 + 8 * n + (n + 7) / 8 * 8);
+    std::vector<uint8_t> allow;
+    if (!modalities.empty()) {
+      allow.resize(static_cast<size_t>(n));
+      std::vector<uint8_t> wanted;
+      for (const auto& mod : modalities) wanted.push_back(modality_code(mod));
+      for (int64_t i = 0; i < n; ++i)
+        allow[i] = std::find(wanted.begin(), wanted.end(), codes[i]) != wanted.end();
+    }
+    TopK top = exact_top_k(m, n, d, query, 1, k, allow.empty() ? nullptr : allow.data());
+    for (int64_t i = 0; i < top.k; ++i) {
+      if (top.labels[i] < 0) continue;
+      top_ids.push_back(ids[top.labels[i]]);
+      top_scores.push_back(top.scores[i]);
+    }
   } else {
     std::vector<int64_t> ids;
     std::vector<float> m;
@@ -528,8 +656,10 @@ CheckReport Store::check() const {
   };
   each("SELECT i.id FROM items i LEFT JOIN sources s ON s.id = i.source_id WHERE s.id IS NULL",
        [&](const Statement& st) { r.problems.push_back(fmt::format("item {} has no source (orphan)", st.int64(0))); });
-  each("SELECT s.key FROM sources s WHERE s.status = 'ok' AND NOT EXISTS (SELECT 1 FROM items i WHERE i.source_id = s.id)",
-       [&](const Statement& st) { r.problems.push_back(fmt::format("source {} has no items", st.text(0))); });
+  each(
+      "SELECT s.key FROM sources s WHERE s.status = 'ok' AND NOT EXISTS (SELECT 1 FROM items i WHERE i.source_id = "
+      "s.id)",
+      [&](const Statement& st) { r.problems.push_back(fmt::format("source {} has no items", st.text(0))); });
   each("SELECT s.key FROM sources s WHERE s.status != 'ok' AND EXISTS (SELECT 1 FROM items i WHERE i.source_id = s.id)",
        [&](const Statement& st) { r.problems.push_back(fmt::format("failed source {} has items", st.text(0))); });
   each("SELECT s.key, COUNT(*), MIN(i.segment), MAX(i.segment), COUNT(DISTINCT i.segment) FROM items i "

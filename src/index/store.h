@@ -8,6 +8,8 @@
 //
 //   DIR/catalog.sqlite   meta (format version, settings, generation), sources, items (+ vector BLOBs)
 //   DIR/lock             held (flock) by the one process allowed to write
+//   DIR/flat-<gen>.bin   the vectors of generation <gen> as one float32 matrix (ids, modality codes), memory-mapped
+//                        by exact search: a cache of the catalog, rewritten when the catalog changes
 //   DIR/hnsw-<gen>.bin   the HNSW graph of generation <gen> (only with vectors = "hnsw"), and hnsw-<gen>.sha256
 #pragma once
 
@@ -119,7 +121,8 @@ class Store {
   // created with vectors = "hnsw". Scores are float32 inner products (cosines: the vectors are unit length).
   std::vector<Hit> search(const float* query, int64_t k, const std::vector<std::string>& modalities = {},
                           int64_t hnsw_ef_search = 0) const;
-  // Builds (or loads) the HNSW graph of the current generation and caches it in the folder; a no-op for flat.
+  // Builds (or loads) what search reads for the current generation and caches it in the folder: the HNSW graph,
+  // or for exact search the flat vector file that is memory-mapped instead of reading the catalog's BLOBs.
   void prepare_search() const;
 
   // Every stored vector of the given modalities (all when empty), in item id order.
@@ -133,6 +136,7 @@ class Store {
 
  private:
   Store() = default;
+  bool map_flat() const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::filesystem::path dir_;

@@ -233,7 +233,8 @@ TEST(IndexCli, SurvivesSigkillAtRandomMomentsTwentyTimes) {
   auto text_of = [&](int i, int version) {
     std::string s;
     const int sentences = 3 + (i * 7) % 40;
-    for (int k = 0; k < sentences; ++k) s += fmt::format("File {} version {} sentence {} about topic {}. ", i, version, k, (i + k) % 9);
+    for (int k = 0; k < sentences; ++k)
+      s += fmt::format("File {} version {} sentence {} about topic {}. ", i, version, k, (i + k) % 9);
     return s;
   };
   for (int i = 0; i < 40; ++i) write(lib / fmt::format("doc{:02d}.txt", i), text_of(i, 0));
@@ -261,7 +262,8 @@ TEST(IndexCli, SurvivesSigkillAtRandomMomentsTwentyTimes) {
     // add and delete some.
     const int i = static_cast<int>(rng() % 40);
     for (int f = round % 2; f < 40; f += 2)
-      if (fs::exists(lib / fmt::format("doc{:02d}.txt", f))) write(lib / fmt::format("doc{:02d}.txt", f), text_of(f, round + 1));
+      if (fs::exists(lib / fmt::format("doc{:02d}.txt", f)))
+        write(lib / fmt::format("doc{:02d}.txt", f), text_of(f, round + 1));
     if (round % 5 == 2) write(lib / fmt::format("new{:02d}.txt", round), text_of(round + 50, round));
     if (round % 7 == 3) fs::remove(lib / fmt::format("doc{:02d}.txt", i));
     std::vector<std::string> a = args;

@@ -79,7 +79,8 @@ std::vector<int64_t> brute_force(const Store& store, const std::vector<float>& q
     for (int64_t j = 0; j < D; ++j) s += m[i * D + j] * q[j];
     scored.push_back({s, ids[i]});
   }
-  std::sort(scored.begin(), scored.end(), [](auto& a, auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+  std::sort(scored.begin(), scored.end(),
+            [](auto& a, auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
   std::vector<int64_t> top;
   for (int64_t i = 0; i < std::min<int64_t>(k, scored.size()); ++i) top.push_back(scored[i].second);
   return top;
@@ -111,6 +112,41 @@ TEST(Store, ExactSearchEqualsBruteForce) {
   const auto q = unit_vector(rng);
   EXPECT_EQ(store->search(q.data(), 100000).size(), static_cast<size_t>(store->stats().items));
   EXPECT_TRUE(store->check().ok());
+}
+
+TEST(Store, ExactSearchReadsAMappedVectorFileAndSurvivesADamagedOne) {
+  TempDir tmp;
+  std::mt19937 rng(11);
+  auto store = Store::open_for_writing(tmp / "idx", settings());
+  store->put(random_sources(50, rng));
+  store->prepare_search();
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(tmp / "idx"))
+    if (e.path().filename().string().rfind("flat-", 0) == 0) files.push_back(e.path());
+  ASSERT_EQ(files.size(), 1u);
+  const auto query = unit_vector(rng);
+  auto ids = [&](const std::vector<Hit>& hits) {
+    std::vector<int64_t> out;
+    for (const auto& h : hits) out.push_back(h.item_id);
+    return out;
+  };
+  const auto want = brute_force(*store, query, 10);
+  EXPECT_EQ(ids(Store::open(tmp / "idx")->search(query.data(), 10)), want);
+  // Torn, then foreign: the reader notices from the size and the header, and searches correctly anyway.
+  const auto size = fs::file_size(files[0]);
+  fs::resize_file(files[0], size - 5);
+  EXPECT_EQ(ids(Store::open(tmp / "idx")->search(query.data(), 10)), want);
+  EXPECT_EQ(fs::file_size(files[0]), size);  // written again
+  {
+    std::fstream f(files[0], std::ios::in | std::ios::out | std::ios::binary);
+    f.write("GARBAGE!", 8);
+  }
+  EXPECT_EQ(ids(Store::open(tmp / "idx")->search(query.data(), 10)), want);
+  // A new generation replaces the file.
+  store->put(random_sources(3, rng, "more"));
+  const auto want2 = brute_force(*store, query, 10);
+  EXPECT_EQ(ids(store->search(query.data(), 10)), want2);
+  EXPECT_FALSE(fs::exists(files[0]));
 }
 
 TEST(Store, HitsCarryTheCatalogRow) {

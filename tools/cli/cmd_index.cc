@@ -76,10 +76,8 @@ int run_index(const IndexArgs& a) {
     progress.update(done);
   });
   progress.finish();
-  if (store->settings().vectors == "hnsw") {
-    log_info("building the HNSW graph");
-    store->prepare_search();
-  }
+  if (store->settings().vectors == "hnsw") log_info("building the HNSW graph");
+  store->prepare_search();  // so the first search finds its vector file or graph ready
   for (const auto& [path, why] : report.failures) {
     // Media errors already name the file.
     if (why.find(fs::path(path).filename().string()) != std::string::npos)

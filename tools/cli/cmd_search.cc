@@ -58,7 +58,8 @@ int run_search(SearchArgs a) {
   for (const auto& im : a.images) req.images.emplace_back(im);
   const model::Embedding q = with_context("embedding the query", [&] { return embedder.embed(req); });
   if (static_cast<int64_t>(q.vector.size()) != s.dim)
-    throw InvalidInput(fmt::format("the model gives {}-d vectors but the index holds {}-d ones", q.vector.size(), s.dim));
+    throw InvalidInput(
+        fmt::format("the model gives {}-d vectors but the index holds {}-d ones", q.vector.size(), s.dim));
   const auto hits = store->search(q.vector.data(), a.k, a.modalities, a.ef_search);
 
   if (a.format == "json") {
@@ -114,7 +115,8 @@ VerbRunner register_search(CLI::App& app) {
   sub->add_option("--audio", a->audio, "An audio file as the query (not supported yet)");
   sub->add_option("--video", a->video, "A video file as the query (not supported yet)");
   sub->add_option("-k,--top", a->k, "How many hits")->check(CLI::Range(1, 100000))->capture_default_str();
-  sub->add_option("--modality", a->modalities, "Only hits of this modality (repeatable): text, image, audio, video, mixed")
+  sub->add_option("--modality", a->modalities,
+                  "Only hits of this modality (repeatable): text, image, audio, video, mixed")
       ->delimiter(',');
   sub->add_option("--format", a->format, "Output: table or json (one line per hit)")
       ->check(CLI::IsMember({"table", "json"}))
