@@ -50,11 +50,17 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
   if (m->tokenizer_->vocab_size() > m->config_.text.vocab_size)
     throw InvalidInput(fmt::format("tokenizer.json has {} ids but the model's vocab_size is {}",
                                    m->tokenizer_->vocab_size(), m->config_.text.vocab_size));
-  m->fingerprint_ = with_context("fingerprinting the checkpoint", [&] { return model_fingerprint(dir); });
   m->load_seconds_ = timer.seconds();
   log_debug("loaded {} in {:.2f} s ({} layout, {})", dir.string(), m->load_seconds_, layout_name(m->config_.layout),
             kernels::compute_name(options.compute));
   return m;
+}
+
+const std::string& Model::fingerprint() const {
+  std::call_once(fingerprint_once_, [&] {
+    fingerprint_ = with_context("fingerprinting the checkpoint", [&] { return model_fingerprint(dir_); });
+  });
+  return fingerprint_;
 }
 
 std::string model_fingerprint(const std::filesystem::path& dir) {

@@ -46,8 +46,9 @@ class Model {
   const text::PromptOptions& prompt_defaults() const { return prompts_; }
   kernels::Compute compute() const { return compute_; }
   double load_seconds() const { return load_seconds_; }
-  // Which weights these are: model_fingerprint(dir()), computed at load.
-  const std::string& fingerprint() const { return fingerprint_; }
+  // Which weights these are: model_fingerprint(dir()), computed on the first call (only the index and the
+  // evaluation need it, so loading for `embed` does not pay for it). Thread-safe.
+  const std::string& fingerprint() const;
 
  private:
   Model() = default;
@@ -62,7 +63,8 @@ class Model {
   text::PromptOptions prompts_;
   kernels::Compute compute_ = kernels::Compute::BF16;
   double load_seconds_ = 0;
-  std::string fingerprint_;
+  mutable std::once_flag fingerprint_once_;
+  mutable std::string fingerprint_;
 };
 
 // Reads the prompts of config_sentence_transformers.json ({"prompts": {"query": ..., "document"|"passage": ...}})
