@@ -26,4 +26,24 @@ inline int run_command(const std::string& cmd, std::string* output = nullptr) {
   return run_stdout(cmd + " 2>&1", output);
 }
 
+// What a command printed, stdout and stderr apart.
+struct Outcome {
+  int rc = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs `cmd` through the shell with stderr sent to `err_file` (which is overwritten and read back).
+inline Outcome run_split(const std::string& cmd, const std::string& err_file) {
+  Outcome o;
+  o.rc = run_stdout(cmd + " 2>'" + err_file + "'", &o.out);
+  if (FILE* f = std::fopen(err_file.c_str(), "rb")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) o.err.append(buf, n);
+    std::fclose(f);
+  }
+  return o;
+}
+
 }  // namespace oe::testing

@@ -15,18 +15,10 @@ namespace {
 using testing::TempDir;
 using testing::write_file;
 
-struct Outcome {
-  int rc = -1;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
+using testing::Outcome;
 
 Outcome eval_cli(const TempDir& tmp, const std::string& args) {
-  Outcome o;
-  const auto err = tmp / "stderr.txt";
-  o.rc = testing::run_stdout(fmt::format("'{}' eval {} 2>'{}'", OE_CLI, args, err.string()), &o.out);
-  o.err = testing::read_file(err);
-  return o;
+  return testing::run_split(fmt::format("'{}' eval {}", OE_CLI, args), (tmp / "stderr.txt").string());
 }
 
 // q1: d1 (2) first, then d3 (1) and d2 (0) tied at 0.8, d3 first by id; d4 (3) never retrieved.

@@ -19,6 +19,7 @@
 
 #include "index/sqlite.h"
 #include "index/store.h"
+#include "common/files.h"
 #include "common/json_lines.h"
 #include "test_util.h"
 
@@ -34,42 +35,31 @@ std::string cli() { return OE_CLI; }
 std::string model(const char* name = "tiny-f32") { return testing::test_model(name).string(); }
 const fs::path DEMO = fs::path(OE_SOURCE_DIR) / "datasets" / "quality-demo";
 
-struct Outcome {
-  int rc = -1;
-  std::string out, err;
-};
+using testing::Outcome;
 
 Outcome run(const TempDir& tmp, const std::string& args) {
-  Outcome o;
-  const auto err = tmp / "stderr.txt";
-  o.rc = testing::run_stdout(fmt::format("'{}' {} 2>'{}'", cli(), args, err.string()), &o.out);
-  std::ifstream in(err);
-  o.err.assign(std::istreambuf_iterator<char>(in), {});
-  return o;
+  return testing::run_split(fmt::format("'{}' {}", cli(), args), (tmp / "stderr.txt").string());
 }
 
-void write(const fs::path& p, const std::string& s) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary) << s;
-}
+using testing::write_file;
 
 using testing::json_lines;
 
 // A small media library: texts (one long enough to be split), two pictures, a broken picture, an unknown file
 // type and a hidden file.
 void make_library(const fs::path& dir) {
-  write(dir / "notes" / "cat.txt", "The cat sat on the warm mat all afternoon.");
+  write_file(dir / "notes" / "cat.txt", "The cat sat on the warm mat all afternoon.");
   std::string lecture;
   for (int i = 0; i < 120; ++i) lecture += fmt::format("Sentence {} of the thermodynamics lecture on entropy. ", i);
-  write(dir / "notes" / "lecture.md", lecture);
+  write_file(dir / "notes" / "lecture.md", lecture);
   fs::create_directories(dir / "pictures");
   fs::copy_file(DEMO / "images" / "shape-red-circle-0.png", dir / "pictures" / "red-circle.png",
                 fs::copy_options::overwrite_existing);
   fs::copy_file(DEMO / "images" / "shape-blue-star-0.png", dir / "pictures" / "blue-star.png",
                 fs::copy_options::overwrite_existing);
-  write(dir / "pictures" / "broken.png", "\x89PNG\r\n\x1a\n but then nothing");
-  write(dir / "misc" / "data.bin", "binary");
-  write(dir / ".hidden" / "secret.txt", "not indexed");
+  write_file(dir / "pictures" / "broken.png", "\x89PNG\r\n\x1a\n but then nothing");
+  write_file(dir / "misc" / "data.bin", "binary");
+  write_file(dir / ".hidden" / "secret.txt", "not indexed");
 }
 
 std::string index_args(const fs::path& lib, const fs::path& idx, const std::string& extra = "") {
@@ -96,7 +86,7 @@ TEST(IndexCli, IndexesIncrementallyReportsFailuresAndPrunes) {
   EXPECT_EQ(j["unchanged"], 4);
   EXPECT_EQ(j["segments_embedded"], 0);
 
-  write(lib / "notes" / "cat.txt", "The cat moved to the sofa.");
+  write_file(lib / "notes" / "cat.txt", "The cat moved to the sofa.");
   fs::remove(lib / "pictures" / "blue-star.png");
   fs::remove(lib / "pictures" / "broken.png");
   o = run(tmp, index_args(lib, idx));
@@ -182,7 +172,7 @@ TEST(IndexCli, RefusalsKeepTheStoredData) {
   EXPECT_NE(o.err.find("other embedding settings"), std::string::npos) << o.err;
   EXPECT_EQ(index::Store::open(idx)->stats().items, items);
   // A manifest with a line that is not JSON: the line is reported with its number, the others are indexed.
-  write(tmp / "m" / "items.jsonl",
+  write_file(tmp / "m" / "items.jsonl",
         "{\"id\": \"a\", \"text\": \"first\"}\n{not json\n{\"id\": \"b\", \"text\": \"second\", \"image\": \"x.png\"}\n"
         "{\"text\": \"no id\"}\n");
   fs::copy_file(DEMO / "images" / "shape-blue-star-0.png", tmp / "m" / "x.png");
@@ -237,7 +227,7 @@ TEST(IndexCli, SurvivesSigkillAtRandomMomentsTwentyTimes) {
       s += fmt::format("File {} version {} sentence {} about topic {}. ", i, version, k, (i + k) % 9);
     return s;
   };
-  for (int i = 0; i < 40; ++i) write(lib / fmt::format("doc{:02d}.txt", i), text_of(i, 0));
+  for (int i = 0; i < 40; ++i) write_file(lib / fmt::format("doc{:02d}.txt", i), text_of(i, 0));
   for (const char* name : {"shape-red-circle-0.png", "shape-green-ring-1.png", "scan-invoice-42.png"})
     if (fs::exists(DEMO / "images" / name)) fs::copy_file(DEMO / "images" / name, lib / name);
   const std::vector<std::string> args = {"index",         lib.string(), "--index",      idx.string(),
@@ -263,8 +253,8 @@ TEST(IndexCli, SurvivesSigkillAtRandomMomentsTwentyTimes) {
     const int i = static_cast<int>(rng() % 40);
     for (int f = round % 2; f < 40; f += 2)
       if (fs::exists(lib / fmt::format("doc{:02d}.txt", f)))
-        write(lib / fmt::format("doc{:02d}.txt", f), text_of(f, round + 1));
-    if (round % 5 == 2) write(lib / fmt::format("new{:02d}.txt", round), text_of(round + 50, round));
+        write_file(lib / fmt::format("doc{:02d}.txt", f), text_of(f, round + 1));
+    if (round % 5 == 2) write_file(lib / fmt::format("new{:02d}.txt", round), text_of(round + 50, round));
     if (round % 7 == 3) fs::remove(lib / fmt::format("doc{:02d}.txt", i));
     std::vector<std::string> a = args;
     if (round % 2) a.push_back("--prune");
@@ -359,13 +349,13 @@ TEST(EvalDataset, ScoresTheQualityDemoFromCachedVectors) {
 TEST(EvalDataset, BadDatasetsGetClearMessages) {
   TempDir tmp;
   const fs::path ds = tmp / "ds";
-  write(ds / "corpus.jsonl",
+  write_file(ds / "corpus.jsonl",
         "{\"_id\": \"d1\", \"title\": \"Cats\", \"text\": \"Cats purr.\"}\n"
         "{\"_id\": \"d2\", \"title\": \"\", \"text\": \"Dogs bark.\"}\n"
         "not json\n"
         "{\"_id\": \"d3\", \"text\": \"\", \"image\": \"missing.png\"}\n");
-  write(ds / "queries.jsonl", "{\"_id\": \"q1\", \"text\": \"purring\"}\n{\"_id\": \"q2\", \"text\": \"unjudged\"}\n");
-  write(ds / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\tghost\t2\n");
+  write_file(ds / "queries.jsonl", "{\"_id\": \"q1\", \"text\": \"purring\"}\n{\"_id\": \"q2\", \"text\": \"unjudged\"}\n");
+  write_file(ds / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\tghost\t2\n");
   auto o = run(tmp, fmt::format("eval --dataset '{}' --model '{}' --format json", ds.string(), model()));
   EXPECT_EQ(o.rc, 1) << o.err;  // a corpus line and an image failed; the rest is scored
   EXPECT_NE(o.err.find("corpus.jsonl line 3: not valid JSON"), std::string::npos) << o.err;
