@@ -603,34 +603,36 @@ std::vector<Hit> Store::search(const float* query, int64_t k, const std::vector<
       }
       if (static_cast<int64_t>(top_ids.size()) >= k || want >= total) break;
     }
-  } else if (std::lock_guard<std::mutex> flat_lock(impl_->flat_mutex); map_flat()) {
-    // The memory-mapped vector file: no copy, and the page cache keeps it between searches.
-    const Impl& im = *impl_;
-    const int64_t n = im.flat_count;
-    const auto* base = static_cast<const char*>(im.flat_map);
-    const auto* ids = reinterpret_cast<const int64_t*>(base + 24);
-    const auto* codes = reinterpret_cast<const uint8_t*>(base + 24 + 8 * n);
-    const auto* m = reinterpret_cast<const float*>(base + 24 + 8 * n + (n + 7) / 8 * 8);
-    std::vector<uint8_t> allow;
-    if (!modalities.empty()) {
-      allow.resize(static_cast<size_t>(n));
-      std::vector<uint8_t> wanted;
-      for (const auto& mod : modalities) wanted.push_back(modality_code(mod));
-      for (int64_t i = 0; i < n; ++i)
-        allow[i] = std::find(wanted.begin(), wanted.end(), codes[i]) != wanted.end();
-    }
-    TopK top = exact_top_k(m, n, d, query, 1, k, allow.empty() ? nullptr : allow.data());
-    for (int64_t i = 0; i < top.k; ++i) {
-      if (top.labels[i] < 0) continue;
-      top_ids.push_back(ids[top.labels[i]]);
-      top_scores.push_back(top.scores[i]);
-    }
   } else {
-    std::vector<int64_t> ids;
-    std::vector<float> m;
-    load_vectors(ids, m, modalities);
-    const int64_t n = static_cast<int64_t>(ids.size());
-    TopK top = exact_top_k(m.data(), n, d, query, 1, k);
+    // Exact: over the memory-mapped vector file (no copy; the page cache keeps it between searches), or over the
+    // vectors read from the catalog when that file cannot be had.
+    std::lock_guard<std::mutex> flat_lock(impl_->flat_mutex);
+    int64_t n = 0;
+    const int64_t* ids = nullptr;
+    const float* m = nullptr;
+    std::vector<uint8_t> allow;
+    std::vector<int64_t> loaded_ids;
+    std::vector<float> loaded;
+    if (map_flat()) {
+      const Impl& im = *impl_;
+      n = im.flat_count;
+      const auto* base = static_cast<const char*>(im.flat_map);
+      ids = reinterpret_cast<const int64_t*>(base + 24);
+      const auto* codes = reinterpret_cast<const uint8_t*>(base + 24 + 8 * n);
+      m = reinterpret_cast<const float*>(base + 24 + 8 * n + (n + 7) / 8 * 8);
+      if (!modalities.empty()) {
+        allow.resize(static_cast<size_t>(n));
+        std::vector<uint8_t> wanted;
+        for (const auto& mod : modalities) wanted.push_back(modality_code(mod));
+        for (int64_t i = 0; i < n; ++i) allow[i] = std::find(wanted.begin(), wanted.end(), codes[i]) != wanted.end();
+      }
+    } else {
+      load_vectors(loaded_ids, loaded, modalities);
+      n = static_cast<int64_t>(loaded_ids.size());
+      ids = loaded_ids.data();
+      m = loaded.data();
+    }
+    const TopK top = exact_top_k(m, n, d, query, 1, k, allow.empty() ? nullptr : allow.data());
     for (int64_t i = 0; i < top.k; ++i) {
       if (top.labels[i] < 0) continue;
       top_ids.push_back(ids[top.labels[i]]);
