@@ -109,8 +109,16 @@ bool has_meta_table(Database& db) {
   return st.step();
 }
 
+// A database without any table: what SQLite leaves when a process dies after opening a new file and before its first
+// commit (catalogs are created by rename now, but a zero-byte file can still be met).
+bool is_blank(Database& db) { return !db.prepare("SELECT 1 FROM sqlite_master").step(); }
+
 // Validates the format version and returns the stored settings.
 IndexSettings read_checked_settings(Database& db, const fs::path& dir) {
+  if (is_blank(db))
+    throw InvalidInput(fmt::format("index {} was never completely created (its catalog is empty): run omni-embed "
+                                   "index into it again",
+                                   dir.string()));
   if (!has_meta_table(db))
     throw InvalidInput(fmt::format("{} is not an omni-embed index (its catalog has no meta table)", dir.string()));
   const std::string version = meta_value(db, "format_version");
@@ -191,6 +199,36 @@ std::unique_ptr<Store> Store::open(const fs::path& dir) {
   return s;
 }
 
+namespace {
+
+// Writes a complete new catalog (schema, format version, settings) under a temporary name and renames it into place,
+// so that a crash leaves no catalog or a complete one; never an empty database file, which SQLite would otherwise
+// create the moment the connection opens, before any table exists. Called with the writer's lock held.
+void create_catalog(const fs::path& dir, const IndexSettings& settings) {
+  const fs::path tmp = dir / (std::string(CATALOG) + ".new");
+  std::error_code ec;
+  for (const char* suffix : {"", "-journal", "-wal", "-shm"}) fs::remove(tmp.string() + suffix, ec);
+  {
+    Database db(tmp, false);
+    db.exec("PRAGMA synchronous=FULL");
+    Transaction tx(db);
+    db.exec(SCHEMA);
+    set_meta(db, "format_version", std::to_string(FORMAT_VERSION));
+    set_meta(db, "settings", settings_json(settings).dump());
+    set_meta(db, "generation", "0");
+    tx.commit();
+  }
+  fs::rename(tmp, dir / CATALOG, ec);
+  if (ec) throw IoError(fmt::format("cannot create {}: {}", (dir / CATALOG).string(), ec.message()));
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<Store> Store::open_for_writing(const fs::path& dir, const IndexSettings& settings,
                                                bool reset_on_mismatch) {
   std::error_code ec;
@@ -218,20 +256,17 @@ std::unique_ptr<Store> Store::open_for_writing(const fs::path& dir, const IndexS
   if (::flock(im.lock_fd, LOCK_EX | LOCK_NB) != 0)
     throw InvalidInput(fmt::format("index {} is being written by another omni-embed process; wait for it to finish",
                                    dir.string()));
+  bool blank = !has_catalog;
+  if (has_catalog) {
+    Database probe(dir / CATALOG, false);
+    blank = is_blank(probe);
+  }
+  if (blank) create_catalog(dir, settings);
   im.db = std::make_unique<Database>(dir / CATALOG, false);
   Database& db = *im.db;
   db.exec("PRAGMA journal_mode=WAL");
   db.exec("PRAGMA synchronous=NORMAL");
   db.exec("PRAGMA foreign_keys=ON");
-  if (!has_meta_table(db)) {
-    // Schema and settings in one transaction: a crash leaves no catalog or a complete one.
-    Transaction tx(db);
-    db.exec(SCHEMA);
-    set_meta(db, "format_version", std::to_string(FORMAT_VERSION));
-    set_meta(db, "settings", settings_json(settings).dump());
-    set_meta(db, "generation", "0");
-    tx.commit();
-  }
   IndexSettings stored = read_checked_settings(db, dir);
   const std::string diff = settings_difference(stored, settings);
   if (!diff.empty()) {

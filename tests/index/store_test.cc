@@ -335,6 +335,25 @@ TEST(Store, RefusesFoldersThatAreNotIndexes) {
   EXPECT_THROW(Store::open_for_writing(tmp / "file", settings()), InvalidInput);
 }
 
+TEST(Store, ABlankCatalogLeftByACrashIsReportedAndCreatedAgain) {
+  // A process killed between opening a new SQLite file and its first commit leaves a database without tables.
+  TempDir tmp;
+  fs::create_directories(tmp / "idx");
+  std::ofstream(tmp / "idx" / "catalog.sqlite").flush();
+  try {
+    Store::open(tmp / "idx");
+    FAIL();
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("never completely created"), std::string::npos) << e.what();
+  }
+  std::mt19937 rng(9);
+  Store::open_for_writing(tmp / "idx", settings())->put(random_sources(2, rng));
+  EXPECT_EQ(Store::open(tmp / "idx")->stats().sources, 2);
+  // Creation goes through a temporary name: none is left behind.
+  for (const auto& e : fs::directory_iterator(tmp / "idx"))
+    EXPECT_EQ(e.path().filename().string().find(".new"), std::string::npos) << e.path();
+}
+
 TEST(Store, OneWriterAtATime) {
   TempDir tmp;
   auto first = Store::open_for_writing(tmp / "idx", settings());
