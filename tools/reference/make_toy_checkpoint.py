@@ -14,6 +14,12 @@ Weights are bf16: 4 heads / 2 kv heads, head_dim 16, mrope_section [2, 3, 3], bi
 Vision tower (spec §2.2 names and shapes): hidden 32, 2 heads (head_dim 16), depth 4, full attention in
 blocks 1 and 3, window 112 px, out_hidden_size = the text hidden size; drawn from its own random stream, so
 the text weights do not depend on it.
+Audio tower (spec §2.3 names and shapes): 128 mel bins, d_model 32, 2 layers, 2 heads (head_dim 16), ffn 64,
+n_window 100 (chunks of 200 mel frames, as the real config), max_source_positions 1500, output_dim = the text
+hidden size; from a third random stream.
+DIR/audio_inputs  text, an audio block (<|audio_bos|> <|AUDIO|>... <|audio_eos|>), an image block, text:
+           input_ids.npy, input_features.npy float32 [1, 128, 480] (437 valid frames, then padding),
+           feature_attention_mask.npy int64 [1, 480], pixel_values.npy, image_grid_thw.npy ([[1, 4, 6]]).
 """
 
 import argparse
@@ -25,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from rope_index import audio_output_length  # noqa: E402
 from safetensors_np import save_file  # noqa: E402
 
 TOY_TEXT_CONFIG = {
@@ -59,6 +66,26 @@ TOY_VISION_CONFIG = {
 }
 
 TOY_MM_GRIDS = [(1, 4, 6), (1, 10, 14)]
+
+TOY_AUDIO_CONFIG = {
+    "model_type": "qwen2_5_omni_audio_encoder",
+    "num_mel_bins": 128,
+    "d_model": 32,
+    "encoder_layers": 2,
+    "encoder_attention_heads": 2,
+    "encoder_ffn_dim": 64,
+    "max_source_positions": 1500,
+    "n_window": 100,
+    "output_dim": 64,
+    "activation_function": "gelu",
+    "scale_embedding": False,
+}
+
+# The audio dump: valid mel frames of its audio (3 chunks of 200, 200 and 37 frames: M = 219 encoder frames, an odd
+# count, so the last one is dropped by the pooling; 109 tokens), the padded frame count, and the image grid.
+TOY_AUDIO_FRAMES = 437
+TOY_AUDIO_PADDED_FRAMES = 480
+TOY_AUDIO_IMAGE_GRID = (1, 4, 6)
 
 TOKEN_IDS = {
     "audio_token_index": 151646, "image_token_index": 151655, "video_token_index": 151656,
@@ -136,6 +163,71 @@ def toy_vision_weights(vision_config, rng):
     return w
 
 
+def toy_audio_weights(audio_config, rng):
+    """{flat tensor name: float32 array} for a random audio tower (spec §2.3 names and shapes; k_proj has no
+    bias; audio_bos_eos_token is stored but unused)."""
+    d, f, n_mel = audio_config["d_model"], audio_config["encoder_ffn_dim"], audio_config["num_mel_bins"]
+    out = audio_config["output_dim"]
+
+    def lin(*shape):
+        n_in = int(np.prod(shape[1:]))
+        return rng.standard_normal(shape, dtype=np.float32) / np.float32(np.sqrt(n_in))
+
+    def bias(n):
+        return (0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    def norm_w(n):
+        return (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    w = {"audio_tower.conv1.weight": lin(d, n_mel, 3), "audio_tower.conv1.bias": bias(d),
+         "audio_tower.conv2.weight": lin(d, d, 3), "audio_tower.conv2.bias": bias(d),
+         "audio_tower.audio_bos_eos_token.weight": rng.standard_normal((2, out), dtype=np.float32)}
+    for il in range(audio_config["encoder_layers"]):
+        p = "audio_tower.layers.%d." % il
+        for norm in ("self_attn_layer_norm", "final_layer_norm"):
+            w[p + norm + ".weight"] = norm_w(d)
+            w[p + norm + ".bias"] = bias(d)
+        for proj in ("q", "k", "v", "out"):
+            w[p + "self_attn.%s_proj.weight" % proj] = lin(d, d)
+            if proj != "k":
+                w[p + "self_attn.%s_proj.bias" % proj] = bias(d)
+        w[p + "fc1.weight"], w[p + "fc1.bias"] = lin(f, d), bias(f)
+        w[p + "fc2.weight"], w[p + "fc2.bias"] = lin(d, f), bias(d)
+    w["audio_tower.ln_post.weight"] = norm_w(d)
+    w["audio_tower.ln_post.bias"] = bias(d)
+    w["audio_tower.proj.weight"] = lin(out, d)
+    w["audio_tower.proj.bias"] = bias(out)
+    return w
+
+
+def toy_audio_features(n_mel, valid_frames, n_frames, rng, pad_value=-0.6):
+    """input_features [n_audio, n_mel, n_frames] (log-mel-like values in the valid frames, a constant after them,
+    as the processor's padding gives) and feature_attention_mask int64 [n_audio, n_frames]."""
+    feats = np.full((len(valid_frames), n_mel, n_frames), pad_value, dtype=np.float32)
+    mask = np.zeros((len(valid_frames), n_frames), dtype=np.int64)
+    for i, t in enumerate(valid_frames):
+        feats[i, :, :t] = rng.uniform(-1.2, 1.6, size=(n_mel, t)).astype(np.float32)
+        mask[i, :t] = 1
+    return feats, mask
+
+
+def toy_audio_inputs(vision_config, audio_config, rng):
+    """Document layout of omni-embed-nemotron §2: text, the audio block, the image block, text."""
+    merge = vision_config["spatial_merge_size"]
+    t, h, w = TOY_AUDIO_IMAGE_GRID
+    patch_dim = (vision_config["in_channels"] * vision_config["temporal_patch_size"]
+                 * vision_config["patch_size"] ** 2)
+    ids = rng.integers(0, 151643, size=4, dtype=np.int64).tolist()
+    ids += [TOKEN_IDS["audio_start_token_id"]] + [TOKEN_IDS["audio_token_index"]] * audio_output_length(
+        TOY_AUDIO_FRAMES) + [TOKEN_IDS["audio_end_token_id"]]
+    ids += [TOKEN_IDS["vision_start_token_id"]] + [TOKEN_IDS["image_token_index"]] * (t * h * w // merge // merge)
+    ids += [TOKEN_IDS["vision_end_token_id"]] + rng.integers(0, 151643, size=2, dtype=np.int64).tolist()
+    feats, mask = toy_audio_features(audio_config["num_mel_bins"], [TOY_AUDIO_FRAMES], TOY_AUDIO_PADDED_FRAMES, rng)
+    pixel_values = rng.uniform(-1.8, 2.1, size=(t * h * w, patch_dim)).astype(np.float32)
+    return {"input_ids": np.array([ids], dtype=np.int64), "input_features": feats, "feature_attention_mask": mask,
+            "pixel_values": pixel_values, "image_grid_thw": np.array([TOY_AUDIO_IMAGE_GRID], dtype=np.int64)}
+
+
 def toy_mm_inputs(vision_config, grids, rng):
     """Text, image 0 block, text, image 1 block, text (spec §7.2 layout), with ordinary-token ids below the
     special range; pixel values drawn like normalised pixels."""
@@ -169,22 +261,23 @@ def toy_inputs(n_vocab, rng):
     return ids, pos
 
 
-def write_flat(path, text_config, weights, vision_config=None):
+def write_flat(path, text_config, weights, vision_config=None, audio_config=None):
     os.makedirs(path, exist_ok=True)
     config = {"architectures": ["NVOmniEmbedModel"], "model_type": "nvomniembed",
-              "text_config": dict(text_config), "vision_config": dict(vision_config or {}), "audio_config": {}}
+              "text_config": dict(text_config), "vision_config": dict(vision_config or {}),
+              "audio_config": dict(audio_config or {})}
     config.update(TOKEN_IDS)
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     save_file(os.path.join(path, "model.safetensors"), {n: ("BF16", a) for n, a in weights.items()})
 
 
-def write_base(path, text_config, weights, rng, vision_config=None):
+def write_base(path, text_config, weights, rng, vision_config=None, audio_config=None):
     os.makedirs(path, exist_ok=True)
     tc = dict(text_config)
     tc["head_dim"] = tc["hidden_size"] // tc["num_attention_heads"]
     thinker = {"model_type": "qwen2_5_omni_thinker", "text_config": tc,
-               "vision_config": dict(vision_config or {}), "audio_config": {}}
+               "vision_config": dict(vision_config or {}), "audio_config": dict(audio_config or {})}
     thinker.update(TOKEN_IDS)
     config = {"architectures": ["Qwen2_5OmniModel"], "model_type": "qwen2_5_omni",
               "thinker_config": thinker, "talker_config": {"hidden_size": 8}, "token2wav_config": {}}
@@ -206,10 +299,11 @@ def write_base(path, text_config, weights, rng, vision_config=None):
         json.dump({"metadata": {}, "weight_map": weight_map}, f, indent=2)
 
 
-def make_toy(out_dir, seed=0, n_vocab=None, overrides=None, vision_overrides=None):
-    """Write DIR/flat, DIR/base, DIR/inputs and DIR/mm_inputs; returns (text_config, input_ids, position_ids).
-    ``overrides`` / ``vision_overrides`` replace entries of the default text / vision config (the vision
-    out_hidden_size follows the text hidden size unless overridden)."""
+def make_toy(out_dir, seed=0, n_vocab=None, overrides=None, vision_overrides=None, audio_overrides=None):
+    """Write DIR/flat, DIR/base, DIR/inputs, DIR/mm_inputs and DIR/audio_inputs; returns (text_config, input_ids,
+    position_ids). ``overrides`` / ``vision_overrides`` / ``audio_overrides`` replace entries of the default text /
+    vision / audio config (the vision out_hidden_size and the audio output_dim follow the text hidden size unless
+    overridden)."""
     rng = np.random.default_rng(seed)
     text_config = dict(TOY_TEXT_CONFIG)
     text_config.update(overrides or {})
@@ -221,8 +315,13 @@ def make_toy(out_dir, seed=0, n_vocab=None, overrides=None, vision_overrides=Non
     weights = toy_text_weights(text_config, rng)
     vision_rng = np.random.default_rng([seed, 1])        # separate stream: the text weights stay as they were
     weights.update(toy_vision_weights(vision_config, vision_rng))
-    write_flat(os.path.join(out_dir, "flat"), text_config, weights, vision_config)
-    write_base(os.path.join(out_dir, "base"), text_config, weights, rng, vision_config)
+    audio_config = dict(TOY_AUDIO_CONFIG)
+    audio_config["output_dim"] = text_config["hidden_size"]
+    audio_config.update(audio_overrides or {})
+    audio_rng = np.random.default_rng([seed, 2])         # its own stream too
+    weights.update(toy_audio_weights(audio_config, audio_rng))
+    write_flat(os.path.join(out_dir, "flat"), text_config, weights, vision_config, audio_config)
+    write_base(os.path.join(out_dir, "base"), text_config, weights, rng, vision_config, audio_config)
     ids, pos = toy_inputs(text_config["vocab_size"], rng)
     inputs = os.path.join(out_dir, "inputs")
     os.makedirs(inputs, exist_ok=True)
@@ -235,6 +334,10 @@ def make_toy(out_dir, seed=0, n_vocab=None, overrides=None, vision_overrides=Non
         np.save(os.path.join(mm, "input_ids.npy"), mm_ids)
         np.save(os.path.join(mm, "pixel_values.npy"), pixel_values)
         np.save(os.path.join(mm, "image_grid_thw.npy"), grids)
+        audio_dir = os.path.join(out_dir, "audio_inputs")
+        os.makedirs(audio_dir, exist_ok=True)
+        for name, array in toy_audio_inputs(vision_config, audio_config, audio_rng).items():
+            np.save(os.path.join(audio_dir, name + ".npy"), array)
     return text_config, ids, pos
 
 
@@ -245,7 +348,7 @@ def main():
     parser.add_argument("--vocab", type=int, default=None, help="vocabulary size (default 151936)")
     args = parser.parse_args()
     make_toy(args.out, args.seed, args.vocab)
-    print("wrote %s/{flat,base,inputs,mm_inputs}" % args.out)
+    print("wrote %s/{flat,base,inputs,mm_inputs,audio_inputs}" % args.out)
 
 
 if __name__ == "__main__":

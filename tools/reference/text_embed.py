@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
 """Reference embedding (spec omni-embed-nemotron.md §2): thinker text decoder, bidirectional by default, mean
-over all tokens of the final-normed hidden state, L2-normalised; images go through the vision tower and are
-merged into the placeholder rows (thinker spec §3.4) with TMRoPE positions (§8).
+over all tokens of the final-normed hidden state, L2-normalised; images go through the vision tower and audios
+through the audio tower, and are merged into the placeholder rows (thinker spec §3.4) with TMRoPE positions (§8).
 
     python3 tools/reference/text_embed.py --model DIR --inputs DUMP_DIR --out OUT_DIR \
         [--attention bidirectional|causal] [--precision fp32|bf16]
 
 DUMP_DIR holds input_ids.npy (int64 [1, n_tokens]) and, for text, position_ids.npy (int64 [3, 1, n_tokens];
-rows T, H, W). It may also hold pixel_values.npy (float32 [N, 1176]) and image_grid_thw.npy (int64 [n, 3]):
-then the vision tower runs, the <|IMAGE|> rows are replaced by its outputs, and the position ids are computed
-here with get_rope_index (a position_ids.npy in DUMP_DIR is ignored). Without position_ids.npy a text-only
-input gets 0..n_tokens-1.
+rows T, H, W). It may also hold pixel_values.npy (float32 [N, 1176]) and image_grid_thw.npy (int64 [n, 3]),
+and input_features.npy (float32 [n_audio, n_mel, n_frames], padded) with feature_attention_mask.npy (int64
+[n_audio, n_frames], 1 for the valid frames, which come first): then the towers run, the <|IMAGE|> and
+<|AUDIO|> rows are replaced by their outputs (in placeholder order per modality), and the position ids are
+computed here with get_rope_index (a position_ids.npy in DUMP_DIR is ignored). Without position_ids.npy a
+text-only input gets 0..n_tokens-1.
 OUT_DIR receives inputs_embeds.npy [n_tokens, d_model], layer_outputs.npy [n_layers, n_tokens, d_model]
 (residual stream after each layer), last_hidden_state.npy [n_tokens, d_model] and embedding.npy [d_model], all
 float32; with images also vision_embeds.npy [N/4, out_hidden_size], vision_patch_embeds.npy [N, d_vision],
-vision_block_outputs.npy [depth, N, d_vision] (float32, processor order), and position_ids.npy (int64
+vision_block_outputs.npy [depth, N, d_vision] (float32, processor order); with audio also audio_embeds.npy
+[sum tokens, output_dim], audio_layer_input.npy [sum M_i, d_audio] (conv stem + sinusoid rows),
+audio_layer_outputs.npy [n_layers, sum M_i, d_audio] (float32, audio order); and position_ids.npy (int64
 [3, 1, n_tokens]) whenever the positions were computed here.
 """
 
@@ -32,9 +36,11 @@ from safetensors_np import SafetensorsError  # noqa: E402
 from rope_index import TokenIds, get_rope_index, text_positions  # noqa: E402
 from text_model import ATTENTION_MODES, TextModel  # noqa: E402
 from vision_model import VisionConfig, encode_images  # noqa: E402
+from audio_model import AudioConfig, encode_audios, features_from_padded, token_count  # noqa: E402
 
 OUTPUT_NAMES = ("inputs_embeds", "layer_outputs", "last_hidden_state", "embedding")
 VISION_OUTPUT_NAMES = ("vision_embeds", "vision_patch_embeds", "vision_block_outputs")
+AUDIO_OUTPUT_NAMES = ("audio_embeds", "audio_layer_input", "audio_layer_outputs")
 
 
 def _squeeze_ids(input_ids):
@@ -74,19 +80,59 @@ def _refuse_unfed_placeholders(ids, token_ids, fed):
     for kind, (token, name) in names.items():
         if kind not in fed and np.any(ids == token):
             raise ValueError("input_ids contain %s placeholders (id %d) but no %s features are given%s"
-                             % (name, token, kind, "" if kind == "image" else
-                                " (the reference has no %s tower yet)" % kind))
+                             % (name, token, kind, " (the reference has no video path yet)"
+                                if kind == "video" else ""))
+
+
+def _scatter(embeds, ids, token, name, rows, what, num):
+    """Row k of ``rows`` replaces the k-th ``token`` embedding (masked scatter, spec §3.4)."""
+    where = np.flatnonzero(ids == token)
+    if len(where) != rows.shape[0]:
+        raise ValueError("input_ids have %d %s tokens (id %d) but the %s give %d rows"
+                         % (len(where), name, token, what, rows.shape[0]))
+    embeds[where] = num.round(rows)
+
+
+def _encode_images(ckpt, model, pixel_values, image_grid_thw):
+    if pixel_values is None or image_grid_thw is None:
+        raise ValueError("images need both pixel_values and image_grid_thw")
+    vcfg = VisionConfig(ckpt.sub_config("vision_config"))
+    if vcfg.out_d_model != model.cfg.d_model:
+        raise ValueError("vision_config.out_hidden_size %d differs from the text hidden size %d"
+                         % (vcfg.out_d_model, model.cfg.d_model))
+    return vcfg, encode_images(ckpt, pixel_values, image_grid_thw, model.num)
+
+
+def _encode_audios(ckpt, model, input_features, feature_attention_mask):
+    """Valid frames of each audio (HF padded layout + mask) through the audio tower; T < 3 is refused."""
+    if input_features is None or feature_attention_mask is None:
+        raise ValueError("audio needs both input_features and feature_attention_mask")
+    acfg = AudioConfig(ckpt.sub_config("audio_config"))
+    if acfg.output_dim != model.cfg.d_model:
+        raise ValueError("audio_config.output_dim %d differs from the text hidden size %d"
+                         % (acfg.output_dim, model.cfg.d_model))
+    features = features_from_padded(input_features, feature_attention_mask, acfg.n_mel)
+    seqlens = [f.shape[1] for f in features]
+    for i, n_frames in enumerate(seqlens):
+        if token_count(n_frames) < 1:
+            raise ValueError("audio %d has %d valid mel frames, which yields no audio token (at least 3 frames, "
+                             "321 samples at 16 kHz, are needed)" % (i, n_frames))
+    return seqlens, encode_audios(ckpt, features, model.num)
 
 
 def embed(model_dir, input_ids, position_ids=None, attention="bidirectional", precision="fp32",
-          checkpoint=None, pixel_values=None, image_grid_thw=None):
+          checkpoint=None, pixel_values=None, image_grid_thw=None, input_features=None,
+          feature_attention_mask=None):
     """Run the reference towers and pooling. Returns {name: array}: OUTPUT_NAMES (float32); with images also
-    VISION_OUTPUT_NAMES (float32); "position_ids" (int64 [3, 1, n_tokens]) when they were computed here (images,
-    or position_ids=None). ``model_dir`` may be None when an open ``checkpoint`` is passed. With images the
-    given position_ids are ignored."""
+    VISION_OUTPUT_NAMES, with audio also AUDIO_OUTPUT_NAMES (float32); "position_ids" (int64 [3, 1, n_tokens])
+    when they were computed here (images, audio, or position_ids=None). ``model_dir`` may be None when an open
+    ``checkpoint`` is passed. With images or audio the given position_ids are ignored.
+    Audio: input_features [n_audio, n_mel, n_frames] (padded) with feature_attention_mask [n_audio, n_frames]
+    (1 for the valid frames, first); audio i uses its first sum(mask_i) frames."""
     ckpt = checkpoint if checkpoint is not None else Checkpoint(model_dir)
     with_images = pixel_values is not None or image_grid_thw is not None
-    if not with_images and position_ids is not None:
+    with_audio = input_features is not None or feature_attention_mask is not None
+    if not with_images and not with_audio and position_ids is not None:
         ids, pos = _squeeze_inputs(input_ids, position_ids)
         out = TextModel(ckpt, precision).forward(ids, pos, attention_mode=attention)
         out["embedding"] = mean_pool_normalize(out["last_hidden_state"])
@@ -95,29 +141,29 @@ def embed(model_dir, input_ids, position_ids=None, attention="bidirectional", pr
     ids = _squeeze_ids(input_ids)
     token_ids = TokenIds(ckpt.thinker_config)
     model = TextModel(ckpt, precision)
-    if not with_images:
-        _refuse_unfed_placeholders(ids, token_ids, fed=())
+    _refuse_unfed_placeholders(ids, token_ids, fed=("image",) * with_images + ("audio",) * with_audio)
+    vision = audio = None
+    if not with_images and not with_audio:
         pos, _ = text_positions(len(ids))
         out = model.forward(ids, pos, attention_mode=attention)
-        vision = None
     else:
-        if pixel_values is None or image_grid_thw is None:
-            raise ValueError("images need both pixel_values and image_grid_thw")
-        _refuse_unfed_placeholders(ids, token_ids, fed=("image",))
-        vcfg = VisionConfig(ckpt.sub_config("vision_config"))
-        if vcfg.out_d_model != model.cfg.d_model:
-            raise ValueError("vision_config.out_hidden_size %d differs from the text hidden size %d"
-                             % (vcfg.out_d_model, model.cfg.d_model))
-        vision = encode_images(ckpt, pixel_values, image_grid_thw, model.num)
-        rows = np.flatnonzero(ids == token_ids.image)
-        if len(rows) != vision["merged"].shape[0]:
-            raise ValueError("input_ids have %d <|IMAGE|> tokens (id %d) but the images give %d rows "
-                             "(sum of t*h*w/%d over image_grid_thw)"
-                             % (len(rows), token_ids.image, vision["merged"].shape[0], vcfg.merge_unit))
-        pos, _ = get_rope_index(ids, token_ids, vcfg.merge, image_grid_thw=np.asarray(image_grid_thw))
-        embeds = model.embed_tokens(ids)
-        embeds = embeds.astype(model.num.dtype, copy=True)
-        embeds[rows] = model.num.round(vision["merged"])   # k-th placeholder gets row k (masked scatter)
+        embeds = model.embed_tokens(ids).astype(model.num.dtype, copy=True)
+        merge, seqlens = 1, None          # merge is unused without images / videos
+        if with_images:
+            vcfg, vision = _encode_images(ckpt, model, pixel_values, image_grid_thw)
+            merge = vcfg.merge
+            _scatter(embeds, ids, token_ids.image, "<|IMAGE|>", vision["merged"],
+                     "images (sum of t*h*w/%d over image_grid_thw)" % vcfg.merge_unit, model.num)
+        if with_audio:
+            seqlens, audio = _encode_audios(ckpt, model, input_features, feature_attention_mask)
+            _scatter(embeds, ids, token_ids.audio, "<|AUDIO|>", audio["embeds"],
+                     "audios (sum of ((T - 1)//2 + 1 - 2)//2 + 1 over their valid frames T = %s)" % seqlens,
+                     model.num)
+        # The general §8.2 walk also for audio without images: it gives 0..S-1 there (§8.1) and checks every
+        # <|audio_bos|> <|AUDIO|> x n run against its audio's length.
+        pos, _ = get_rope_index(ids, token_ids, merge,
+                                image_grid_thw=None if vision is None else np.asarray(image_grid_thw),
+                                audio_seqlens=seqlens, general=True)
         out = model.forward(ids, pos, attention_mode=attention, inputs_embeds=embeds)
     out["embedding"] = mean_pool_normalize(out["last_hidden_state"])
     result = {name: np.asarray(out[name], dtype=np.float32) for name in OUTPUT_NAMES}
@@ -125,6 +171,10 @@ def embed(model_dir, input_ids, position_ids=None, attention="bidirectional", pr
         result["vision_embeds"] = np.asarray(vision["merged"], dtype=np.float32)
         result["vision_patch_embeds"] = np.asarray(vision["patch_embeds"], dtype=np.float32)
         result["vision_block_outputs"] = np.asarray(vision["block_outputs"], dtype=np.float32)
+    if audio is not None:
+        result["audio_embeds"] = np.asarray(audio["embeds"], dtype=np.float32)
+        result["audio_layer_input"] = np.asarray(audio["layer_input"], dtype=np.float32)
+        result["audio_layer_outputs"] = np.asarray(audio["layer_outputs"], dtype=np.float32)
     result["position_ids"] = np.asarray(pos, dtype=np.int64)[:, None, :]
     return result
 
@@ -133,8 +183,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="model folder (config.json + safetensors)")
     parser.add_argument("--inputs", required=True,
-                        help="folder with input_ids.npy and position_ids.npy, or pixel_values.npy and "
-                             "image_grid_thw.npy for images")
+                        help="folder with input_ids.npy and position_ids.npy, pixel_values.npy and "
+                             "image_grid_thw.npy for images, input_features.npy and feature_attention_mask.npy "
+                             "for audio")
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
     parser.add_argument("--attention", choices=ATTENTION_MODES, default="bidirectional")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
@@ -150,10 +201,17 @@ def main(argv=None):
         image_grid_thw = optional("image_grid_thw.npy")
         if (pixel_values is None) != (image_grid_thw is None):
             raise ValueError("%s: pixel_values.npy and image_grid_thw.npy must come together" % args.inputs)
-        # with images the positions are computed here and a dumped position_ids.npy is ignored
-        position_ids = optional("position_ids.npy") if pixel_values is None else None
+        input_features = optional("input_features.npy")
+        feature_attention_mask = optional("feature_attention_mask.npy")
+        if (input_features is None) != (feature_attention_mask is None):
+            raise ValueError("%s: input_features.npy and feature_attention_mask.npy must come together"
+                             % args.inputs)
+        # with images or audio the positions are computed here and a dumped position_ids.npy is ignored
+        media = pixel_values is not None or input_features is not None
+        position_ids = None if media else optional("position_ids.npy")
         result = embed(args.model, input_ids, position_ids, args.attention, args.precision,
-                       pixel_values=pixel_values, image_grid_thw=image_grid_thw)
+                       pixel_values=pixel_values, image_grid_thw=image_grid_thw, input_features=input_features,
+                       feature_attention_mask=feature_attention_mask)
     except (OSError, ValueError, KeyError, CheckpointError, SafetensorsError) as e:
         print("text_embed: error: %s" % e, file=sys.stderr)
         return 1
