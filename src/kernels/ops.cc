@@ -39,6 +39,33 @@ void rms_norm(const float* x, int64_t n_rows, int64_t d, const float* w, float e
   }
 }
 
+void layer_norm(const float* x, int64_t n_rows, int64_t d, const float* w, const float* b, float eps, float* y,
+                Compute compute) {
+  OE_CHECK(d > 0 && n_rows >= 0, "layer_norm rows={} d={}", n_rows, d);
+  const bool bf16 = compute == Compute::BF16;
+#pragma omp parallel for schedule(static) if (n_rows * d >= PARALLEL_MIN_ELEMENTS)
+  for (int64_t i = 0; i < n_rows; ++i) {
+    const float* xr = x + i * d;
+    float* yr = y + i * d;
+    // Two passes (mean, then squared deviations): no cancellation for rows with a large mean.
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < d; ++j) sum += xr[j];
+    const float mean = sum / static_cast<float>(d);
+    float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t j = 0; j < d; ++j) ss += (xr[j] - mean) * (xr[j] - mean);
+    const float r = 1.0f / std::sqrt(ss / static_cast<float>(d) + eps);
+    if (bf16) {
+#pragma omp simd
+      for (int64_t j = 0; j < d; ++j) yr[j] = round_bf16_fast((xr[j] - mean) * r * w[j] + b[j]);
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < d; ++j) yr[j] = (xr[j] - mean) * r * w[j] + b[j];
+    }
+  }
+}
+
 void mrope_tables(const int64_t* pos, int64_t n_tokens, int64_t d_head, float theta, const std::vector<int>& sections,
                   float* cos, float* sin, Compute compute) {
   const int64_t half = d_head / 2;

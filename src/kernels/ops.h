@@ -13,6 +13,12 @@ namespace oe::kernels {
 // BF16: x̂ is rounded to bf16 before the weight multiply and the product rounded again. y may alias x.
 void rms_norm(const float* x, int64_t n_rows, int64_t d, const float* w, float eps, float* y, Compute compute);
 
+// torch.nn.LayerNorm over rows of length d (the audio tower's norms): mean and biased variance in fp32,
+// y = (x − mean)·rstd·w + b with rstd = 1/sqrt(var + eps). BF16: one rounding of y (PyTorch normalises a bf16 input
+// in fp32 and casts the result once). y may alias x.
+void layer_norm(const float* x, int64_t n_rows, int64_t d, const float* w, const float* b, float eps, float* y,
+                Compute compute);
+
 // M-RoPE cos/sin tables, [n_tokens, d_head] each (cat(angle, angle) layout).
 // pos: [3, n_tokens] (rows T, H, W); frequency f in [0, d_head/2) takes its position from the section it falls in
 // (sections = mrope_section, summing to d_head/2); inv_freq[f] = 1/theta^(2f/d_head) in fp32; angle = a single

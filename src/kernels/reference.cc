@@ -78,6 +78,19 @@ void rms_norm(const float* x, int64_t n_rows, int64_t d, const float* w, float e
   }
 }
 
+void layer_norm(const float* x, int64_t n_rows, int64_t d, const float* w, const float* b, float eps, float* y,
+                Compute compute) {
+  for (int64_t i = 0; i < n_rows; ++i) {
+    double mean = 0.0, var = 0.0;
+    for (int64_t j = 0; j < d; ++j) mean += x[i * d + j];
+    mean /= static_cast<double>(d);
+    for (int64_t j = 0; j < d; ++j) var += (x[i * d + j] - mean) * (x[i * d + j] - mean);
+    const double r = 1.0 / std::sqrt(var / static_cast<double>(d) + eps);
+    for (int64_t j = 0; j < d; ++j)
+      y[i * d + j] = maybe_rb(static_cast<float>((x[i * d + j] - mean) * r * w[j] + b[j]), compute);
+  }
+}
+
 void mrope_tables(const int64_t* pos, int64_t n_tokens, int64_t d_head, float theta, const std::vector<int>& sections,
                   float* cos, float* sin, Compute compute) {
   const int64_t half = d_head / 2;

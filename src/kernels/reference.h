@@ -19,6 +19,9 @@ void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const f
 
 void rms_norm(const float* x, int64_t n_rows, int64_t d, const float* w, float eps, float* y, Compute compute);
 
+void layer_norm(const float* x, int64_t n_rows, int64_t d, const float* w, const float* b, float eps, float* y,
+                Compute compute);
+
 void mrope_tables(const int64_t* pos, int64_t n_tokens, int64_t d_head, float theta, const std::vector<int>& sections,
                   float* cos, float* sin, Compute compute);
 

@@ -76,6 +76,43 @@ TEST(RmsNorm, RandomAgainstReferenceAndInPlace) {
   }
 }
 
+// LayerNorm: a row of ±c around a mean m normalises to ±1 exactly (eps 0), then w·(±1) + b; random rows match the
+// double-precision reference (F32: a few fp32 roundings of the two sums; BF16: the one final rounding may differ by
+// 1 ulp where the fp32 value sits on a rounding boundary), and in place equals out of place.
+TEST(LayerNorm, ExactOnSymmetricRowsAndRandomAgainstReference) {
+  const int64_t d = 64;
+  auto w = random_ints(d, -8, 8, 11);
+  auto b = random_ints(d, -4, 4, 12);
+  std::vector<float> x(static_cast<size_t>(d)), want(static_cast<size_t>(d)), y(static_cast<size_t>(d));
+  for (int64_t j = 0; j < d; ++j) {
+    const float s = (j % 2) ? 1.0f : -1.0f;
+    x[j] = 100.0f + s * 0.5f;
+    want[j] = s * w[j] + b[j];
+  }
+  layer_norm(x.data(), 1, d, w.data(), b.data(), 0.0f, y.data(), Compute::F32);
+  EXPECT_EQ(y, want);
+
+  const int64_t rows = 29, D = 1280;
+  auto xr = random_floats(rows * D, -3.0f, 5.0f, 13);
+  for (Compute c : ALL_COMPUTE) {
+    auto xc = as_compute(xr, c);
+    auto wc = as_compute(random_floats(D, 0.5f, 1.5f, 14), c);
+    auto bc = as_compute(random_floats(D, -0.5f, 0.5f, 15), c);
+    std::vector<float> got(rows * D), ref_y(rows * D);
+    layer_norm(xc.data(), rows, D, wc.data(), bc.data(), 1e-5f, got.data(), c);
+    ref::layer_norm(xc.data(), rows, D, wc.data(), bc.data(), 1e-5f, ref_y.data(), c);
+    for (int64_t i = 0; i < rows * D; ++i) {
+      if (c == Compute::F32)
+        ASSERT_NEAR(got[i], ref_y[i], 2e-5 * (std::fabs(ref_y[i]) + 1.0)) << i;
+      else
+        ASSERT_LE(bf16_ulps(got[i], ref_y[i]), 1.0) << i;
+    }
+    auto inplace = xc;
+    layer_norm(inplace.data(), rows, D, wc.data(), bc.data(), 1e-5f, inplace.data(), c);
+    EXPECT_EQ(inplace, got);
+  }
+}
+
 // The tables must equal the reference exactly (same definition: inv_freq in double rounded to float, one fp32
 // multiply, cos/sin correctly rounded), and f selects its position row by section.
 TEST(MropeTables, MatchReferenceAndSections) {
