@@ -1,6 +1,7 @@
 #include "io/json.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -71,6 +72,17 @@ void write_json_file(const std::filesystem::path& path, const nlohmann::json& j)
     throw InvalidInput(fmt::format("{}: cannot write JSON: {}", path.string(), e.what()));
   }
   write_text_file(path, text);
+}
+
+int64_t json_positive_int(const nlohmann::json& j, const char* key, int64_t fallback) {
+  if (!j.contains(key)) return fallback;
+  const auto& v = j.at(key);
+  const bool integral = v.is_number_integer() ||
+                        (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() &&
+                         std::abs(v.get<double>()) < 9e15);
+  if (!integral || v.get<double>() <= 0)
+    throw InvalidInput(fmt::format("'{}' must be a positive integer, got {}", key, v.dump()));
+  return v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>());
 }
 
 }  // namespace oe::io

@@ -1,6 +1,7 @@
 // Reading JSON files with errors that name the file (nlohmann::json underneath).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -15,5 +16,9 @@ void write_json_file(const std::filesystem::path& path, const nlohmann::json& j)
 // Whole file as a string; IoError naming the path when unreadable.
 std::string read_text_file(const std::filesystem::path& path);
 void write_text_file(const std::filesystem::path& path, const std::string& text);
+
+// j[key] as a positive integer, `fallback` when absent; a float with an integral value (3136.0, as some exporters
+// write) is accepted. InvalidInput naming the key otherwise.
+int64_t json_positive_int(const nlohmann::json& j, const char* key, int64_t fallback);
 
 }  // namespace oe::io

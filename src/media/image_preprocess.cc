@@ -23,19 +23,6 @@ double round_half_even(double v) {
   return std::fmod(lower, 2.0) == 0.0 ? lower : lower + 1;
 }
 
-// A positive integer; a float with an integral value (3136.0, as some exporters write) is accepted.
-int64_t json_positive_int(const nlohmann::json& j, const char* key, int64_t fallback) {
-  if (!j.contains(key)) return fallback;
-  const auto& v = j.at(key);
-  const bool integral = v.is_number_integer() ||
-                        (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() &&
-                         std::abs(v.get<double>()) < 9e15);
-  if (!integral || v.get<double>() <= 0) {
-    throw InvalidInput(fmt::format("'{}' must be a positive integer, got {}", key, v.dump()));
-  }
-  return v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>());
-}
-
 std::array<float, 3> json_triplet(const nlohmann::json& j, const char* key, std::array<float, 3> fallback) {
   if (!j.contains(key)) return fallback;
   const auto& v = j.at(key);
@@ -97,14 +84,14 @@ VisionPreprocessConfig VisionPreprocessConfig::load(const std::filesystem::path&
   const nlohmann::json j = io::read_json_file(file);
   with_context(file.string(), [&] {
     if (!j.is_object()) throw InvalidInput("expected a JSON object");
-    c.patch_size = json_positive_int(j, "patch_size", c.patch_size);
-    c.temporal_patch_size = json_positive_int(j, "temporal_patch_size", c.temporal_patch_size);
-    c.merge_size = json_positive_int(j, "merge_size", c.merge_size);
+    c.patch_size = io::json_positive_int(j, "patch_size", c.patch_size);
+    c.temporal_patch_size = io::json_positive_int(j, "temporal_patch_size", c.temporal_patch_size);
+    c.merge_size = io::json_positive_int(j, "merge_size", c.merge_size);
     // Newer transformers write the pixel limits as size.shortest_edge / size.longest_edge.
     const nlohmann::json size =
         j.contains("size") && j.at("size").is_object() ? j.at("size") : nlohmann::json::object();
-    c.min_pixels = json_positive_int(j, "min_pixels", json_positive_int(size, "shortest_edge", c.min_pixels));
-    c.max_pixels = json_positive_int(j, "max_pixels", json_positive_int(size, "longest_edge", c.max_pixels));
+    c.min_pixels = io::json_positive_int(j, "min_pixels", io::json_positive_int(size, "shortest_edge", c.min_pixels));
+    c.max_pixels = io::json_positive_int(j, "max_pixels", io::json_positive_int(size, "longest_edge", c.max_pixels));
     c.mean = json_triplet(j, "image_mean", c.mean);
     c.std = json_triplet(j, "image_std", c.std);
     if (c.min_pixels > c.max_pixels) {
