@@ -13,11 +13,13 @@ PACKAGES=(
   libssl-dev             # SHA-256 content hashes (libcrypto)
   libsqlite3-dev libhnswlib-dev  # the index: SQLite catalog, HNSW graphs
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev  # FFmpeg: media decoding
+  libsoxr-dev            # the reference loader's resampler (librosa -> python-soxr -> libsoxr, quality HQ)
   libjpeg62-turbo-dev libwebp-dev  # JPEG and WebP decoded by the same libraries Pillow uses (bit-exact pixels)
   zlib1g-dev             # the media tests write hand-made PNG files
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy  # the independent reference implementation used by the tests
   python3-pil ffmpeg     # test-time oracle for image preprocessing; test media generation
+  espeak-ng              # speech for the audio tests
 )
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
