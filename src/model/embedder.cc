@@ -26,6 +26,20 @@ void write_prepared_input(const std::filesystem::path& dir, const PreparedInput&
   Tensor pos({3, 1, p.n_tokens()}, DType::I64);
   std::copy(p.position_ids.begin(), p.position_ids.end(), pos.ptr<int64_t>());
   io::write_npy(dir / "position_ids.npy", pos);
+  if (!p.audio_features.empty()) {
+    const int64_t n = static_cast<int64_t>(p.audio_features.size());
+    const int64_t n_mel = p.audio_features.front().n_mel, frames = p.audio_features.front().n_frames;
+    Tensor feats({n, n_mel, frames}, DType::F32);
+    Tensor mask({n, frames}, DType::I64);
+    for (int64_t a = 0; a < n; ++a) {
+      const media::LogMel& f = p.audio_features[static_cast<size_t>(a)];
+      OE_CHECK(f.n_mel == n_mel && f.n_frames == frames);
+      std::copy(f.values.begin(), f.values.end(), feats.ptr<float>() + a * n_mel * frames);
+      for (int64_t t = 0; t < frames; ++t) mask.ptr<int64_t>()[a * frames + t] = t < f.valid_frames ? 1 : 0;
+    }
+    io::write_npy(dir / "input_features.npy", feats);
+    io::write_npy(dir / "feature_attention_mask.npy", mask);
+  }
   if (p.image_grids.empty()) return;
   const int64_t rows = static_cast<int64_t>(p.pixel_values.size()) / p.pixel_row_len;
   Tensor pv({rows, p.pixel_row_len}, DType::F32);
@@ -62,8 +76,44 @@ media::VisionPreprocessConfig Embedder::image_config() const {
   return c;
 }
 
+media::AudioFeatureConfig Embedder::audio_config() const {
+  media::AudioFeatureConfig c = model_->audio_preprocess();
+  if (options_.audio_max_samples > 0) {
+    // The clip length is a whole number of hops (the processor pads to it and frames it exactly).
+    c.max_samples = (options_.audio_max_samples + c.hop_length - 1) / c.hop_length * c.hop_length;
+  }
+  return c;
+}
+
+media::LogMel Embedder::audio_features(const AudioClip& clip, const media::AudioFeatureConfig& config) const {
+  const int64_t n = static_cast<int64_t>(clip.samples.size());
+  const int64_t frames = media::audio_valid_frames(n, config);
+  if (media::audio_token_count(frames) < 1)
+    throw InvalidInput(fmt::format("{}: {} audio samples ({:.3f} s) are too short to embed: at least {} samples at "
+                                   "{} Hz (3 mel frames) make one audio token",
+                                   clip.name, n, static_cast<double>(n) / static_cast<double>(config.sampling_rate),
+                                   2 * config.hop_length + 1, config.sampling_rate));
+  return media::log_mel(clip.samples, config);
+}
+
 PreparedInput Embedder::prepare(const EmbedRequest& request) const {
   Timer timer;
+  std::vector<media::LogMel> audios;
+  bool audio_truncated = false;
+  if (!request.audios.empty()) {
+    const media::AudioFeatureConfig config = audio_config();
+    for (const auto& path : request.audios) {
+      // Decoding stops at the clip length: a 10-hour file costs no more than 128 s of audio.
+      media::Audio audio = media::decode_audio(path, config.max_samples, config.sampling_rate);
+      AudioClip clip{path.string(), std::move(audio.samples), audio.truncated};
+      if (clip.truncated) {
+        audio_truncated = true;
+        log_warn("{}: only the first {:.1f} s of the audio are embedded (the clip length; see --audio-max-seconds)",
+                 path.string(), static_cast<double>(config.max_samples) / static_cast<double>(config.sampling_rate));
+      }
+      audios.push_back(audio_features(clip, config));
+    }
+  }
   std::vector<media::PixelPatches> images;
   const media::VisionPreprocessConfig config = request.images.empty() ? media::VisionPreprocessConfig{} : image_config();
   for (const auto& path : request.images) {
@@ -71,34 +121,46 @@ PreparedInput Embedder::prepare(const EmbedRequest& request) const {
     images.push_back(with_context(path.string(), [&] { return media::preprocess_image(image, config); }));
   }
   const double seconds = timer.seconds();
-  PreparedInput p = assemble(request.role, request.text, std::move(images));
+  PreparedInput p = assemble(request.role, request.text, std::move(images), std::move(audios));
   p.preprocess_seconds = seconds;
+  p.audio_truncated = audio_truncated;
   return p;
 }
 
-PreparedInput Embedder::prepare(text::Role role, const std::string& text,
-                                const std::vector<media::RgbImage>& images) const {
+PreparedInput Embedder::prepare(text::Role role, const std::string& text, const std::vector<media::RgbImage>& images,
+                                const std::vector<AudioClip>& audios) const {
   Timer timer;
   std::vector<media::PixelPatches> patches;
   const media::VisionPreprocessConfig config = images.empty() ? media::VisionPreprocessConfig{} : image_config();
   for (size_t i = 0; i < images.size(); ++i)
     patches.push_back(with_context(fmt::format("image {}", i + 1),
                                    [&] { return media::preprocess_image(images[i], config); }));
+  std::vector<media::LogMel> features;
+  bool audio_truncated = false;
+  if (!audios.empty()) {
+    const media::AudioFeatureConfig config = audio_config();
+    for (const auto& clip : audios) {
+      features.push_back(audio_features(clip, config));
+      audio_truncated |= clip.truncated || static_cast<int64_t>(clip.samples.size()) > config.max_samples;
+    }
+  }
   const double seconds = timer.seconds();
-  PreparedInput p = assemble(role, text, std::move(patches));
+  PreparedInput p = assemble(role, text, std::move(patches), std::move(features));
   p.preprocess_seconds = seconds;
+  p.audio_truncated = audio_truncated;
   return p;
 }
 
-PreparedInput Embedder::assemble(text::Role role, const std::string& text,
-                                 std::vector<media::PixelPatches> images) const {
-  if (role == text::Role::Query && text.empty() && images.empty())
-    throw InvalidInput("the query is empty: a query needs some text or an image");
+PreparedInput Embedder::assemble(text::Role role, const std::string& text, std::vector<media::PixelPatches> images,
+                                 std::vector<media::LogMel> audios) const {
+  if (role == text::Role::Query && text.empty() && images.empty() && audios.empty())
+    throw InvalidInput("the query is empty: a query needs some text, an image or an audio clip");
   const text::Tokenizer& tok = model_->tokenizer();
   const TokenIds& ids = model_->config().tokens;
   const int64_t merge_unit = model_->config().vision.spatial_merge_size * model_->config().vision.spatial_merge_size;
   PreparedInput p;
-  // The user content is the prefixed text, then each image block (spec omni-embed-nemotron.md §2 item 2). Special
+  // The user content is the prefixed text, then each audio block, then each image block (the document order of spec
+  // omni-embed-nemotron.md §2 item 2: text, video, audio, image). Special
   // tokens split the text before pre-tokenization, so tokenizing the parts separately gives the ids of the whole.
   const text::ChatParts parts = text::chat_parts(options_.prompts);
   auto head = tok.encode(parts.head + options_.prompts.prefix(role) + text);
@@ -107,6 +169,11 @@ PreparedInput Embedder::assemble(text::Role role, const std::string& text,
       throw InvalidInput(fmt::format("the text contains the special token {}, which only media placeholders may use",
                                      tok.id_to_token(static_cast<int32_t>(reserved))));
   std::vector<int64_t> media_ids;
+  for (const auto& a : audios) {
+    media_ids.push_back(ids.audio_start);
+    media_ids.insert(media_ids.end(), static_cast<size_t>(media::audio_token_count(a.valid_frames)), ids.audio);
+    media_ids.push_back(ids.audio_end);
+  }
   for (const auto& im : images) {
     if (im.row_len != images.front().row_len || im.n_rows() % merge_unit != 0)
       throw InvalidInput(fmt::format("image patches of {} rows × {} do not fit the vision tower", im.n_rows(),
@@ -125,8 +192,8 @@ PreparedInput Embedder::assemble(text::Role role, const std::string& text,
     const int64_t fixed = static_cast<int64_t>(media_ids.size() + tail_ids_.size());
     const int64_t head_min = static_cast<int64_t>(tok.encode(parts.head).size());
     if (limit - fixed < head_min)
-      throw InvalidInput(fmt::format("the item needs {} tokens for its images alone, more than the limit of {} tokens; "
-                                     "lower the image budget (max pixels)",
+      throw InvalidInput(fmt::format("the item needs {} tokens for its media alone, more than the limit of {} tokens; "
+                                     "lower the image budget (max pixels) or the audio length",
                                      fixed + head_min, limit));
     keep_head = static_cast<size_t>(limit - fixed);
     p.truncated = true;
@@ -134,8 +201,9 @@ PreparedInput Embedder::assemble(text::Role role, const std::string& text,
   p.input_ids.assign(head.begin(), head.begin() + static_cast<std::ptrdiff_t>(keep_head));
   p.input_ids.insert(p.input_ids.end(), media_ids.begin(), media_ids.end());
   p.input_ids.insert(p.input_ids.end(), tail_ids_.begin(), tail_ids_.end());
+  p.audio_features = std::move(audios);
   if (images.empty()) {
-    p.position_ids = text_position_ids(p.n_tokens());
+    p.position_ids = text_position_ids(p.n_tokens());  // audio tokens count on like text (spec §8)
   } else {
     RopeMedia rm;
     rm.images = p.image_grids;
@@ -182,9 +250,37 @@ void Embedder::merge_images(const PreparedInput& item, float* embeds, int64_t d,
   if (vision_out) vision_out->insert(vision_out->end(), rows.begin(), rows.end());
 }
 
+void Embedder::merge_audio(const PreparedInput& item, float* embeds, int64_t d, std::vector<float>* audio_out) const {
+  const AudioEncoder& enc = model_->audio_encoder();
+  if (enc.config().out_d_model != d)
+    throw InvalidInput(fmt::format("audio output_dim {} differs from the text hidden_size {}", enc.config().out_d_model,
+                                   d));
+  std::vector<AudioFeaturesView> views;
+  int64_t n_rows = 0;
+  for (const auto& f : item.audio_features) {
+    if (f.n_mel != enc.config().n_mel)
+      throw InvalidInput(fmt::format("audio features have {} mel bins but the audio tower takes {}", f.n_mel,
+                                     enc.config().n_mel));
+    views.push_back({f.values.data(), f.n_frames, f.valid_frames});
+    n_rows += media::audio_token_count(f.valid_frames);
+  }
+  const int64_t audio_id = model_->config().tokens.audio;
+  const int64_t placeholders = std::count(item.input_ids.begin(), item.input_ids.end(), audio_id);
+  if (placeholders != n_rows)
+    throw InvalidInput(fmt::format("the item has {} audio placeholder tokens but its audio gives {} rows",
+                                   placeholders, n_rows));
+  std::vector<float> rows(static_cast<size_t>(n_rows * d));
+  enc.encode(views, rows.data());
+  int64_t r = 0;
+  for (int64_t i = 0; i < item.n_tokens(); ++i)
+    if (item.input_ids[static_cast<size_t>(i)] == audio_id) std::copy_n(rows.data() + (r++) * d, d, embeds + i * d);
+  if (audio_out) audio_out->insert(audio_out->end(), rows.begin(), rows.end());
+}
+
 std::vector<Embedding> Embedder::embed_prepared(const std::vector<PreparedInput>& items,
                                                 std::vector<float>* last_hidden, const LayerObserver& observer,
-                                                EmbedTimings* timings, std::vector<float>* vision_out) const {
+                                                EmbedTimings* timings, std::vector<float>* vision_out,
+                                                std::vector<float>* audio_out) const {
   const TextDecoder& dec = model_->text_decoder();
   const int64_t d = dec.config().d_model;
   std::vector<Embedding> out;
@@ -215,6 +311,12 @@ std::vector<Embedding> Embedder::embed_prepared(const std::vector<PreparedInput>
     if (!items[s].image_grids.empty())
       merge_images(items[s], embeds.get() + in.cu_seqlens[s] * d, d, vision_out);
   if (timings) timings->vision = vision_timer.seconds();
+  Timer audio_timer;
+  if (audio_out) audio_out->clear();
+  for (size_t s = 0; s < items.size(); ++s)
+    if (!items[s].audio_features.empty())
+      merge_audio(items[s], embeds.get() + in.cu_seqlens[s] * d, d, audio_out);
+  if (timings) timings->audio = audio_timer.seconds();
   Timer decoder_timer;
   in.inputs_embeds = embeds.get();
   in.position_ids = pos.data();
@@ -243,7 +345,7 @@ std::vector<Embedding> Embedder::embed_prepared(const std::vector<PreparedInput>
     for (int64_t j = 0; j < d; ++j)
       e.vector[static_cast<size_t>(j)] = static_cast<float>(norm > 0 ? acc[static_cast<size_t>(j)] / norm : 0.0);
     e.n_tokens = n;
-    e.truncated = items[s].truncated;
+    e.truncated = items[s].truncated || items[s].audio_truncated;
     out.push_back(std::move(e));
   }
   if (last_hidden) *last_hidden = std::move(hidden);

@@ -1,7 +1,7 @@
 // The embedding pipeline of one or more items: prompt → token ids → TMRoPE positions → bidirectional decoder →
-// masked mean over every token → L2 normalisation (spec omni-embed-nemotron.md §2). Items are text, images or both;
-// images go through the processor (media/image.h) and the vision tower, whose rows replace the <|IMAGE|>
-// placeholders.
+// masked mean over every token → L2 normalisation (spec omni-embed-nemotron.md §2). Items are text, audio, images or
+// any mix; images go through the processor (media/image.h) and the vision tower, audio through the log-mel front end
+// (media/audio.h) and the audio tower, and their rows replace the <|IMAGE|> and <|AUDIO|> placeholders.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "media/audio.h"
 #include "media/image.h"
 #include "model/model.h"
 #include "model/vision_encoder.h"
@@ -30,12 +31,24 @@ struct EmbedOptions {
   int64_t image_min_pixels = 0;
   int64_t image_max_pixels = 0;
   media::ImageDecodeOptions image_decode;
+  // Audio clip length in samples at 16 kHz: longer audio is cut (and flagged), shorter is zero-padded for the
+  // features. The model card's default is 2,048,000 (128 s, at most 3,200 audio tokens); 0 = the checkpoint's
+  // preprocessor_config.json n_samples (4,800,000 = 300 s for the base model).
+  int64_t audio_max_samples = 2'048'000;
 };
 
 struct EmbedRequest {
   text::Role role = text::Role::Query;
   std::string text;
-  std::vector<std::filesystem::path> images;  // placed after the text, in this order
+  std::vector<std::filesystem::path> images;  // placed after the text and the audio, in this order
+  std::vector<std::filesystem::path> audios;  // audio files (or videos' audio tracks), after the text
+};
+
+// One decoded audio clip handed to Embedder::prepare: mono samples at the feature extractor's rate (16 kHz).
+struct AudioClip {
+  std::string name;  // for messages
+  std::vector<float> samples;
+  bool truncated = false;  // the source went on past the clip length
 };
 
 // What the model sees for one item; dumped by --dump-inputs.
@@ -48,6 +61,9 @@ struct PreparedInput {
   std::vector<GridTHW> image_grids;
   std::vector<float> pixel_values;
   int64_t pixel_row_len = 0;
+  // Audio: one log-mel matrix per clip, in placeholder order.
+  std::vector<media::LogMel> audio_features;
+  bool audio_truncated = false;       // a clip was longer than audio_max_samples and was cut
   double preprocess_seconds = 0;      // decoding and preprocessing of the media
   int64_t n_tokens() const { return static_cast<int64_t>(input_ids.size()); }
 };
@@ -61,6 +77,7 @@ struct Embedding {
 // Where the time of embed_prepared went (seconds), for benchmarks and --verbose output.
 struct EmbedTimings {
   double vision = 0;
+  double audio = 0;
   double decoder = 0;
 };
 
@@ -71,16 +88,18 @@ class Embedder {
   // Renders and tokenizes one item, decoding and preprocessing its images. InvalidInput for bad UTF-8, an
   // unreadable image and the like, naming the input.
   PreparedInput prepare(const EmbedRequest& request) const;
-  // The same for images already decoded (names are used in messages).
-  PreparedInput prepare(text::Role role, const std::string& text, const std::vector<media::RgbImage>& images) const;
+  // The same for images and audio already decoded (names are used in messages).
+  PreparedInput prepare(text::Role role, const std::string& text, const std::vector<media::RgbImage>& images,
+                        const std::vector<AudioClip>& audios = {}) const;
   // Embeds several prepared items in ONE decoder pass: items are packed one after another as attention segments
   // (no padding), so each vector equals the one computed alone. `last_hidden` (optional) receives the final
   // hidden states [Σ n_tokens, d_model]; `observer` sees the residual stream after each layer.
-  // `vision_out` (optional) receives the vision tower's merged rows of all items, in order.
+  // `vision_out` / `audio_out` (optional) receive the vision and audio towers' rows of all items, in order.
   std::vector<Embedding> embed_prepared(const std::vector<PreparedInput>& items,
                                         std::vector<float>* last_hidden = nullptr,
                                         const LayerObserver& observer = {}, EmbedTimings* timings = nullptr,
-                                        std::vector<float>* vision_out = nullptr) const;
+                                        std::vector<float>* vision_out = nullptr,
+                                        std::vector<float>* audio_out = nullptr) const;
   Embedding embed(const EmbedRequest& request) const;
 
   const Model& model() const { return *model_; }
@@ -91,16 +110,24 @@ class Embedder {
   std::shared_ptr<const Model> model_;
   EmbedOptions options_;
   media::VisionPreprocessConfig image_config() const;
+  media::AudioFeatureConfig audio_config() const;
+  // Log-mel features of one clip; InvalidInput naming it when it is too short for one audio token.
+  media::LogMel audio_features(const AudioClip& clip, const media::AudioFeatureConfig& config) const;
   // Encodes the item's images and writes their rows over its <|IMAGE|> embeddings (embeds: the item's rows).
   void merge_images(const PreparedInput& item, float* embeds, int64_t d, std::vector<float>* vision_out) const;
-  PreparedInput assemble(text::Role role, const std::string& text, std::vector<media::PixelPatches> images) const;
+  // The same for the item's audio clips over its <|AUDIO|> embeddings.
+  void merge_audio(const PreparedInput& item, float* embeds, int64_t d, std::vector<float>* audio_out) const;
+  PreparedInput assemble(text::Role role, const std::string& text, std::vector<media::PixelPatches> images,
+                         std::vector<media::LogMel> audios) const;
 
   std::vector<int64_t> tail_ids_;  // tokens of the closing "<|im_end|>\n"
 };
 
 // Writes what the model sees for one item, in the Hugging Face shapes, so another implementation can be fed the
 // same inputs: `dir`/input_ids.npy (int64 [1, S]) and `dir`/position_ids.npy (int64 [3, 1, S]); with images also
-// pixel_values.npy (float32 [Σ patches, row_len]) and image_grid_thw.npy (int64 [n_images, 3]). Creates `dir`.
+// pixel_values.npy (float32 [Σ patches, row_len]) and image_grid_thw.npy (int64 [n_images, 3]); with audio
+// input_features.npy (float32 [n_audios, n_mel, n_frames]) and feature_attention_mask.npy (int64 [n_audios,
+// n_frames]), as the processor gives them. Creates `dir`.
 void write_prepared_input(const std::filesystem::path& dir, const PreparedInput& input);
 
 // Text-only positions: all three rows equal 0..n-1 (thinker spec §8.1).

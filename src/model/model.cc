@@ -46,6 +46,8 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
   });
   m->vision_preprocess_ = with_context("loading preprocessor_config.json",
                                        [&] { return media::VisionPreprocessConfig::load(dir); });
+  m->audio_preprocess_ = with_context("loading preprocessor_config.json",
+                                      [&] { return media::AudioFeatureConfig::load(dir); });
   if (options.load_vision) m->vision_encoder();
   if (m->tokenizer_->vocab_size() > m->config_.text.vocab_size)
     throw InvalidInput(fmt::format("tokenizer.json has {} ids but the model's vocab_size is {}",
@@ -118,6 +120,23 @@ const VisionEncoder& Model::vision_encoder() const {
 bool Model::vision_loaded() const {
   std::lock_guard lock(vision_mutex_);
   return vision_ != nullptr;
+}
+
+const AudioEncoder& Model::audio_encoder() const {
+  std::lock_guard lock(audio_mutex_);
+  if (!audio_) {
+    Timer timer;
+    audio_ = with_context("loading audio encoder", [&] {
+      return std::make_unique<AudioEncoder>(config_.audio, *ckpt_, config_.tensor_prefix, compute_);
+    });
+    log_debug("loaded the audio encoder in {:.2f} s", timer.seconds());
+  }
+  return *audio_;
+}
+
+bool Model::audio_loaded() const {
+  std::lock_guard lock(audio_mutex_);
+  return audio_ != nullptr;
 }
 
 }  // namespace oe::model

@@ -11,7 +11,9 @@
 #include "io/safetensors.h"
 #include "kernels/compute.h"
 #include "model/config.h"
+#include "media/audio.h"
 #include "media/image.h"
+#include "model/audio_encoder.h"
 #include "model/text_decoder.h"
 #include "model/vision_encoder.h"
 #include "text/prompt.h"
@@ -40,8 +42,13 @@ class Model {
   // The vision tower, loaded and packed on the first call (thread-safe; a failed load is retried by the next call).
   const VisionEncoder& vision_encoder() const;
   bool vision_loaded() const;
+  // The audio tower, likewise loaded on the first call.
+  const AudioEncoder& audio_encoder() const;
+  bool audio_loaded() const;
   // The image processor's settings from preprocessor_config.json (defaults when absent).
   const media::VisionPreprocessConfig& vision_preprocess() const { return vision_preprocess_; }
+  // The audio feature extractor's settings from the same file.
+  const media::AudioFeatureConfig& audio_preprocess() const { return audio_preprocess_; }
   // Prompt defaults: the chat template's system turn and the prefixes from config_sentence_transformers.json.
   const text::PromptOptions& prompt_defaults() const { return prompts_; }
   kernels::Compute compute() const { return compute_; }
@@ -59,7 +66,10 @@ class Model {
   std::unique_ptr<TextDecoder> text_;
   mutable std::mutex vision_mutex_;
   mutable std::unique_ptr<VisionEncoder> vision_;
+  mutable std::mutex audio_mutex_;
+  mutable std::unique_ptr<AudioEncoder> audio_;
   media::VisionPreprocessConfig vision_preprocess_;
+  media::AudioFeatureConfig audio_preprocess_;
   text::PromptOptions prompts_;
   kernels::Compute compute_ = kernels::Compute::BF16;
   double load_seconds_ = 0;

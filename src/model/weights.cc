@@ -45,6 +45,10 @@ kernels::PackedLinear WeightTable::linear(const std::vector<std::string>& weight
   std::vector<float> bias;
   if (!bias_names.empty()) {
     for (size_t i = 0; i < bias_names.size(); ++i) {
+      if (bias_names[i].empty()) {  // a part without bias (the audio tower's k projection)
+        bias.insert(bias.end(), static_cast<size_t>(shapes[i][0]), 0.0f);
+        continue;
+      }
       auto b = floats(bias_names[i], {shapes[i][0]}, compute);
       bias.insert(bias.end(), b.begin(), b.end());
     }
