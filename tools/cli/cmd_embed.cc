@@ -29,6 +29,7 @@ struct EmbedArgs {
   EmbedSettingsArgs settings;
   int64_t batch_tokens = 2048;
   std::vector<std::string> images;
+  std::vector<std::string> audios;
 };
 
 // One item to embed, or the reason it cannot be.
@@ -49,20 +50,22 @@ std::vector<Item> items_from_args(const EmbedArgs& a) {
     items.push_back(std::move(it));
   };
   for (const auto& q : a.queries) add(text::Role::Query, q);
-  // An image-only command line embeds one document.
-  const bool document = a.document || (!a.images.empty() && a.queries.empty());
+  // A media-only command line embeds one document.
+  const bool has_media = !a.images.empty() || !a.audios.empty();
+  const bool document = a.document || (has_media && a.queries.empty());
   if (document) {
     if (a.texts.empty()) add(text::Role::Document, "");
     for (const auto& t : a.texts) add(text::Role::Document, t);
   } else if (!a.texts.empty()) {
     throw InvalidInput("--text needs --document (queries are given with --query TEXT)");
   }
-  if (!a.images.empty()) {
-    // The images belong to the one document, or to the one query when there is no document.
+  if (has_media) {
+    // The media belong to the one document, or to the one query when there is no document.
     if (items.size() != 1)
-      throw InvalidInput("--image belongs to a single item: give one --document (with at most one --text) or one "
-                         "--query; use --input ITEMS.jsonl for several items with images");
+      throw InvalidInput("--image and --audio belong to a single item: give one --document (with at most one --text) "
+                         "or one --query; use --input ITEMS.jsonl for several items with media");
     for (const auto& im : a.images) items.front().request.images.emplace_back(im);
+    for (const auto& au : a.audios) items.front().request.audios.emplace_back(au);
   }
   return items;
 }
@@ -94,16 +97,16 @@ Item item_from_line(const std::string& line, int64_t index, const std::string& s
     if (j.contains("id")) it.id = j["id"];
     std::string role = j.value("role", "document");
     it.request.role = text::parse_role(role);
-    for (const char* media : {"audio", "video"})
-      if (j.contains(media))
-        throw Unsupported(fmt::format("\"{}\" items are not supported yet (text and images only)", media));
-    if (j.contains("image"))
-      it.request.images = media_paths(j["image"], "image", std::filesystem::path(source).parent_path());
+    if (j.contains("video"))
+      throw Unsupported("\"video\" items are not supported yet (text, images and audio only)");
+    const std::filesystem::path base = std::filesystem::path(source).parent_path();
+    if (j.contains("image")) it.request.images = media_paths(j["image"], "image", base);
+    if (j.contains("audio")) it.request.audios = media_paths(j["audio"], "audio", base);
     if (j.contains("text")) {
       if (!j["text"].is_string()) throw InvalidInput("\"text\" must be a string");
       it.request.text = j["text"].get<std::string>();
-    } else if (it.request.role == text::Role::Query && it.request.images.empty()) {
-      throw InvalidInput("a query needs \"text\" or \"image\"");
+    } else if (it.request.role == text::Role::Query && it.request.images.empty() && it.request.audios.empty()) {
+      throw InvalidInput("a query needs \"text\", \"image\" or \"audio\"");
     }
   } catch (const nlohmann::json::exception& e) {
     it.error = fmt::format("{} line {}: not valid JSON ({})", source, index + 1, e.what());
@@ -266,7 +269,7 @@ VerbRunner register_embed(CLI::App& app) {
       ->allow_extra_args(false);
   sub->add_option("--input", a->input,
                   "JSONL file, one item per line: {\"id\": ..., \"role\": \"query\"|\"document\", \"text\": ..., "
-                  "\"image\": PATH or [PATH, ...]} (paths relative to the file's folder)")
+                  "\"image\": PATH or [PATH, ...], \"audio\": PATH or [PATH, ...]} (paths relative to the file's folder)")
       ->check(CLI::ExistingFile);
   sub->add_option("--format", a->format, "Output: json (one line per item on stdout) or npy (--output)")
       ->check(CLI::IsMember({"json", "npy"}))
@@ -275,10 +278,15 @@ VerbRunner register_embed(CLI::App& app) {
   sub->add_option("--image", a->images,
                   "An image file for the item (repeatable; after its text). Alone it makes an image document")
       ->allow_extra_args(false);
+  sub->add_option("--audio", a->audios,
+                  "An audio file, or a video whose audio track is used, for the item (repeatable; after its text, "
+                  "before its images). Alone it makes an audio document")
+      ->allow_extra_args(false);
   add_embed_settings_options(*sub, a->settings);
   sub->add_option("--dump-inputs", a->dump_inputs,
                   "Write what the model saw per item: DIR/<index>/input_ids.npy [1,S], position_ids.npy [3,1,S]; "
-                  "with images also pixel_values.npy [patches,1176] and image_grid_thw.npy [n,3]");
+                  "with images also pixel_values.npy [patches,1176] and image_grid_thw.npy [n,3]; with audio "
+                  "input_features.npy [n,128,frames] and feature_attention_mask.npy [n,frames]");
   sub->add_option("--batch-tokens", a->batch_tokens, "Pack items into one forward pass up to this many tokens")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

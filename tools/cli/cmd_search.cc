@@ -1,4 +1,4 @@
-// omni-embed search: embeds one query (text and/or image) and prints the index's nearest items.
+// omni-embed search: embeds one query (text, images and/or audio) and prints the index's nearest items.
 #include <cmath>
 #include <iostream>
 
@@ -34,8 +34,7 @@ std::string span_of(const index::Hit& h) {
 int run_search(SearchArgs a) {
   if (a.text.empty() && a.images.empty() && a.audio.empty() && a.video.empty())
     throw InvalidInput("nothing to search for: give a query TEXT, --image, --audio or --video");
-  if (!a.audio.empty() || !a.video.empty())
-    throw Unsupported("audio and video queries are not supported yet (text and images only)");
+  if (!a.video.empty()) throw Unsupported("video queries are not supported yet (text, images and audio)");
   for (const auto& m : a.modalities)
     if (m != "text" && m != "image" && m != "audio" && m != "video" && m != "mixed")
       throw InvalidInput(fmt::format("--modality {}: expected text, image, audio, video or mixed", m));
@@ -56,6 +55,7 @@ int run_search(SearchArgs a) {
   req.role = text::Role::Query;
   req.text = a.text;
   for (const auto& im : a.images) req.images.emplace_back(im);
+  for (const auto& au : a.audio) req.audios.emplace_back(au);
   const model::Embedding q = with_context("embedding the query", [&] { return embedder.embed(req); });
   if (static_cast<int64_t>(q.vector.size()) != s.dim)
     throw InvalidInput(
@@ -107,12 +107,15 @@ int run_search(SearchArgs a) {
 
 VerbRunner register_search(CLI::App& app) {
   auto a = std::make_shared<SearchArgs>();
-  auto* sub = app.add_subcommand("search", "Search an index with a text and/or an image");
+  auto* sub = app.add_subcommand("search", "Search an index with a text, an image and/or an audio clip");
   add_model_options(*sub, a->model);
   sub->add_option("query", a->text, "The query text");
   sub->add_option("--index", a->index, "The index folder")->required()->check(CLI::ExistingDirectory);
   sub->add_option("--image", a->images, "An image as (part of) the query (repeatable)")->check(CLI::ExistingFile);
-  sub->add_option("--audio", a->audio, "An audio file as the query (not supported yet)");
+  sub->add_option("--audio", a->audio,
+                  "An audio file (or a video's audio track) as (part of) the query (repeatable; cut to the index's "
+                  "clip length)")
+      ->check(CLI::ExistingFile);
   sub->add_option("--video", a->video, "A video file as the query (not supported yet)");
   sub->add_option("-k,--top", a->k, "How many hits")->check(CLI::Range(1, 100000))->capture_default_str();
   sub->add_option("--modality", a->modalities,

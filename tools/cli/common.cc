@@ -1,3 +1,4 @@
+#include <cmath>
 #include "common.h"
 
 #include <unistd.h>
@@ -49,6 +50,10 @@ void add_embed_settings_options(CLI::App& app, EmbedSettingsArgs& a) {
   app.add_option("--max-image-pixels", a.max_image_pixels,
                  "Refuse image files larger than this many pixels before decoding (default 178956970)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--audio-max-seconds", a.audio_max_seconds,
+                 "Audio clip length: longer audio is cut (with a warning), the rest is not even decoded")
+      ->check(CLI::Range(0.03, 3600.0))
+      ->capture_default_str();
   app.add_option("--attention", a.attention, "Decoder attention: bidirectional (the model's) or causal")
       ->check(CLI::IsMember({"bidirectional", "causal"}))
       ->capture_default_str();
@@ -74,6 +79,7 @@ model::EmbedOptions make_embed_options(const model::Model& model, const EmbedSet
   eo.image_max_pixels = a.image_max_pixels;
   eo.image_decode.apply_exif_orientation = a.exif_orientation;
   if (a.max_image_pixels > 0) eo.image_decode.max_decoded_pixels = a.max_image_pixels;
+  eo.audio_max_samples = std::llround(a.audio_max_seconds * static_cast<double>(model.audio_preprocess().sampling_rate));
   return eo;
 }
 

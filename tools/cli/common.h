@@ -36,6 +36,7 @@ struct EmbedSettingsArgs {
   int64_t image_min_pixels = 0, image_max_pixels = 0;
   bool exif_orientation = false;
   int64_t max_image_pixels = 0;
+  double audio_max_seconds = 128.0;  // the model card's max_length, 2,048,000 samples at 16 kHz
 };
 void add_embed_settings_options(CLI::App& app, EmbedSettingsArgs& args);
 // The model's defaults with the user's overrides applied.
