@@ -1,6 +1,7 @@
 #include "index/indexer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <set>
@@ -12,6 +13,7 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "io/hash.h"
+#include "media/audio.h"
 
 namespace oe::index {
 namespace {
@@ -258,6 +260,7 @@ std::string embedding_settings_json(const model::EmbedOptions& o) {
   j["image_min_pixels"] = o.image_min_pixels;
   j["image_max_pixels"] = o.image_max_pixels;
   j["exif_orientation"] = o.image_decode.apply_exif_orientation;
+  j["audio_max_samples"] = o.audio_max_samples;
   return j.dump();
 }
 
@@ -273,6 +276,7 @@ model::EmbedOptions embed_options_from_settings(const std::string& settings_json
     base.image_min_pixels = j.at("image_min_pixels").get<int64_t>();
     base.image_max_pixels = j.at("image_max_pixels").get<int64_t>();
     base.image_decode.apply_exif_orientation = j.at("exif_orientation").get<bool>();
+    base.audio_max_samples = j.at("audio_max_samples").get<int64_t>();
   } catch (const json::exception& e) {
     throw InvalidInput(fmt::format("unreadable embedding settings in the index ({})", e.what()));
   }
@@ -290,16 +294,18 @@ struct Indexer::Pending {
 Indexer::Indexer(const model::Embedder& embedder, Store& store, IndexerOptions options)
     : embedder_(embedder), store_(store), options_(options) {}
 
-void Indexer::flush(std::vector<Pending>& pending, IndexReport& report) {
-  if (pending.empty()) return;
-  // Embed every segment, in forward passes of about batch_tokens.
+void Indexer::embed_inputs(std::vector<Pending*> pending) {
+  // Embed every prepared segment, in forward passes of about batch_tokens. The inputs of a source belong to its
+  // last segments (earlier ones may have been embedded already, see run()).
   std::vector<model::PreparedInput*> all;
   std::vector<Segment*> targets;
-  for (auto& p : pending)
-    for (size_t i = 0; i < p.inputs.size(); ++i) {
-      all.push_back(&p.inputs[i]);
-      targets.push_back(&p.segments[i]);
+  for (Pending* p : pending) {
+    const size_t first = p->segments.size() - p->inputs.size();
+    for (size_t i = 0; i < p->inputs.size(); ++i) {
+      all.push_back(&p->inputs[i]);
+      targets.push_back(&p->segments[first + i]);
     }
+  }
   for (size_t i = 0; i < all.size();) {
     std::vector<model::PreparedInput> batch;
     int64_t tokens = 0;
@@ -316,6 +322,14 @@ void Indexer::flush(std::vector<Pending>& pending, IndexReport& report) {
     }
     i = j;
   }
+  for (Pending* p : pending) p->inputs.clear();
+}
+
+void Indexer::flush(std::vector<Pending>& pending, IndexReport& report) {
+  if (pending.empty()) return;
+  std::vector<Pending*> all;
+  for (auto& p : pending) all.push_back(&p);
+  embed_inputs(all);
   std::vector<Store::SourceUpdate> updates;
   for (auto& p : pending) {
     if (p.record.status == "ok") {
@@ -326,6 +340,52 @@ void Indexer::flush(std::vector<Pending>& pending, IndexReport& report) {
   }
   store_.put(updates);
   pending.clear();
+}
+
+void Indexer::add_audio_windows(const SourceSpec& spec, const std::string& text, Pending& p,
+                                const std::function<void(const std::string&)>& progress) {
+  const IndexSettings& settings = store_.settings();
+  const fs::path& path = spec.audio.front();
+  media::AudioStream stream(path);  // its errors name the file
+  const double rate = static_cast<double>(stream.target_rate());
+  const int64_t window = std::llround(settings.media_window * rate);
+  const int64_t step = window - std::llround(settings.media_overlap * rate);
+  OE_CHECK(window > 0 && step > 0, "media window {} s, overlap {} s", settings.media_window, settings.media_overlap);
+  // The audio is read once, window by window; windows are embedded as soon as a forward pass' worth is prepared, so
+  // memory holds one pass of features and the vectors, whatever the file's length.
+  std::vector<float> buffer;
+  int64_t start = 0, tokens = 0;
+  for (;;) {
+    int64_t fresh = 0;
+    while (static_cast<int64_t>(buffer.size()) < window) {
+      const int64_t n = stream.read(window - static_cast<int64_t>(buffer.size()), buffer);
+      if (n == 0) break;
+      fresh += n;
+    }
+    // The previous window ended with the stream; a tail too short for one audio token (under 21 ms) is dropped.
+    if (start > 0 && (fresh == 0 || buffer.size() < 2 * 160 + 1)) break;
+    if (buffer.empty()) throw InvalidInput(fmt::format("{}: the audio stream has no samples", path.string()));
+    const bool more = static_cast<int64_t>(buffer.size()) == window;
+    Segment seg;
+    seg.index = static_cast<int64_t>(p.segments.size());
+    seg.modality = spec.modality;
+    seg.unit = "s";
+    seg.start = static_cast<double>(start) / rate;
+    seg.end = static_cast<double>(start + static_cast<int64_t>(buffer.size())) / rate;
+    seg.preview = preview_of(text);
+    model::AudioClip clip{fmt::format("{} at {:.0f} s", path.string(), seg.start), buffer, false};
+    p.inputs.push_back(embedder_.prepare(options_.role, text, {}, {clip}));
+    p.segments.push_back(std::move(seg));
+    tokens += p.inputs.back().n_tokens();
+    if (tokens >= options_.batch_tokens) {
+      embed_inputs({&p});
+      tokens = 0;
+      progress(fmt::format("{} ({:.0f} s embedded)", spec.path, static_cast<double>(start) / rate));
+    }
+    if (!more) break;
+    buffer.erase(buffer.begin(), buffer.begin() + step);
+    start += step;
+  }
 }
 
 IndexReport Indexer::run(const Discovery& found, const IndexProgress& progress) {
@@ -388,9 +448,8 @@ IndexReport Indexer::run(const Discovery& found, const IndexProgress& progress) 
       continue;
     }
     try {
-      if (!spec.audio.empty() || !spec.video.empty())
-        throw Unsupported(fmt::format("{} is not supported yet (this build embeds text and images)",
-                                      spec.audio.empty() ? "video" : "audio"));
+      if (!spec.video.empty())
+        throw Unsupported("video is not supported yet (this build embeds text, images and audio)");
       std::string text = spec.text;
       if (spec.text_from_file) {
         std::error_code ec;
@@ -403,7 +462,11 @@ IndexReport Indexer::run(const Discovery& found, const IndexProgress& progress) 
         text = ss.str();
         if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw InvalidInput("the text file is empty");
       }
-      if (spec.images.empty()) {
+      if (spec.audio.size() == 1 && spec.images.empty()) {
+        add_audio_windows(spec, text, p, [&](const std::string& what) {
+          if (progress) progress(done - 1, total, what);
+        });
+      } else if (spec.images.empty() && spec.audio.empty()) {
         const auto windows =
             text_windows(embedder_.model().tokenizer(), text, settings.text_window, settings.text_overlap);
         for (size_t i = 0; i < windows.size(); ++i) {
@@ -431,6 +494,7 @@ IndexReport Indexer::run(const Discovery& found, const IndexProgress& progress) 
         req.role = options_.role;
         req.text = text;
         req.images = spec.images;
+        req.audios = spec.audio;  // several clips in one entry: one item, each clip cut to the clip length
         p.inputs.push_back(embedder_.prepare(req));
         p.segments.push_back(std::move(seg));
       }

@@ -79,6 +79,12 @@ class Indexer {
  private:
   struct Pending;
   void flush(std::vector<Pending>& pending, IndexReport& report);
+  // Embeds the prepared inputs of these sources (their vectors go to the matching segments) and drops the inputs.
+  void embed_inputs(std::vector<Pending*> pending);
+  // Cuts the source's one audio file into windows of media_window seconds (media_overlap shared) and prepares each
+  // with the entry's text; long files are embedded as they are read.
+  void add_audio_windows(const SourceSpec& spec, const std::string& text, Pending& p,
+                         const std::function<void(const std::string&)>& progress);
   const model::Embedder& embedder_;
   Store& store_;
   IndexerOptions options_;

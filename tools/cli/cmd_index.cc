@@ -26,6 +26,7 @@ struct IndexArgs {
   int64_t hnsw_ef_construction = 80;
   int64_t text_window = 512;
   int64_t text_overlap = 64;
+  double media_window = 30, media_overlap = 0;
   int64_t batch_tokens = 4096;
   std::string format = "table";
 };
@@ -48,6 +49,13 @@ int run_index(const IndexArgs& a) {
   if (a.text_overlap >= a.text_window)
     throw InvalidInput(fmt::format("--text-overlap ({}) must be smaller than --text-window ({})", a.text_overlap,
                                    a.text_window));
+  if (a.media_overlap >= a.media_window)
+    throw InvalidInput(fmt::format("--media-overlap ({} s) must be shorter than --media-window ({} s)",
+                                   a.media_overlap, a.media_window));
+  if (a.media_window > a.settings.audio_max_seconds)
+    throw InvalidInput(fmt::format("--media-window ({} s) is longer than the audio clip length --audio-max-seconds "
+                                   "({} s)",
+                                   a.media_window, a.settings.audio_max_seconds));
   std::vector<fs::path> inputs(a.inputs.begin(), a.inputs.end());
   index::Discovery found = index::discover(inputs, a.index);
   for (const auto& e : found.errors) log_warn("{}", e);
@@ -64,6 +72,8 @@ int run_index(const IndexArgs& a) {
   settings.hnsw_ef_construction = a.hnsw_ef_construction;
   settings.text_window = a.text_window;
   settings.text_overlap = a.text_overlap;
+  settings.media_window = a.media_window;
+  settings.media_overlap = a.media_overlap;
   auto store = index::Store::open_for_writing(a.index, settings, a.rebuild);
 
   index::IndexerOptions io;
@@ -71,9 +81,9 @@ int run_index(const IndexArgs& a) {
   io.prune = a.prune;
   index::Indexer indexer(embedder, *store, io);
   Progress progress("indexing", static_cast<int64_t>(found.sources.size()));
-  auto report = indexer.run(found, [&](int64_t done, int64_t total, const std::string&) {
+  auto report = indexer.run(found, [&](int64_t done, int64_t total, const std::string& current) {
     progress.set_total(total);
-    progress.update(done);
+    progress.update(done, current);
   });
   progress.finish();
   if (store->settings().vectors == "hnsw") log_info("building the HNSW graph");
@@ -144,6 +154,13 @@ VerbRunner register_index(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--text-overlap", a->text_overlap, "Tokens shared by consecutive text segments")
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--media-window", a->media_window,
+                  "Audio segment length in seconds (longer audio is cut into segments with timestamps)")
+      ->check(CLI::Range(1.0, 3600.0))
+      ->capture_default_str();
+  sub->add_option("--media-overlap", a->media_overlap, "Seconds shared by consecutive audio segments")
+      ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
   sub->add_option("--batch-tokens", a->batch_tokens, "Tokens per forward pass and per committed batch")
       ->check(CLI::PositiveNumber)
