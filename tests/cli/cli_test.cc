@@ -49,6 +49,7 @@ TEST(Cli, JsonlInputReportsBadLinesAndGoesOn) {
     f << R"({"id": "empty", "role": "query", "text": ""})" << "\n";
     f << R"({"id": "img", "role": "document", "image": "x.png"})" << "\n";
     f << R"({"id": "aud", "role": "document", "audio": "x.wav"})" << "\n";
+    f << R"({"id": "vid", "role": "document", "video": "x.mp4"})" << "\n";
     f << R"({"id": "d1", "role": "document", "text": "last"})" << "\n";
   }
   std::string out;
@@ -56,7 +57,7 @@ TEST(Cli, JsonlInputReportsBadLinesAndGoesOn) {
       fmt::format("{} embed --model {} --input {} 2>/dev/null", cli(), model(), items.string()), &out);
   EXPECT_EQ(rc, 1) << out;  // some items failed
   auto lines = json_lines(out);
-  ASSERT_EQ(lines.size(), 7u) << out;
+  ASSERT_EQ(lines.size(), 8u) << out;
   EXPECT_EQ(lines[0]["id"], "q1");
   EXPECT_TRUE(lines[0].contains("embedding"));
   EXPECT_NE(lines[1]["error"].get<std::string>().find("line 2: not valid JSON"), std::string::npos) << lines[1];
@@ -64,9 +65,55 @@ TEST(Cli, JsonlInputReportsBadLinesAndGoesOn) {
   EXPECT_NE(lines[3]["error"].get<std::string>().find("empty"), std::string::npos) << lines[3];
   // A missing image is named, relative to the JSONL file's folder.
   EXPECT_NE(lines[4]["error"].get<std::string>().find((tmp.path() / "x.png").string()), std::string::npos) << lines[4];
-  EXPECT_NE(lines[5]["error"].get<std::string>().find("not supported yet"), std::string::npos) << lines[5];
-  EXPECT_EQ(lines[6]["id"], "d1");
-  EXPECT_TRUE(lines[6].contains("embedding"));
+  EXPECT_NE(lines[5]["error"].get<std::string>().find((tmp.path() / "x.wav").string()), std::string::npos) << lines[5];
+  EXPECT_NE(lines[6]["error"].get<std::string>().find("not supported yet"), std::string::npos) << lines[6];
+  EXPECT_EQ(lines[7]["id"], "d1");
+  EXPECT_TRUE(lines[7].contains("embedding"));
+}
+
+// A stereo 44.1 kHz file through the whole front end (decode, channel mean, libsoxr, log-mel) equals the reference
+// chain (tests/media/soxr_oracle.py, then tools/reference/audio_features.py) in the dumped input_features.npy, and
+// the document embeds.
+TEST(Cli, EmbedAudioFileMatchesTheReferenceFrontEnd) {
+  testing::TempDir tmp;
+  const fs::path wav = tmp.path() / "stereo.wav", dump = tmp.path() / "dump";
+  std::string log;
+  ASSERT_EQ(testing::run_command(fmt::format("ffmpeg -v error -y -f lavfi -i "
+                                             "'aevalsrc=0.4*sin(2*PI*440*t)|0.3*sin(2*PI*660*t)*t:s=44100:d=2.5' "
+                                             "-c:a pcm_s16le '{}'",
+                                             wav.string()),
+                                 &log),
+            0)
+      << log;
+  std::string out;
+  ASSERT_EQ(testing::run_command(fmt::format("{} embed --model {} --audio '{}' --dump-inputs '{}' 2>&1", cli(),
+                                             model(), wav.string(), dump.string()),
+                                 &out),
+            0)
+      << out;
+  const auto lines = json_lines(out);
+  ASSERT_EQ(lines.size(), 1u) << out;
+  EXPECT_EQ(lines[0]["role"], "document");
+  const fs::path samples = tmp.path() / "samples.npy", feats = tmp.path() / "feats.npy";
+  ASSERT_EQ(testing::run_command(fmt::format("{} {}/tests/media/soxr_oracle.py '{}' '{}' && {} "
+                                             "{}/tools/reference/audio_features.py '{}' '{}' --max-samples 2048000",
+                                             OE_PYTHON, OE_SOURCE_DIR, wav.string(), samples.string(), OE_PYTHON,
+                                             OE_SOURCE_DIR, samples.string(), feats.string()),
+                                 &log),
+            0)
+      << log;
+  const Tensor got = io::read_npy(dump / "0" / "input_features.npy");
+  const Tensor want = io::read_npy(feats);
+  ASSERT_EQ(got.shape(), (Shape{1, 128, 12800}));
+  ASSERT_EQ(want.shape(), (Shape{128, 12800}));
+  double worst = 0;
+  for (int64_t i = 0; i < want.numel(); ++i)
+    worst = std::max(worst, static_cast<double>(std::abs(got.ptr<float>()[i] - want.ptr<float>()[i])));
+  EXPECT_LT(worst, 1e-4);
+  const Tensor mask = io::read_npy(dump / "0" / "feature_attention_mask.npy");
+  int64_t valid = 0;
+  for (int64_t i = 0; i < mask.numel(); ++i) valid += mask.ptr<int64_t>()[i];
+  EXPECT_EQ(valid, 250) << "2.5 s at 16 kHz is 40,000 samples, 250 frames";
 }
 
 // Writes a random RGB PNG of width × height with Pillow (the test-time oracle's interpreter).
