@@ -1,4 +1,4 @@
-// omni-embed bench: text and image-document embedding speed on the 3B shapes, as tokens/s and percent of this machine's measured
+// omni-embed bench: text, image- and audio-document embedding speed on the 3B shapes, as tokens/s and percent of this machine's measured
 // peak, with the PyTorch eager and llama.cpp peers run in the same invocation (notes/peers.md).
 // Each (dtype) configuration runs in a child process of this binary, so its peak RSS is its own.
 #include <sys/wait.h>
@@ -35,6 +35,7 @@ struct BenchArgs {
   std::string model;
   std::string tokens = "16,128,512,2048";
   std::string images = "448,1344";
+  std::string audio = "10,30,128";  // seconds
   std::string dtypes = "bf16,fp32";
   int threads = 0;
   int repeats = 3;
@@ -83,6 +84,23 @@ media::RgbImage bench_image(int64_t size) {
     p = static_cast<uint8_t>(x >> 24);
   }
   return im;
+}
+
+// A clip of `seconds` at 16 kHz: a chirp with a little noise (the encoders do not depend on the content).
+model::AudioClip bench_audio(int64_t seconds) {
+  model::AudioClip c;
+  c.name = fmt::format("{} s bench clip", seconds);
+  c.samples.resize(static_cast<size_t>(seconds * 16000));
+  uint32_t x = 88172645u;
+  for (size_t i = 0; i < c.samples.size(); ++i) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    const double t = static_cast<double>(i) / 16000.0;
+    c.samples[i] = static_cast<float>(0.3 * std::sin(2 * M_PI * (200.0 + 20.0 * t) * t) +
+                                      0.01 * (static_cast<double>(x >> 8) / 16777216.0 - 0.5));
+  }
+  return c;
 }
 
 double median(std::vector<double> v) {
@@ -185,6 +203,53 @@ int run_child(const BenchArgs& a) {
            {"model_flops", vflops + dflops}, {"peak_rss_bytes", peak_rss_bytes()}};
     std::cout << j.dump() << std::endl;
   }
+  for (const auto& sec_str : split(a.audio)) {
+    if (sec_str == "none") continue;
+    const int64_t seconds = std::stoll(sec_str);
+    const model::AudioClip clip = bench_audio(seconds);
+    const auto& enc = m->audio_encoder();
+    auto run_once = [&](double* pre, model::EmbedTimings* t) {
+      Timer tp;
+      auto p = e.prepare(text::Role::Document, "", {}, {clip});
+      *pre = tp.seconds();
+      auto v = e.embed_prepared({p}, nullptr, {}, t).front();
+      return std::make_pair(std::move(p), std::move(v));
+    };
+    double pre = 0;
+    model::EmbedTimings t;
+    auto [input, first] = run_once(&pre, &t);
+    double norm = 0;
+    for (float x : first.vector) norm += static_cast<double>(x) * x;
+    if (!std::isfinite(norm) || std::abs(norm - 1.0) > 1e-3)
+      throw InternalError(fmt::format("benchmark output is not a unit vector (norm² {})", norm));
+    std::vector<double> total, pres, auds, decs;
+    for (int r = 0; r < a.repeats; ++r) {
+      Timer tt;
+      run_once(&pre, &t);
+      total.push_back(tt.seconds());
+      pres.push_back(pre);
+      auds.push_back(t.audio);
+      decs.push_back(t.decoder);
+    }
+    const double med = median(total);
+    const int64_t n = input.n_tokens();
+    const int64_t frames = input.audio_features.front().valid_frames;
+    const double aflops = model::audio_flops(enc.config(), {frames});
+    const double dflops = model::decoder_flops(dec.config(), dec.matmul_params(), {n});
+    const double aud_med = median(auds), dec_med = median(decs), pre_med = median(pres);
+    json j{{"engine", "omni-embed"}, {"dtype", kernels::compute_name(compute)}, {"audio_seconds", seconds},
+           {"tokens", n}, {"audio_tokens", media::audio_token_count(frames)}, {"threads", num_threads()},
+           {"seconds_median", med}, {"seconds_min", *std::min_element(total.begin(), total.end())},
+           {"seconds_max", *std::max_element(total.begin(), total.end())}, {"frontend_seconds", pre_med},
+           {"frontend_percent_of_total", 100.0 * pre_med / med}, {"audio_encoder_seconds", aud_med},
+           {"decoder_seconds", dec_med}, {"gflops", (aflops + dflops) / med / 1e9}, {"peak_gflops", peak},
+           {"peak_unit", peak_unit},
+           {"percent_of_peak", peak > 0 ? 100.0 * (aflops + dflops) / med / 1e9 / peak : 0.0},
+           {"audio_encoder_percent_of_peak", peak > 0 && aud_med > 0 ? 100.0 * aflops / aud_med / 1e9 / peak : 0.0},
+           {"decoder_percent_of_peak", peak > 0 && dec_med > 0 ? 100.0 * dflops / dec_med / 1e9 / peak : 0.0},
+           {"model_flops", aflops + dflops}, {"peak_rss_bytes", peak_rss_bytes()}};
+    std::cout << j.dump() << std::endl;
+  }
   return 0;
 }
 
@@ -237,7 +302,7 @@ void print_table(const std::vector<json>& rows) {
   std::printf("%-14s %-5s %7s %10s %10s %9s %8s %10s %s\n", "engine", "dtype", "tokens", "s/item", "tokens/s",
               "GFLOP/s", "%peak", "peak RSS", "vs omni-embed bf16");
   for (const auto& r : rows) {
-    if (r.contains("image")) continue;
+    if (r.contains("image") || r.contains("audio_seconds")) continue;
     if (r.contains("skipped")) {
       std::printf("%-14s skipped: %s\n", r.value("peer", "?").c_str(), r.value("skipped", "").c_str());
       continue;
@@ -285,6 +350,34 @@ void print_table(const std::vector<json>& rows) {
                     : "",
                 ratio.c_str());
   }
+  std::map<int64_t, double> ours_audio;
+  for (const auto& r : rows)
+    if (r.contains("audio_seconds") && r.value("engine", "") == "omni-embed" && r.value("dtype", "") == "bf16")
+      ours_audio[r.value("audio_seconds", int64_t{0})] = r.value("seconds_median", 0.0);
+  header = false;
+  for (const auto& r : rows) {
+    if (!r.contains("audio_seconds")) continue;
+    if (!header) {
+      std::printf("\naudio documents (end to end: log-mel front end + audio encoder + decoder)\n");
+      std::printf("%-20s %-5s %6s %7s %9s %8s %9s %8s %8s %8s %s\n", "engine", "dtype", "audio", "tokens", "s/item",
+                  "front s", "encoder s", "dec s", "%peak", "peak RSS", "vs omni-embed bf16");
+      header = true;
+    }
+    const std::string name = r.contains("engine") ? r.value("engine", "") : r.value("peer", "?");
+    const int64_t sec = r.value("audio_seconds", int64_t{0});
+    const double s = r.value("seconds_median", 0.0);
+    std::string ratio;
+    if (!r.contains("engine") && ours_audio.count(sec) && ours_audio[sec] > 0)
+      ratio = fmt::format("{:.2f}x slower", s / ours_audio[sec]);
+    std::printf("%-20s %-5s %6s %7lld %9.3f %8.3f %9.3f %8.3f %8s %8s %s\n", name.c_str(), r.value("dtype", "").c_str(),
+                fmt::format("{} s", sec).c_str(), static_cast<long long>(r.value("tokens", int64_t{0})), s,
+                r.value("frontend_seconds", 0.0), r.value("audio_encoder_seconds", 0.0), r.value("decoder_seconds", 0.0),
+                r.contains("percent_of_peak") ? fmt::format("{:.1f}", r.value("percent_of_peak", 0.0)).c_str() : "",
+                r.contains("peak_rss_bytes")
+                    ? fmt::format("{:.2f} GB", static_cast<double>(r.value("peak_rss_bytes", int64_t{0})) / 1e9).c_str()
+                    : "",
+                ratio.c_str());
+  }
   std::set<std::string> seen;
   for (const auto& r : rows)
     if (r.contains("peak_gflops") && seen.insert(r.value("dtype", "")).second)
@@ -317,14 +410,23 @@ int run_parent(BenchArgs a) {
       if (std::stoll(sz) < 28 || std::stoll(sz) > 8192)
         throw InvalidInput(fmt::format("--images: {} is outside [28, 8192]", sz));
   }
+  if (a.audio != "none") {
+    if (a.audio.empty() || a.audio.find_first_not_of("0123456789,") != std::string::npos)
+      throw InvalidInput(fmt::format("--audio '{}': expected comma-separated lengths in seconds, e.g. 10,30,128, or "
+                                     "none", a.audio));
+    for (const auto& sec : split(a.audio))
+      if (std::stoll(sec) < 1 || std::stoll(sec) > 128)
+        throw InvalidInput(fmt::format("--audio: {} s is outside [1, 128] (the model card's clip length)", sec));
+  }
   const int threads = a.threads > 0 ? a.threads : hardware_threads();
   std::vector<json> rows;
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   for (const auto& dt : split(a.dtypes)) {
     parse_compute(dt);
     std::string cmd =
-        fmt::format("{} bench --child --model {} --tokens {} --images {} --dtype {} --threads {} --repeats {}",
-                    shell_quote(self), shell_quote(a.model), a.tokens, a.images, dt, threads, a.repeats);
+        fmt::format("{} bench --child --model {} --tokens {} --images {} --audio {} --dtype {} --threads {} "
+                    "--repeats {}",
+                    shell_quote(self), shell_quote(a.model), a.tokens, a.images, a.audio, dt, threads, a.repeats);
     std::fprintf(stderr, "bench: omni-embed %s, tokens %s, %d threads\n", dt.c_str(), a.tokens.c_str(), threads);
     auto r = run_json_lines(cmd);
     if (r.empty()) throw InternalError(fmt::format("benchmark child failed: {}", cmd));
@@ -356,6 +458,15 @@ int run_parent(BenchArgs a) {
       if (v.empty()) v.push_back(json{{"peer", "torch-vision"}, {"skipped", "the peer script printed no result"}});
       rows.insert(rows.end(), v.begin(), v.end());
     }
+    if (peer == "torch" && a.audio != "none") {
+      const std::string acmd = fmt::format("/usr/bin/python3 {} --audio-seconds {} --threads {} --repeats {}",
+                                           shell_quote((peers_dir / "torch_audio.py").string()), a.audio, threads,
+                                           a.repeats);
+      std::fprintf(stderr, "bench: peer torch (audio documents)\n");
+      auto v = run_json_lines(acmd);
+      if (v.empty()) v.push_back(json{{"peer", "torch-audio"}, {"skipped", "the peer script printed no result"}});
+      rows.insert(rows.end(), v.begin(), v.end());
+    }
   }
   print_table(rows);
   if (!a.report.empty()) {
@@ -372,11 +483,13 @@ int run_parent(BenchArgs a) {
 VerbRunner register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* sub = app.add_subcommand(
-      "bench", "Benchmark text and image embedding on the 3B shapes against the PyTorch and llama.cpp peers");
+      "bench", "Benchmark text, image and audio embedding on the 3B shapes against the PyTorch and llama.cpp peers");
   sub->add_option("--model", a->model, "Checkpoint (default: a 3b random-weight test model, written once to the cache)");
   sub->add_option("--tokens", a->tokens, "Comma-separated item lengths in tokens")->capture_default_str();
   sub->add_option("--images", a->images,
                   "Comma-separated square image sizes for image-document rows (or none)")
+      ->capture_default_str();
+  sub->add_option("--audio", a->audio, "Comma-separated audio lengths in seconds for audio-document rows (or none)")
       ->capture_default_str();
   sub->add_option("--dtype", a->dtypes, "Comma-separated precisions: bf16, fp32")->capture_default_str();
   sub->add_option("--threads", a->threads, "Threads (default: all cores)");
