@@ -88,6 +88,7 @@ media::AudioFeatureConfig Embedder::audio_config() const {
 media::LogMel Embedder::audio_features(const AudioClip& clip, const media::AudioFeatureConfig& config) const {
   const int64_t n = static_cast<int64_t>(clip.samples.size());
   const int64_t frames = media::audio_valid_frames(n, config);
+  if (n == 0) throw InvalidInput(fmt::format("{}: the audio has no samples", clip.name));
   if (media::audio_token_count(frames) < 1)
     throw InvalidInput(fmt::format("{}: {} audio samples ({:.3f} s) are too short to embed: at least {} samples at "
                                    "{} Hz (3 mel frames) make one audio token",

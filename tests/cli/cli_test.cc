@@ -71,35 +71,42 @@ TEST(Cli, JsonlInputReportsBadLinesAndGoesOn) {
   EXPECT_TRUE(lines[7].contains("embedding"));
 }
 
-// A stereo 44.1 kHz file through the whole front end (decode, channel mean, libsoxr, log-mel) equals the reference
-// chain (tests/media/soxr_oracle.py, then tools/reference/audio_features.py) in the dumped input_features.npy, and
-// the document embeds.
-TEST(Cli, EmbedAudioFileMatchesTheReferenceFrontEnd) {
+// Audio files through the whole engine: decode, channel mean, libsoxr, log-mel, audio tower, decoder. The dumped
+// input_features.npy equals the reference front end (tests/media/soxr_oracle.py, then
+// tools/reference/audio_features.py), and the vector equals the numpy reference model's on that dump (fp32).
+struct AudioFile {
+  const char* name;
+  const char* make;  // shell command writing the WAV to {}
+  int64_t valid_frames;
+};
+
+void PrintTo(const AudioFile& f, std::ostream* os) { *os << f.name; }
+
+class CliAudio : public ::testing::TestWithParam<AudioFile> {};
+
+TEST_P(CliAudio, EmbedMatchesTheReferenceFrontEndAndModel) {
+  const AudioFile& f = GetParam();
   testing::TempDir tmp;
-  const fs::path wav = tmp.path() / "stereo.wav", dump = tmp.path() / "dump";
+  const fs::path wav = tmp.path() / "in.wav", dump = tmp.path() / "dump";
   std::string log;
-  ASSERT_EQ(testing::run_command(fmt::format("ffmpeg -v error -y -f lavfi -i "
-                                             "'aevalsrc=0.4*sin(2*PI*440*t)|0.3*sin(2*PI*660*t)*t:s=44100:d=2.5' "
-                                             "-c:a pcm_s16le '{}'",
-                                             wav.string()),
-                                 &log),
-            0)
-      << log;
+  ASSERT_EQ(testing::run_command(fmt::format(fmt::runtime(f.make), wav.string()), &log), 0) << log;
   std::string out;
-  ASSERT_EQ(testing::run_command(fmt::format("{} embed --model {} --audio '{}' --dump-inputs '{}' 2>&1", cli(),
-                                             model(), wav.string(), dump.string()),
+  ASSERT_EQ(testing::run_command(fmt::format("{} embed --model {} --dtype fp32 --audio '{}' --dump-inputs '{}' 2>&1",
+                                             cli(), model(), wav.string(), dump.string()),
                                  &out),
             0)
       << out;
   const auto lines = json_lines(out);
   ASSERT_EQ(lines.size(), 1u) << out;
   EXPECT_EQ(lines[0]["role"], "document");
-  const fs::path samples = tmp.path() / "samples.npy", feats = tmp.path() / "feats.npy";
-  ASSERT_EQ(testing::run_command(fmt::format("{} {}/tests/media/soxr_oracle.py '{}' '{}' && {} "
-                                             "{}/tools/reference/audio_features.py '{}' '{}' --max-samples 2048000",
-                                             OE_PYTHON, OE_SOURCE_DIR, wav.string(), samples.string(), OE_PYTHON,
-                                             OE_SOURCE_DIR, samples.string(), feats.string()),
-                                 &log),
+  const fs::path samples = tmp.path() / "samples.npy", feats = tmp.path() / "feats.npy", ref = tmp.path() / "ref";
+  ASSERT_EQ(testing::run_command(
+                fmt::format("{0} {1}/tests/media/soxr_oracle.py '{2}' '{3}' && {0} {1}/tools/reference/audio_features.py "
+                            "'{3}' '{4}' --max-samples 2048000 && {0} {1}/tools/reference/text_embed.py --model {5} "
+                            "--inputs '{6}' --out '{7}' --precision fp32",
+                            OE_PYTHON, OE_SOURCE_DIR, wav.string(), samples.string(), feats.string(), model(),
+                            (dump / "0").string(), ref.string()),
+                &log),
             0)
       << log;
   const Tensor got = io::read_npy(dump / "0" / "input_features.npy");
@@ -113,8 +120,27 @@ TEST(Cli, EmbedAudioFileMatchesTheReferenceFrontEnd) {
   const Tensor mask = io::read_npy(dump / "0" / "feature_attention_mask.npy");
   int64_t valid = 0;
   for (int64_t i = 0; i < mask.numel(); ++i) valid += mask.ptr<int64_t>()[i];
-  EXPECT_EQ(valid, 250) << "2.5 s at 16 kHz is 40,000 samples, 250 frames";
+  EXPECT_EQ(valid, f.valid_frames);
+  const Tensor ref_vec = io::read_npy(ref / "embedding.npy");
+  const auto vec = lines[0]["embedding"].get<std::vector<float>>();
+  ASSERT_EQ(static_cast<int64_t>(vec.size()), ref_vec.numel());
+  EXPECT_GE(testing::cosine(vec.data(), ref_vec.ptr<float>(), vec.size()), 0.99999);
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Files, CliAudio,
+    ::testing::Values(
+        // 2.5 s of stereo at 44.1 kHz: 40,000 samples at 16 kHz, 250 frames.
+        AudioFile{"stereo_44k", "ffmpeg -v error -y -f lavfi -i "
+                                "'aevalsrc=0.4*sin(2*PI*440*t)|0.3*sin(2*PI*660*t)*t:s=44100:d=2.5' -c:a pcm_s16le '{}'",
+                  250},
+        // Speech at espeak-ng's 22,050 Hz: 7 s of it, trimmed to a known length (154,350 samples = 112,000 at 16 kHz).
+        AudioFile{"espeak_speech",
+                  "espeak-ng -w '{0}.full.wav' 'The lecture on thermodynamics begins with entropy, the measure of "
+                  "disorder, and goes on to the second law, which says that it never decreases in a closed system.' "
+                  "&& ffmpeg -v error -y -i '{0}.full.wav' -af apad -t 7 -c:a pcm_s16le '{0}'",
+                  700}),
+    [](const ::testing::TestParamInfo<AudioFile>& i) { return std::string(i.param.name); });
 
 // Writes a random RGB PNG of width × height with Pillow (the test-time oracle's interpreter).
 void write_png(const fs::path& path, int width, int height) {
