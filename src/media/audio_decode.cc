@@ -27,6 +27,7 @@ extern "C" {
 
 #include "core/error.h"
 #include "media/audio.h"
+#include "media/ffmpeg_util.h"
 
 namespace oe::media {
 
@@ -43,38 +44,14 @@ constexpr int64_t MAX_BAD_PACKETS = 2;
 constexpr int MAX_BAD_PACKETS_IN_A_ROW = 32;
 constexpr int64_t READ_CHUNK = 1 << 16;
 
-struct FormatClose {
-  void operator()(AVFormatContext* f) const { avformat_close_input(&f); }
-};
-struct CodecContextFree {
-  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
-};
-struct FrameFree {
-  void operator()(AVFrame* f) const { av_frame_free(&f); }
-};
-struct PacketFree {
-  void operator()(AVPacket* p) const { av_packet_free(&p); }
-};
 struct SoxrDelete {
   void operator()(soxr_t s) const { soxr_delete(s); }
 };
-using FormatPtr = std::unique_ptr<AVFormatContext, FormatClose>;
-using CodecContextPtr = std::unique_ptr<AVCodecContext, CodecContextFree>;
-using FramePtr = std::unique_ptr<AVFrame, FrameFree>;
-using PacketPtr = std::unique_ptr<AVPacket, PacketFree>;
+using ffmpeg::CodecContextPtr;
+using ffmpeg::FormatPtr;
+using ffmpeg::FramePtr;
+using ffmpeg::PacketPtr;
 using SoxrPtr = std::unique_ptr<std::remove_pointer_t<soxr_t>, SoxrDelete>;
-
-std::string av_error_text(int err) {
-  char text[AV_ERROR_MAX_STRING_SIZE] = {};
-  av_strerror(err, text, sizeof(text));
-  return text;
-}
-
-// FFmpeg's log lines would only repeat what the exceptions say (and flood a batch that meets many bad files).
-void quiet_ffmpeg_log() {
-  static std::once_flag once;
-  std::call_once(once, [] { av_log_set_level(AV_LOG_QUIET); });
-}
 
 // Errors of the file system (as opposed to the file's content) when FFmpeg opens a file.
 bool is_system_io_error(int err) {
@@ -294,8 +271,8 @@ void AudioStream::Impl::open(const fs::path& path) {
   int err = avformat_open_input(&raw, ("file:" + path.string()).c_str(), nullptr, &options);
   av_dict_free(&options);
   if (err < 0) {
-    if (is_system_io_error(err)) throw IoError(fmt::format("cannot open the file: {}", av_error_text(err)));
-    throw InvalidInput(fmt::format("not a media file FFmpeg can read ({})", av_error_text(err)));
+    if (is_system_io_error(err)) throw IoError(fmt::format("cannot open the file: {}", ffmpeg::error_text(err)));
+    throw InvalidInput(fmt::format("not a media file FFmpeg can read ({})", ffmpeg::error_text(err)));
   }
   format.reset(raw);
   avformat_find_stream_info(format.get(), nullptr);  // a failure here still leaves the streams to choose from
@@ -327,7 +304,7 @@ void AudioStream::Impl::open(const fs::path& path) {
     codec->thread_count = 1;
     err = avcodec_open2(codec.get(), decoder, nullptr);
   }
-  if (err < 0) throw InvalidInput(fmt::format("cannot open the {} decoder: {}", decoder->name, av_error_text(err)));
+  if (err < 0) throw InvalidInput(fmt::format("cannot open the {} decoder: {}", decoder->name, ffmpeg::error_text(err)));
 
   info->codec = avcodec_get_name(par.codec_id);
   info->source_rate = par.sample_rate;
@@ -350,7 +327,7 @@ void AudioStream::Impl::advance() {
   }
   if (err < 0) {
     // A demuxer that gives up inside the data (a cut file) ends the stream; before any audio it is a bad file.
-    if (n_source == 0) throw InvalidInput(fmt::format("cannot read the audio data: {}", av_error_text(err)));
+    if (n_source == 0) throw InvalidInput(fmt::format("cannot read the audio data: {}", ffmpeg::error_text(err)));
     decode(nullptr);
     finish();
     return;
@@ -382,7 +359,7 @@ void AudioStream::Impl::decode(const AVPacket* p) {
 
 void AudioStream::Impl::note_bad_packet(int err) {
   ++bad_total;
-  if (first_error.empty()) first_error = av_error_text(err);
+  if (first_error.empty()) first_error = ffmpeg::error_text(err);
   if (++bad_in_a_row > MAX_BAD_PACKETS_IN_A_ROW) {
     throw InvalidInput(fmt::format("corrupt audio data: {} packets in a row could not be decoded (FFmpeg: {})",
                                    bad_in_a_row, first_error));
@@ -470,7 +447,7 @@ int64_t AudioStream::Impl::take(int64_t n, std::vector<float>& out) {
 
 AudioStream::AudioStream(const fs::path& path, int64_t target_rate)
     : impl_(std::make_unique<Impl>()), target_rate_(target_rate) {
-  quiet_ffmpeg_log();
+  ffmpeg::quiet_log();
   impl_->name = path.string();
   with_context(impl_->name, [&] {
     check_rate(target_rate, "a target rate");

@@ -23,41 +23,20 @@ extern "C" {
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "media/ffmpeg_util.h"
 #include "media/image_internal.h"
 
 namespace oe::media::detail {
 
 namespace {
 
-struct CodecContextFree {
-  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
-};
-struct FrameFree {
-  void operator()(AVFrame* f) const { av_frame_free(&f); }
-};
-struct PacketFree {
-  void operator()(AVPacket* p) const { av_packet_free(&p); }
-};
 struct SwsFree {
   void operator()(SwsContext* s) const { sws_freeContext(s); }
 };
-using CodecContextPtr = std::unique_ptr<AVCodecContext, CodecContextFree>;
-using FramePtr = std::unique_ptr<AVFrame, FrameFree>;
-using PacketPtr = std::unique_ptr<AVPacket, PacketFree>;
+using ffmpeg::CodecContextPtr;
+using ffmpeg::FramePtr;
+using ffmpeg::PacketPtr;
 using SwsPtr = std::unique_ptr<SwsContext, SwsFree>;
-
-std::string av_error_text(int err) {
-  char text[AV_ERROR_MAX_STRING_SIZE] = {};
-  av_strerror(err, text, sizeof(text));
-  return text;
-}
-
-// Decoder complaints about bad input reach the caller as exceptions; FFmpeg's own log lines on stderr would only
-// duplicate them (and flood a batch job that meets many bad files).
-void quiet_ffmpeg_log() {
-  static std::once_flag once;
-  std::call_once(once, [] { av_log_set_level(AV_LOG_QUIET); });
-}
 
 AVCodecID codec_id(ImageFormat format) {
   switch (format) {
@@ -80,7 +59,7 @@ CodecContextPtr open_decoder(ImageFormat format, int64_t max_pixels) {
   ctx->max_pixels = max_pixels;  // a second bomb guard, inside the decoder's own size checks
   const int err = avcodec_open2(ctx.get(), codec, nullptr);
   if (err < 0) {
-    throw Unsupported(fmt::format("cannot open FFmpeg's {} decoder: {}", format_name(format), av_error_text(err)));
+    throw Unsupported(fmt::format("cannot open FFmpeg's {} decoder: {}", format_name(format), ffmpeg::error_text(err)));
   }
   return ctx;
 }
@@ -102,7 +81,7 @@ FramePtr decode_frame(std::span<const uint8_t> bytes, ImageFormat format, int64_
   }
   if (err < 0) {
     throw InvalidInput(
-        fmt::format("corrupt or truncated {} data (FFmpeg: {})", format_name(format), av_error_text(err)));
+        fmt::format("corrupt or truncated {} data (FFmpeg: {})", format_name(format), ffmpeg::error_text(err)));
   }
   if (frame->decode_error_flags || (frame->flags & AV_FRAME_FLAG_CORRUPT)) {
     throw InvalidInput(fmt::format("corrupt or truncated {} data (FFmpeg flagged the frame)", format_name(format)));
@@ -286,7 +265,7 @@ void apply_pillow_gif_rules(const GifFrame& gif, DecodedImage& out) {
 }  // namespace
 
 DecodedImage decode_ffmpeg(std::span<const uint8_t> bytes, const ImageHeader& header, int64_t max_pixels) {
-  quiet_ffmpeg_log();
+  ffmpeg::quiet_log();
   const FramePtr frame = decode_frame(bytes, header.format, max_pixels);
   if (frame->width != header.width || frame->height != header.height) {
     throw InvalidInput(fmt::format("the {} header says {}x{} but FFmpeg decoded {}x{}", format_name(header.format),
