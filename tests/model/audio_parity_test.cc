@@ -9,37 +9,17 @@
 #include <random>
 
 #include "core/error.h"
-#include "io/npy.h"
 #include "model/embedder.h"
-#include "test_util.h"
+#include "parity_util.h"
 
 namespace oe::model {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<float> npy_floats(const fs::path& p) {
-  Tensor t = io::read_npy(p);
-  std::vector<float> out(static_cast<size_t>(t.numel()));
-  convert_to_f32(t.data(), t.dtype(), out.size(), out.data());
-  return out;
-}
-
-std::vector<int64_t> npy_ints(const fs::path& p) {
-  Tensor t = io::read_npy(p);
-  EXPECT_EQ(t.dtype(), DType::I64) << p;
-  return std::vector<int64_t>(t.ptr<int64_t>(), t.ptr<int64_t>() + t.numel());
-}
-
-double relative_max_error(const std::vector<float>& a, const std::vector<float>& b) {
-  if (a.size() != b.size()) return 1e30;
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
-    scale = std::max(scale, std::abs(static_cast<double>(b[i])));
-  }
-  return diff / scale;
-}
+using testing::npy_floats;
+using testing::npy_ints;
+using testing::relative_max_error;
+using testing::run_reference;
 
 // Test signals at 16 kHz.
 enum class Signal { Sine, Chirp, Silence, Noise };
@@ -107,16 +87,6 @@ EngineRun run_engine(const fs::path& model, kernels::Compute compute, const Case
   });
   EXPECT_EQ(rows, r.audio_rows) << "the tower alone gives the rows merged into the sequence";
   return r;
-}
-
-fs::path run_reference(const fs::path& model, const PreparedInput& p, const fs::path& work, const char* precision) {
-  write_prepared_input(work, p);
-  fs::path out = work / fmt::format("ref-{}", precision);
-  std::string cmd = fmt::format("{} {}/tools/reference/text_embed.py --model {} --inputs {} --out {} --precision {}",
-                                OE_PYTHON, OE_SOURCE_DIR, model.string(), work.string(), out.string(), precision);
-  std::string log;
-  EXPECT_EQ(testing::run_command(cmd, &log), 0) << cmd << "\n" << log;
-  return out;
 }
 
 class AudioParity : public ::testing::TestWithParam<Case> {};

@@ -109,6 +109,53 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// Timings of one media document: a validated warm-up, then `repeats` runs of prepare + embed.
+struct MediaRun {
+  model::PreparedInput input;
+  std::vector<double> total, prepare, tower, decoder;
+};
+
+template <class Prepare>
+MediaRun time_media_item(const model::Embedder& e, int repeats, Prepare prepare, double model::EmbedTimings::*tower) {
+  MediaRun r;
+  r.input = prepare();
+  auto v = e.embed_prepared({r.input}).front().vector;
+  double norm = 0;
+  for (float x : v) norm += static_cast<double>(x) * x;
+  if (!std::isfinite(norm) || std::abs(norm - 1.0) > 1e-3)
+    throw InternalError(fmt::format("benchmark output is not a unit vector (norm² {})", norm));
+  for (int i = 0; i < repeats; ++i) {
+    Timer total, prep;
+    auto p = prepare();
+    r.prepare.push_back(prep.seconds());
+    model::EmbedTimings t;
+    e.embed_prepared({p}, nullptr, {}, &t);
+    r.total.push_back(total.seconds());
+    r.tower.push_back(t.*tower);
+    r.decoder.push_back(t.decoder);
+  }
+  return r;
+}
+
+// The JSON row of a media document; `tower` names the encoder's keys ("vision", "audio_encoder").
+json media_row(const MediaRun& r, double tower_flops, double decoder_flops, double peak, const char* peak_unit,
+               kernels::Compute compute, const std::string& tower) {
+  const double med = median(r.total), tower_med = median(r.tower), dec_med = median(r.decoder);
+  auto percent = [&](double flops, double seconds) {
+    return peak > 0 && seconds > 0 ? 100.0 * flops / seconds / 1e9 / peak : 0.0;
+  };
+  return json{{"engine", "omni-embed"}, {"dtype", kernels::compute_name(compute)}, {"tokens", r.input.n_tokens()},
+              {"threads", num_threads()}, {"seconds_median", med},
+              {"seconds_min", *std::min_element(r.total.begin(), r.total.end())},
+              {"seconds_max", *std::max_element(r.total.begin(), r.total.end())}, {tower + "_seconds", tower_med},
+              {"decoder_seconds", dec_med}, {"gflops", (tower_flops + decoder_flops) / med / 1e9},
+              {"peak_gflops", peak}, {"peak_unit", peak_unit},
+              {"percent_of_peak", percent(tower_flops + decoder_flops, med)},
+              {tower + "_percent_of_peak", percent(tower_flops, tower_med)},
+              {"decoder_percent_of_peak", percent(decoder_flops, dec_med)},
+              {"model_flops", tower_flops + decoder_flops}, {"peak_rss_bytes", peak_rss_bytes()}};
+}
+
 int run_child(const BenchArgs& a) {
   set_num_threads(a.threads);
   const auto compute = parse_compute(a.dtypes);
@@ -161,46 +208,16 @@ int run_child(const BenchArgs& a) {
     const int64_t size = std::stoll(size_str);
     const media::RgbImage image = bench_image(size);
     const auto& enc = m->vision_encoder();
-    auto run_once = [&](double* pre, model::EmbedTimings* t) {
-      Timer tp;
-      auto p = e.prepare(text::Role::Document, "", {image});
-      *pre = tp.seconds();
-      auto v = e.embed_prepared({p}, nullptr, {}, t).front();
-      return std::make_pair(std::move(p), std::move(v));
-    };
-    double pre = 0;
-    model::EmbedTimings t;
-    auto [input, first] = run_once(&pre, &t);
-    double norm = 0;
-    for (float x : first.vector) norm += static_cast<double>(x) * x;
-    if (!std::isfinite(norm) || std::abs(norm - 1.0) > 1e-3)
-      throw InternalError(fmt::format("benchmark output is not a unit vector (norm² {})", norm));
-    std::vector<double> total, pres, vis, decs;
-    for (int r = 0; r < a.repeats; ++r) {
-      Timer tt;
-      run_once(&pre, &t);
-      total.push_back(tt.seconds());
-      pres.push_back(pre);
-      vis.push_back(t.vision);
-      decs.push_back(t.decoder);
-    }
-    const double med = median(total);
-    const int64_t n = input.n_tokens();
+    const MediaRun r = time_media_item(e, a.repeats, [&] { return e.prepare(text::Role::Document, "", {image}); },
+                                       &model::EmbedTimings::vision);
     int64_t image_tokens = 0;
-    for (const auto& g : input.image_grids) image_tokens += g.patches() / enc.merge_unit();
-    const double vflops = model::vision_flops(enc.config(), enc.matmul_params(), input.image_grids);
-    const double dflops = model::decoder_flops(dec.config(), dec.matmul_params(), {n});
-    const double vis_med = median(vis), dec_med = median(decs);
-    json j{{"engine", "omni-embed"}, {"dtype", kernels::compute_name(compute)}, {"image", size}, {"tokens", n},
-           {"image_tokens", image_tokens}, {"threads", num_threads()}, {"seconds_median", med},
-           {"seconds_min", *std::min_element(total.begin(), total.end())},
-           {"seconds_max", *std::max_element(total.begin(), total.end())}, {"preprocess_seconds", median(pres)},
-           {"vision_seconds", vis_med}, {"decoder_seconds", dec_med}, {"gflops", (vflops + dflops) / med / 1e9},
-           {"peak_gflops", peak}, {"peak_unit", peak_unit},
-           {"percent_of_peak", peak > 0 ? 100.0 * (vflops + dflops) / med / 1e9 / peak : 0.0},
-           {"vision_percent_of_peak", peak > 0 && vis_med > 0 ? 100.0 * vflops / vis_med / 1e9 / peak : 0.0},
-           {"decoder_percent_of_peak", peak > 0 && dec_med > 0 ? 100.0 * dflops / dec_med / 1e9 / peak : 0.0},
-           {"model_flops", vflops + dflops}, {"peak_rss_bytes", peak_rss_bytes()}};
+    for (const auto& g : r.input.image_grids) image_tokens += g.patches() / enc.merge_unit();
+    const double vflops = model::vision_flops(enc.config(), enc.matmul_params(), r.input.image_grids);
+    json j = media_row(r, vflops, model::decoder_flops(dec.config(), dec.matmul_params(), {r.input.n_tokens()}),
+                       peak, peak_unit, compute, "vision");
+    j["image"] = size;
+    j["image_tokens"] = image_tokens;
+    j["preprocess_seconds"] = median(r.prepare);
     std::cout << j.dump() << std::endl;
   }
   for (const auto& sec_str : split(a.audio)) {
@@ -208,46 +225,16 @@ int run_child(const BenchArgs& a) {
     const int64_t seconds = std::stoll(sec_str);
     const model::AudioClip clip = bench_audio(seconds);
     const auto& enc = m->audio_encoder();
-    auto run_once = [&](double* pre, model::EmbedTimings* t) {
-      Timer tp;
-      auto p = e.prepare(text::Role::Document, "", {}, {clip});
-      *pre = tp.seconds();
-      auto v = e.embed_prepared({p}, nullptr, {}, t).front();
-      return std::make_pair(std::move(p), std::move(v));
-    };
-    double pre = 0;
-    model::EmbedTimings t;
-    auto [input, first] = run_once(&pre, &t);
-    double norm = 0;
-    for (float x : first.vector) norm += static_cast<double>(x) * x;
-    if (!std::isfinite(norm) || std::abs(norm - 1.0) > 1e-3)
-      throw InternalError(fmt::format("benchmark output is not a unit vector (norm² {})", norm));
-    std::vector<double> total, pres, auds, decs;
-    for (int r = 0; r < a.repeats; ++r) {
-      Timer tt;
-      run_once(&pre, &t);
-      total.push_back(tt.seconds());
-      pres.push_back(pre);
-      auds.push_back(t.audio);
-      decs.push_back(t.decoder);
-    }
-    const double med = median(total);
-    const int64_t n = input.n_tokens();
-    const int64_t frames = input.audio_features.front().valid_frames;
-    const double aflops = model::audio_flops(enc.config(), {frames});
-    const double dflops = model::decoder_flops(dec.config(), dec.matmul_params(), {n});
-    const double aud_med = median(auds), dec_med = median(decs), pre_med = median(pres);
-    json j{{"engine", "omni-embed"}, {"dtype", kernels::compute_name(compute)}, {"audio_seconds", seconds},
-           {"tokens", n}, {"audio_tokens", media::audio_token_count(frames)}, {"threads", num_threads()},
-           {"seconds_median", med}, {"seconds_min", *std::min_element(total.begin(), total.end())},
-           {"seconds_max", *std::max_element(total.begin(), total.end())}, {"frontend_seconds", pre_med},
-           {"frontend_percent_of_total", 100.0 * pre_med / med}, {"audio_encoder_seconds", aud_med},
-           {"decoder_seconds", dec_med}, {"gflops", (aflops + dflops) / med / 1e9}, {"peak_gflops", peak},
-           {"peak_unit", peak_unit},
-           {"percent_of_peak", peak > 0 ? 100.0 * (aflops + dflops) / med / 1e9 / peak : 0.0},
-           {"audio_encoder_percent_of_peak", peak > 0 && aud_med > 0 ? 100.0 * aflops / aud_med / 1e9 / peak : 0.0},
-           {"decoder_percent_of_peak", peak > 0 && dec_med > 0 ? 100.0 * dflops / dec_med / 1e9 / peak : 0.0},
-           {"model_flops", aflops + dflops}, {"peak_rss_bytes", peak_rss_bytes()}};
+    const MediaRun r = time_media_item(e, a.repeats, [&] { return e.prepare(text::Role::Document, "", {}, {clip}); },
+                                       &model::EmbedTimings::audio);
+    const int64_t frames = r.input.audio_features.front().valid_frames;
+    json j = media_row(r, model::audio_flops(enc.config(), {frames}),
+                       model::decoder_flops(dec.config(), dec.matmul_params(), {r.input.n_tokens()}), peak, peak_unit,
+                       compute, "audio_encoder");
+    j["audio_seconds"] = seconds;
+    j["audio_tokens"] = media::audio_token_count(frames);
+    j["frontend_seconds"] = median(r.prepare);
+    j["frontend_percent_of_total"] = 100.0 * median(r.prepare) / median(r.total);
     std::cout << j.dump() << std::endl;
   }
   return 0;
