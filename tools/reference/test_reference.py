@@ -17,7 +17,7 @@ from checkpoint import Checkpoint, CheckpointError  # noqa: E402
 from make_toy_checkpoint import make_toy  # noqa: E402
 from numerics import Numerics, f32_to_bf16_bits, round_bf16  # noqa: E402
 from safetensors_np import SafetensorsError, SafetensorsFile, save_file  # noqa: E402
-from selftest import run_selftests  # noqa: E402
+from selftest import cosine, py_bf16, py_f32, run_selftests  # noqa: E402
 from text_embed import embed  # noqa: E402
 from text_model import TextConfig, TextModel, rope_inv_freq  # noqa: E402
 
@@ -36,41 +36,6 @@ class Toy:
     config = None
 
 
-def cosine(a, b):
-    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
-# ------------------------------------------------------------------ independent scalar helpers (pure Python)
-
-def py_f32(x):
-    """Round a Python float to the nearest float32 (struct packs with round-to-nearest-even)."""
-    return struct.unpack("<f", struct.pack("<f", x))[0]
-
-
-def py_bf16(x):
-    """Nearest bf16 by comparing the two candidate neighbours exactly (ties: even mantissa).
-    A different algorithm from numerics.f32_to_bf16_bits (no carry trick)."""
-    x = py_f32(x)
-    if math.isnan(x) or math.isinf(x):
-        return x
-    (bits,) = struct.unpack("<I", struct.pack("<f", x))
-    lo_bits = bits & 0xFFFF0000
-    hi_bits = lo_bits + 0x10000
-    lo = struct.unpack("<f", struct.pack("<I", lo_bits))[0]
-    if (hi_bits & 0x7F800000) == 0x7F800000:          # next pattern is inf: bf16 max overflows
-        hi = math.copysign(math.inf, x)
-        limit = math.copysign(2.0 ** 128 - 2.0 ** 119, x)  # halfway between bf16 max and 2^128
-        if abs(x) >= abs(limit):
-            return hi if abs(x) > abs(limit) or ((lo_bits >> 16) & 1) else lo
-        return lo
-    hi = struct.unpack("<f", struct.pack("<I", hi_bits))[0]
-    d_lo, d_hi = abs(x - lo), abs(hi - x)
-    if d_lo < d_hi:
-        return lo
-    if d_hi < d_lo:
-        return hi
-    return lo if ((lo_bits >> 16) & 1) == 0 else hi
 
 
 # ------------------------------------------------------------------ numerics and file format

@@ -7,7 +7,6 @@ import json
 import math
 import os
 import shutil
-import struct
 import subprocess
 import sys
 
@@ -22,7 +21,7 @@ from image_preprocess import (BICUBIC, ImageError, load_processor_config, patchi
                               preprocess_image, smart_resize)
 from make_toy_checkpoint import TOKEN_IDS, make_toy  # noqa: E402
 from numerics import round_bf16  # noqa: E402
-from selftest import run_selftests  # noqa: E402
+from selftest import cosine, py_bf16, py_f32, run_selftests  # noqa: E402
 from rope_index import (TokenIds, audio_output_length, get_chunked_index, get_rope_index,  # noqa: E402
                         text_positions)
 from text_embed import embed  # noqa: E402
@@ -44,28 +43,6 @@ class Toy:
 
 def toy_ckpt(layout="flat"):
     return Checkpoint(os.path.join(Toy.dir, layout))
-
-
-def cosine(a, b):
-    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
-def py_f32(x):
-    return struct.unpack("<f", struct.pack("<f", x))[0]
-
-
-def py_bf16(x):
-    """Nearest bf16 of a float32 value by comparing both neighbours (finite values only)."""
-    x = py_f32(x)
-    (bits,) = struct.unpack("<I", struct.pack("<f", x))
-    lo_bits = bits & 0xFFFF0000
-    lo = struct.unpack("<f", struct.pack("<I", lo_bits))[0]
-    hi = struct.unpack("<f", struct.pack("<I", lo_bits + 0x10000))[0]
-    d_lo, d_hi = abs(x - lo), abs(hi - x)
-    if d_lo != d_hi:
-        return lo if d_lo < d_hi else hi
-    return lo if ((lo_bits >> 16) & 1) == 0 else hi
 
 
 def pixels(grids, seed):
