@@ -130,6 +130,7 @@ DatasetRun run_dataset(const model::Embedder& embedder, const std::string& model
   settings.embedding = index::embedding_settings_json(embedder.options());
   settings.dim = model.config().text.d_model;
   settings.text_window = 0;  // documents are embedded whole (truncated at the context limit), as BEIR does
+  settings.media_window = 0;  // and audio whole (cut at the clip length), as the model card embeds it
   settings.text_overlap = 0;
   const std::string key = io::sha256_hex(settings.model_fingerprint + "\n" + settings.embedding).substr(0, 16);
   const fs::path cache = (o.cache.empty() ? o.dataset / ".omni-embed-cache" : o.cache) / key;

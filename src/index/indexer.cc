@@ -462,7 +462,7 @@ IndexReport Indexer::run(const Discovery& found, const IndexProgress& progress) 
         text = ss.str();
         if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw InvalidInput("the text file is empty");
       }
-      if (spec.audio.size() == 1 && spec.images.empty()) {
+      if (spec.audio.size() == 1 && spec.images.empty() && settings.media_window > 0) {
         add_audio_windows(spec, text, p, [&](const std::string& what) {
           if (progress) progress(done - 1, total, what);
         });
@@ -494,7 +494,8 @@ IndexReport Indexer::run(const Discovery& found, const IndexProgress& progress) 
         req.role = options_.role;
         req.text = text;
         req.images = spec.images;
-        req.audios = spec.audio;  // several clips in one entry: one item, each clip cut to the clip length
+        // Several clips in one entry, or media_window 0: one item, each clip cut to the clip length.
+        req.audios = spec.audio;
         p.inputs.push_back(embedder_.prepare(req));
         p.segments.push_back(std::move(seg));
       }

@@ -37,7 +37,7 @@ struct IndexSettings {
   // Segmenting (recorded so hits can be interpreted, and so a re-run with other values re-segments).
   int64_t text_window = 512;      // tokens
   int64_t text_overlap = 64;
-  double media_window = 30;       // seconds
+  double media_window = 30;       // seconds; 0: each audio whole, cut at the clip length
   double media_overlap = 0;
 };
 

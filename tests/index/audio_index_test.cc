@@ -1,6 +1,7 @@
 // Audio in the index: a long file is cut into --media-window segments with timestamps (overlapping with
 // --media-overlap), each segment's vector equals `embed --audio` of the same samples, an audio query finds them,
-// and a clip too short for one audio token is recorded as a failure naming the file.
+// and a clip too short for one audio token is recorded as a failure naming the file. Evaluation embeds audio whole.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -119,6 +120,34 @@ TEST(AudioIndex, LongAudioIsCutIntoTimedSegmentsThatEqualEmbeddingTheirSamples) 
   EXPECT_EQ(o.rc, 1) << o.err;
   EXPECT_NE(o.err.find("--media-overlap"), std::string::npos) << o.err;
   EXPECT_FALSE(fs::exists(tmp / "idx3"));
+}
+
+// In an evaluation every corpus item is one vector: an audio document longer than the index's media window is
+// embedded whole (cut at the clip length), not as segments, so each document is ranked once.
+TEST(AudioIndex, EvalEmbedsEachAudioDocumentWhole) {
+  TempDir tmp;
+  const fs::path data = tmp / "data";
+  fs::create_directories(data / "qrels");
+  const auto samples = seventy_seconds();
+  write_wav(data / "long.wav", samples, 0, 40 * 16000);
+  write_wav(data / "short.wav", samples, 0, 5 * 16000);
+  std::ofstream(data / "corpus.jsonl") << R"({"_id": "a1", "audio": "long.wav"})" "\n"
+                                       << R"({"_id": "a2", "audio": "short.wav", "text": "a short tone"})" "\n"
+                                       << R"({"_id": "t1", "text": "a text about tones"})" "\n";
+  std::ofstream(data / "queries.jsonl") << R"({"_id": "q1", "text": "a long tone"})" "\n";
+  std::ofstream(data / "qrels" / "test.tsv") << "query-id\tcorpus-id\tscore\nq1\ta1\t1\n";
+  auto o = run(tmp, fmt::format("eval --dataset '{}' --model '{}' --cache '{}' --format json --save-run '{}'",
+                                data.string(), testing::test_model("tiny-f32").string(), (tmp / "cache").string(),
+                                (tmp / "run").string()));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const auto j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["modes"]["all"]["corpus"], 3);
+  std::ifstream run_file(tmp / "run");
+  std::vector<std::string> docs;
+  for (std::string qid, q0, doc, rank, score, tag; run_file >> qid >> q0 >> doc >> rank >> score >> tag;)
+    docs.push_back(doc);
+  std::sort(docs.begin(), docs.end());
+  EXPECT_EQ(docs, (std::vector<std::string>{"a1", "a2", "t1"})) << "each document ranked once";
 }
 
 }  // namespace
