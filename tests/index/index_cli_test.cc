@@ -320,15 +320,20 @@ TEST(EvalDataset, ScoresTheQualityDemoFromCachedVectors) {
   TempDir tmp;
   const std::string base = fmt::format("eval --dataset '{}' --model '{}' --cache '{}' --format json", DEMO.string(),
                                        model(), (tmp / "cache").string());
-  auto o = run(tmp, base + fmt::format(" --modality all,text,image --save-run '{}'", (tmp / "run").string()));
+  auto o =
+      run(tmp, base + fmt::format(" --modality all,text,image,audio --save-run '{}'", (tmp / "run").string()));
   ASSERT_EQ(o.rc, 0) << o.err;
   auto j = nlohmann::json::parse(o.out);
-  EXPECT_EQ(j["modes"]["all"]["corpus"], 200);
-  EXPECT_EQ(j["modes"]["all"]["queries"], 40);
-  EXPECT_EQ(j["modes"]["text"]["corpus"].get<int>() + j["modes"]["image"]["corpus"].get<int>(), 200);
-  EXPECT_NE(o.err.find("(all): 200 corpus items (200 embedded now"), std::string::npos) << o.err;
+  EXPECT_EQ(j["modes"]["all"]["corpus"], 224);
+  EXPECT_EQ(j["modes"]["all"]["queries"], 43);  // 3 of them spoken
+  EXPECT_EQ(j["modes"]["audio"]["corpus"], 24);
+  EXPECT_EQ(j["modes"]["text"]["corpus"].get<int>() + j["modes"]["image"]["corpus"].get<int>() +
+                j["modes"]["audio"]["corpus"].get<int>(),
+            224);
+  EXPECT_EQ(j["modes"]["all"]["failed"], 0);
+  EXPECT_NE(o.err.find("(all): 224 corpus items (224 embedded now"), std::string::npos) << o.err;
   // The saved run, scored by the independent oracle of trec_eval's definitions, gives the same values.
-  for (const char* mode : {"all", "image"}) {
+  for (const char* mode : {"all", "image", "audio"}) {
     std::string oracle;
     ASSERT_EQ(testing::run_stdout(fmt::format("'{}' '{}/tests/eval/trec_oracle.py' --qrels '{}' --run '{}.{}'",
                                               OE_PYTHON, OE_SOURCE_DIR, (DEMO / "qrels" / "test.tsv").string(),
@@ -342,7 +347,7 @@ TEST(EvalDataset, ScoresTheQualityDemoFromCachedVectors) {
   // Again: nothing is embedded, the numbers are the same.
   auto again = run(tmp, base + " --modality all");
   ASSERT_EQ(again.rc, 0) << again.err;
-  EXPECT_NE(again.err.find("200 corpus items (0 embedded now"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("224 corpus items (0 embedded now"), std::string::npos) << again.err;
   EXPECT_EQ(nlohmann::json::parse(again.out)["modes"]["all"]["metrics"], j["modes"]["all"]["metrics"]);
 }
 

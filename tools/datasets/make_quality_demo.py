@@ -9,17 +9,22 @@ Every item has known attributes, so relevance is exact by construction:
   * shape passages: one sentence per colour/shape pair (text-<colour>-<shape>);
   * scanned documents: short phrases drawn with PIL's default bitmap font, scaled x2 nearest-neighbour
     (scan-<slug>), and one passage describing each (note-<slug>);
+  * spoken documents: each scanned document's phrase read by espeak-ng (speech-<slug>, audio/*.flac);
   * distractor passages on unrelated topics (other-NN).
-Queries are natural-language text, plus five image queries (a third rendering of a shape, images/query-*.png).
+Queries are natural-language text, plus five image queries (a third rendering of a shape, images/query-*.png)
+and three spoken queries (a document query read by espeak-ng, audio/query-*.flac).
 Graded qrels: 2 = exact match (same colour and shape / the document asked about), 1 = partial (same colour,
-other shape / a related document). Only the standard library and Pillow are used; output is deterministic
-(one seeded random.Random, sorted files, PNGs without timestamps), so a rerun gives byte-identical files.
+other shape / a related document). The standard library, Pillow, and the espeak-ng and ffmpeg commands are used;
+output is deterministic (one seeded random.Random, sorted files, PNGs without timestamps, FLAC written with
+FFmpeg's bitexact flags), so a rerun with the same espeak-ng gives byte-identical files.
 """
 
 import json
 import math
 import random
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -120,6 +125,18 @@ DOC_QUERIES = [
     ("a cooking recipe", "recipe", "food"), ("how much did the coffee cost", "receipt-coffee", "receipt"),
     ("a parking permit", "parking-permit", None),
 ]
+# Document queries that are also asked aloud (indexes into DOC_QUERIES).
+SPOKEN_QUERIES = [0, 5, 13]
+
+
+def speak(text, path):
+    """text read by espeak-ng (default voice, 22,050 Hz), stored as 16 kHz mono FLAC without metadata."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "speech.wav"
+        subprocess.run(["espeak-ng", "-w", str(wav), text], check=True)
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-ar", "16000", "-ac", "1",
+                        "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact", "-c:a", "flac",
+                        str(path)], check=True)
 
 
 def article(colour, capital=False):
@@ -204,10 +221,11 @@ def main():
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else root / "datasets" / "quality-demo"
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "qrels").mkdir(exist_ok=True)
-    for stale in (out / "images").glob("*.png"):
+    (out / "audio").mkdir(exist_ok=True)
+    for stale in [*(out / "images").glob("*.png"), *(out / "audio").glob("*.flac")]:
         stale.unlink()
     rng = random.Random(SEED)
-    images, corpus, queries, qrels = {}, [], [], {}
+    images, speech, corpus, queries, qrels = {}, {}, [], [], {}
 
     def add_doc(_id, text="", title="", image=None):
         doc = {"_id": _id, "title": title, "text": text}
@@ -225,6 +243,8 @@ def main():
     for slug, phrase, passage, _ in DOCUMENTS:
         add_doc(f"scan-{slug}", image=render_scan(rng, phrase))
         add_doc(f"note-{slug}", passage)
+        speech[f"audio/speech-{slug}.flac"] = phrase
+        corpus.append({"_id": f"speech-{slug}", "title": "", "text": "", "audio": f"audio/speech-{slug}.flac"})
     for i, (title, text) in enumerate(DISTRACTORS):
         add_doc(f"other-{i:02d}", text, title)
 
@@ -249,17 +269,29 @@ def main():
         images[image] = render_shape(rng, colour, shape)
         queries.append({"_id": f"q{n:02d}", "text": text, "image": image})
         judge_shapes(f"q{n:02d}", colour, shape)
-    for text, exact, partial in DOC_QUERIES:
-        n += 1
-        queries.append({"_id": f"q{n:02d}", "text": text})
+    def judge_documents(qid, exact, partial):
         for slug, _, _, tags in DOCUMENTS:
             tags = {slug, *tags.split()}
             grade = 2 if exact in tags else 1 if partial in tags else 0
-            for doc_id in [f"scan-{slug}", f"note-{slug}"] if grade else []:
-                qrels[f"q{n:02d}", doc_id] = grade
+            for doc_id in [f"scan-{slug}", f"note-{slug}", f"speech-{slug}"] if grade else []:
+                qrels[qid, doc_id] = grade
+
+    for text, exact, partial in DOC_QUERIES:
+        n += 1
+        queries.append({"_id": f"q{n:02d}", "text": text})
+        judge_documents(f"q{n:02d}", exact, partial)
+    for k in SPOKEN_QUERIES:
+        text, exact, partial = DOC_QUERIES[k]
+        n += 1
+        path = f"audio/query-{exact}.flac"
+        speech[path] = text
+        queries.append({"_id": f"q{n:02d}", "text": "", "audio": path})
+        judge_documents(f"q{n:02d}", exact, partial)
 
     for path, img in sorted(images.items()):
         img.save(out / path, format="PNG", optimize=False, compress_level=9)
+    for path, text in sorted(speech.items()):
+        speak(text, out / path)
 
     def write_jsonl(name, rows):
         with open(out / name, "w", encoding="utf-8", newline="\n") as f:
@@ -273,21 +305,22 @@ def main():
         for (qid, doc_id), grade in sorted(qrels.items()):
             f.write(f"{qid}\t{doc_id}\t{grade}\n")
     (out / "README.md").write_text(README.format(
-        n_corpus=len(corpus), n_queries=len(queries), n_qrels=len(qrels), n_images=len(images),
+        n_corpus=len(corpus), n_queries=len(queries), n_qrels=len(qrels), n_images=len(images), n_audio=len(speech),
         n_docs=len(DOCUMENTS), n_other=len(DISTRACTORS), colours=", ".join(COLOURS), shapes=", ".join(SHAPES)),
         encoding="utf-8", newline="\n")
-    print(f"{out}: {len(corpus)} corpus items, {len(queries)} queries, {len(qrels)} judgments, {len(images)} images")
+    print(f"{out}: {len(corpus)} corpus items, {len(queries)} queries, {len(qrels)} judgments, {len(images)} images, "
+          f"{len(speech)} audio clips")
 
 
 README = """# quality-demo
 
 A small, fully synthetic multimodal retrieval set in the BEIR layout (`corpus.jsonl`, `queries.jsonl`,
-`qrels/test.tsv`, `images/`), generated by `tools/datasets/make_quality_demo.py`. Do not edit it by hand;
-regenerate it (byte-identical output) with
+`qrels/test.tsv`, `images/`, `audio/`), generated by `tools/datasets/make_quality_demo.py`. Do not edit it by
+hand; regenerate it (byte-identical output with the same espeak-ng; it needs the espeak-ng and ffmpeg commands) with
 
     /usr/bin/python3 tools/datasets/make_quality_demo.py datasets/quality-demo
 
-## Contents ({n_corpus} corpus items, {n_queries} queries, {n_qrels} judgments, {n_images} PNG images)
+## Contents ({n_corpus} corpus items, {n_queries} queries, {n_qrels} judgments, {n_images} PNG images, {n_audio} FLAC clips)
 
 - `shape-<colour>-<shape>-<0|1>`: image-only pictures of one coloured shape, two renderings per pair, at
   varied sizes (56 to 112 pixels a side, some non-square) and positions, on white, grey, cream, faint-grid or
@@ -295,21 +328,23 @@ regenerate it (byte-identical output) with
 - `text-<colour>-<shape>`: one sentence describing that pair ("A red circle sits in the middle of a white page.").
 - `scan-<slug>`: image-only "scanned documents", {n_docs} short phrases ("invoice total 42 euros") drawn with
   PIL's default bitmap font and scaled x2 nearest-neighbour; `note-<slug>`: a passage about the same document.
+- `speech-<slug>`: audio-only documents, the same phrase read aloud by espeak-ng (16 kHz mono FLAC).
 - `other-NN`: {n_other} distractor passages on unrelated topics (no colours, shapes or document topics).
 - Queries: natural-language text ("a red circle", "a document about thermodynamics"), plus five image queries
-  (`images/query-*.png`, a further rendering of a shape; two also carry a generic text).
+  (`images/query-*.png`, a further rendering of a shape; two also carry a generic text) and three spoken
+  queries (`audio/query-*.flac`, a document query read aloud).
 
 ## Judgments
 
 Derived from the known attributes, never by hand: for a colour-and-shape query (text or image) the two
 pictures and the sentence of that pair score 2 and those of the same colour with another shape score 1; a
 colour-only or shape-only query scores 2 for everything of that colour or shape. A document query scores 2
-for the scan and note of the documents it asks about and 1 for related documents (another invoice, another
+for the scan, note and speech of the documents it asks about and 1 for related documents (another invoice, another
 physics text, another food document). Every query has at least one relevant item; many items are judged for
 several queries.
 
 Scores of a model with random weights on this set are meaningless: it exercises the evaluation plumbing
-(loading, embedding text and images, ranking, trec_eval metrics). A real model should score well on it.
+(loading, embedding text, images and audio, ranking, trec_eval metrics). A real model should score well on it.
 """
 
 if __name__ == "__main__":
