@@ -85,36 +85,41 @@ media::AudioFeatureConfig Embedder::audio_config() const {
   return c;
 }
 
-media::LogMel Embedder::audio_features(const AudioClip& clip, const media::AudioFeatureConfig& config) const {
-  const int64_t n = static_cast<int64_t>(clip.samples.size());
-  const int64_t frames = media::audio_valid_frames(n, config);
-  if (n == 0) throw InvalidInput(fmt::format("{}: the audio has no samples", clip.name));
-  if (media::audio_token_count(frames) < 1)
-    throw InvalidInput(fmt::format("{}: {} audio samples ({:.3f} s) are too short to embed: at least {} samples at "
-                                   "{} Hz (3 mel frames) make one audio token",
-                                   clip.name, n, static_cast<double>(n) / static_cast<double>(config.sampling_rate),
-                                   2 * config.hop_length + 1, config.sampling_rate));
-  return media::log_mel(clip.samples, config);
+std::vector<media::LogMel> Embedder::audio_features(const std::vector<AudioClip>& clips, bool* truncated) const {
+  std::vector<media::LogMel> out;
+  if (clips.empty()) return out;
+  const media::AudioFeatureConfig config = audio_config();
+  for (const auto& clip : clips) {
+    const int64_t n = static_cast<int64_t>(clip.samples.size());
+    const int64_t frames = media::audio_valid_frames(n, config);
+    if (n == 0) throw InvalidInput(fmt::format("{}: the audio has no samples", clip.name));
+    if (media::audio_token_count(frames) < 1)
+      throw InvalidInput(fmt::format("{}: {} audio samples ({:.3f} s) are too short to embed: at least {} samples at "
+                                     "{} Hz (3 mel frames) make one audio token",
+                                     clip.name, n, static_cast<double>(n) / static_cast<double>(config.sampling_rate),
+                                     2 * config.hop_length + 1, config.sampling_rate));
+    *truncated |= clip.truncated || n > config.max_samples;
+    out.push_back(media::log_mel(clip.samples, config));
+  }
+  return out;
 }
 
 PreparedInput Embedder::prepare(const EmbedRequest& request) const {
   Timer timer;
-  std::vector<media::LogMel> audios;
-  bool audio_truncated = false;
+  std::vector<AudioClip> clips;
   if (!request.audios.empty()) {
     const media::AudioFeatureConfig config = audio_config();
     for (const auto& path : request.audios) {
       // Decoding stops at the clip length: a 10-hour file costs no more than 128 s of audio.
       media::Audio audio = media::decode_audio(path, config.max_samples, config.sampling_rate);
-      AudioClip clip{path.string(), std::move(audio.samples), audio.truncated};
-      if (clip.truncated) {
-        audio_truncated = true;
+      if (audio.truncated)
         log_warn("{}: only the first {:.1f} s of the audio are embedded (the clip length; see --audio-max-seconds)",
                  path.string(), static_cast<double>(config.max_samples) / static_cast<double>(config.sampling_rate));
-      }
-      audios.push_back(audio_features(clip, config));
+      clips.push_back({path.string(), std::move(audio.samples), audio.truncated});
     }
   }
+  bool audio_truncated = false;
+  std::vector<media::LogMel> audios = audio_features(clips, &audio_truncated);
   std::vector<media::PixelPatches> images;
   const media::VisionPreprocessConfig config = request.images.empty() ? media::VisionPreprocessConfig{} : image_config();
   for (const auto& path : request.images) {
@@ -136,15 +141,8 @@ PreparedInput Embedder::prepare(text::Role role, const std::string& text, const 
   for (size_t i = 0; i < images.size(); ++i)
     patches.push_back(with_context(fmt::format("image {}", i + 1),
                                    [&] { return media::preprocess_image(images[i], config); }));
-  std::vector<media::LogMel> features;
   bool audio_truncated = false;
-  if (!audios.empty()) {
-    const media::AudioFeatureConfig config = audio_config();
-    for (const auto& clip : audios) {
-      features.push_back(audio_features(clip, config));
-      audio_truncated |= clip.truncated || static_cast<int64_t>(clip.samples.size()) > config.max_samples;
-    }
-  }
+  std::vector<media::LogMel> features = audio_features(audios, &audio_truncated);
   const double seconds = timer.seconds();
   PreparedInput p = assemble(role, text, std::move(patches), std::move(features));
   p.preprocess_seconds = seconds;

@@ -111,8 +111,9 @@ class Embedder {
   EmbedOptions options_;
   media::VisionPreprocessConfig image_config() const;
   media::AudioFeatureConfig audio_config() const;
-  // Log-mel features of one clip; InvalidInput naming it when it is too short for one audio token.
-  media::LogMel audio_features(const AudioClip& clip, const media::AudioFeatureConfig& config) const;
+  // Log-mel features of the clips (InvalidInput naming a clip too short for one audio token); sets *truncated when
+  // a clip went on past the clip length.
+  std::vector<media::LogMel> audio_features(const std::vector<AudioClip>& clips, bool* truncated) const;
   // Encodes the item's images and writes their rows over its <|IMAGE|> embeddings (embeds: the item's rows).
   void merge_images(const PreparedInput& item, float* embeds, int64_t d, std::vector<float>* vision_out) const;
   // The same for the item's audio clips over its <|AUDIO|> embeddings.
