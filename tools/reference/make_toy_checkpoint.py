@@ -94,6 +94,23 @@ TOKEN_IDS = {
 }
 
 
+def initialisers(rng):
+    """Random initialisers drawing from `rng`: linear weights scaled by 1/sqrt(fan-in) (the product of all but the
+    first dimension), small biases, norm weights near 1."""
+
+    def lin(*shape):
+        n_in = int(np.prod(shape[1:]))
+        return rng.standard_normal(shape, dtype=np.float32) / np.float32(np.sqrt(n_in))
+
+    def bias(n):
+        return (0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    def norm_w(n):
+        return (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    return lin, bias, norm_w
+
+
 def toy_text_weights(text_config, rng):
     """{flat tensor name: float32 array} for a random text decoder (and an untied lm_head)."""
     d = text_config["hidden_size"]
@@ -101,11 +118,7 @@ def toy_text_weights(text_config, rng):
     d_head = text_config.get("head_dim") or d // n_heads
     d_ff, n_vocab = text_config["intermediate_size"], text_config["vocab_size"]
 
-    def lin(n_out, n_in):
-        return rng.standard_normal((n_out, n_in), dtype=np.float32) / np.float32(np.sqrt(n_in))
-
-    def norm_w(n):
-        return (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+    lin, bias, norm_w = initialisers(rng)
 
     w = {"model.embed_tokens.weight": 0.5 * rng.standard_normal((n_vocab, d), dtype=np.float32)}
     for il in range(text_config["num_hidden_layers"]):
@@ -113,7 +126,7 @@ def toy_text_weights(text_config, rng):
         w[p + "input_layernorm.weight"] = norm_w(d)
         for proj, n_out in (("q", n_heads * d_head), ("k", n_kv * d_head), ("v", n_kv * d_head)):
             w[p + "self_attn.%s_proj.weight" % proj] = lin(n_out, d)
-            w[p + "self_attn.%s_proj.bias" % proj] = (0.1 * rng.standard_normal(n_out)).astype(np.float32)
+            w[p + "self_attn.%s_proj.bias" % proj] = bias(n_out)
         w[p + "self_attn.o_proj.weight"] = lin(d, n_heads * d_head)
         w[p + "post_attention_layernorm.weight"] = norm_w(d)
         w[p + "mlp.gate_proj.weight"] = lin(d_ff, d)
@@ -131,15 +144,7 @@ def toy_vision_weights(vision_config, rng):
     m = d * vision_config["spatial_merge_size"] ** 2
     out = vision_config["out_hidden_size"]
 
-    def lin(*shape):
-        n_in = int(np.prod(shape[1:]))
-        return rng.standard_normal(shape, dtype=np.float32) / np.float32(np.sqrt(n_in))
-
-    def bias(n):
-        return (0.1 * rng.standard_normal(n)).astype(np.float32)
-
-    def norm_w(n):
-        return (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+    lin, bias, norm_w = initialisers(rng)
 
     w = {"visual.patch_embed.proj.weight": lin(d, c, t, p, p)}
     for j in range(vision_config["depth"]):
@@ -169,15 +174,7 @@ def toy_audio_weights(audio_config, rng):
     d, f, n_mel = audio_config["d_model"], audio_config["encoder_ffn_dim"], audio_config["num_mel_bins"]
     out = audio_config["output_dim"]
 
-    def lin(*shape):
-        n_in = int(np.prod(shape[1:]))
-        return rng.standard_normal(shape, dtype=np.float32) / np.float32(np.sqrt(n_in))
-
-    def bias(n):
-        return (0.1 * rng.standard_normal(n)).astype(np.float32)
-
-    def norm_w(n):
-        return (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+    lin, bias, norm_w = initialisers(rng)
 
     w = {"audio_tower.conv1.weight": lin(d, n_mel, 3), "audio_tower.conv1.bias": bias(d),
          "audio_tower.conv2.weight": lin(d, d, 3), "audio_tower.conv2.bias": bias(d),
