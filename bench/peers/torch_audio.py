@@ -24,7 +24,6 @@ prints {"peer": "pytorch-eager-audio", "skipped": "..."} and exits 0. Run it wit
 import argparse
 import math
 import os
-import resource
 import statistics
 import sys
 import time
@@ -362,28 +361,10 @@ def main(argv):
                 t3 = time.perf_counter()
                 return out, features, (t1 - t0, t2 - t1, t3 - t2)
 
-            for i in range(args.warmup):
-                _, _, parts = run()
-                log(f"{label}: warm-up {i + 1}/{args.warmup} {sum(parts):.3f} s "
-                    f"(front end {parts[0]:.3f}, audio encoder {parts[1]:.3f}, decoder {parts[2]:.3f})")
-            totals, fe, enc, dec = [], [], [], []
-            for i in range(args.repeats):
-                out, features, parts = run()
-                fe.append(parts[0])
-                enc.append(parts[1])
-                dec.append(parts[2])
-                totals.append(sum(parts))
-                log(f"{label}: run {i + 1}/{args.repeats} {totals[-1]:.3f} s "
-                    f"(front end {parts[0]:.3f}, audio encoder {parts[1]:.3f}, decoder {parts[2]:.3f})")
+            out, features, totals, (fe, enc, dec), peak = torch_eager.time_stages(
+                torch, run, args.warmup, args.repeats, label, ("front end", "audio encoder", "decoder"), log)
             log(f"{label}: features [{features.shape[0]}, {features.shape[1]}] in "
                 f"[{float(features.min()):.3f}, {float(features.max()):.3f}]")
-            norm = float(out.norm())
-            finite = bool(torch.isfinite(out).all())
-            log(f"{label}: embedding dim {out.numel()}, norm {norm:.6f}, finite {finite}")
-            if not finite:
-                log(f"{label}: warning: the embedding has non-finite values")
-            # ru_maxrss is in KiB on Linux: the peak of the whole process so far (weights included)
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             emit({"peer": PEER, "version": version, "dtype": "bf16", "audio_seconds": fmt_seconds(seconds),
                   "audio_samples": n_samples, "mel_frames": frames, "audio_chunks": n_chunks,
                   "tokens": len(ids), "audio_tokens": n_audio, "threads": args.threads,

@@ -97,6 +97,33 @@ def parse_args(argv):
     return args
 
 
+def time_stages(torch, run, warmup, repeats, label, stage_names, log_line):
+    """The media peers' timing loop: run() returns (embedding, extra, seconds of each stage); it is called `warmup`
+    times, then `repeats` timed times, each logged with log_line. Checks the last embedding and returns it with the
+    last extra, the totals, the per-stage lists and the process's peak RSS in bytes."""
+    def parts_text(parts):
+        return ", ".join(f"{name} {t:.3f}" for name, t in zip(stage_names, parts))
+
+    for i in range(warmup):
+        _, _, parts = run()
+        log_line(f"{label}: warm-up {i + 1}/{warmup} {sum(parts):.3f} s ({parts_text(parts)})")
+    totals, stages = [], [[] for _ in stage_names]
+    for i in range(repeats):
+        out, extra, parts = run()
+        for lst, t in zip(stages, parts):
+            lst.append(t)
+        totals.append(sum(parts))
+        log_line(f"{label}: run {i + 1}/{repeats} {totals[-1]:.3f} s ({parts_text(parts)})")
+    norm = float(out.norm())
+    finite = bool(torch.isfinite(out).all())
+    log_line(f"{label}: embedding dim {out.numel()}, norm {norm:.6f}, finite {finite}")
+    if not finite:
+        log_line(f"{label}: warning: the embedding has non-finite values")
+    # ru_maxrss is in KiB on Linux: the peak of the whole process so far (weights included)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return out, extra, totals, stages, peak
+
+
 def random_source(torch, dt, pool_n):
     """rand(*shape): a bf16 tensor of that shape with its own memory, cut from one random pool of pool_n values.
 

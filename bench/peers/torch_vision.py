@@ -21,7 +21,6 @@ after `apt-get install python3-torch`.
 import argparse
 import math
 import os
-import resource
 import statistics
 import sys
 import time
@@ -345,26 +344,8 @@ def main(argv):
                 t3 = time.perf_counter()
                 return out, grid, (t1 - t0, t2 - t1, t3 - t2)
 
-            for i in range(args.warmup):
-                _, _, parts = run()
-                log(f"image {size}: warm-up {i + 1}/{args.warmup} {sum(parts):.3f} s "
-                    f"(preprocess {parts[0]:.3f}, vision {parts[1]:.3f}, decoder {parts[2]:.3f})")
-            totals, pre, vis, dec = [], [], [], []
-            for i in range(args.repeats):
-                out, grid, parts = run()
-                pre.append(parts[0])
-                vis.append(parts[1])
-                dec.append(parts[2])
-                totals.append(sum(parts))
-                log(f"image {size}: run {i + 1}/{args.repeats} {totals[-1]:.3f} s "
-                    f"(preprocess {parts[0]:.3f}, vision {parts[1]:.3f}, decoder {parts[2]:.3f})")
-            norm = float(out.norm())
-            finite = bool(torch.isfinite(out).all())
-            log(f"image {size}: embedding dim {out.numel()}, norm {norm:.6f}, finite {finite}")
-            if not finite:
-                log(f"image {size}: warning: the embedding has non-finite values")
-            # ru_maxrss is in KiB on Linux: the peak of the whole process so far (weights included)
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            out, grid, totals, (pre, vis, dec), peak = torch_eager.time_stages(
+                torch, run, args.warmup, args.repeats, f"image {size}", ("preprocess", "vision", "decoder"), log)
             emit({"peer": PEER, "version": version, "dtype": "bf16", "image": size, "grid": list(grid),
                   "tokens": len(ids), "image_tokens": n_image, "threads": args.threads,
                   "layers": args.layers, "vision_depth": args.vision_depth,
