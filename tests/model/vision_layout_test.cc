@@ -126,6 +126,55 @@ TEST(TmropePositions, VideoTemporalSteps) {
   }
 }
 
+// Spec §8.6: a 4 s clip, grid (4, 4, 4) (2 × 2 merged), 100 audio tokens, interleaved in 2-second chunks:
+// bos bos | 8 V | 50 A | 8 V | 50 A | eos eos, with b = 2 after two text tokens.
+TEST(TmropePositions, WorkedInterleavedExample) {
+  const TokenIds t = omni_ids();
+  const GridTHW g{4, 4, 4};
+  const auto runs = interleaved_runs(g, 1.0f, 100, 2, t);
+  ASSERT_EQ(runs.size(), 4u);
+  const std::vector<std::pair<bool, int64_t>> want = {{true, 8}, {false, 50}, {true, 8}, {false, 50}};
+  for (size_t i = 0; i < runs.size(); ++i) {
+    EXPECT_EQ(runs[i].video, want[i].first) << i;
+    EXPECT_EQ(runs[i].count, want[i].second) << i;
+  }
+  std::vector<int64_t> ids = {7, 8, t.vision_start, t.audio_start};
+  for (const auto& r : runs) ids.insert(ids.end(), static_cast<size_t>(r.count), r.video ? t.video : t.audio);
+  ids.insert(ids.end(), {t.audio_end, t.vision_end, 9});
+  RopeMedia media;
+  media.videos = {g};
+  media.video_second_per_grid = {1.0f};
+  media.video_audio_tokens = {100};
+  const auto pos = tmrope_position_ids(ids, t, 2, media);
+  const auto T = row(pos, 0), H = row(pos, 1), W = row(pos, 2);
+  const int64_t b = 2;
+  for (size_t i : {2u, 3u}) EXPECT_EQ(T[i], b);
+  const std::vector<int64_t> t0 = {0, 0, 0, 0, 25, 25, 25, 25}, hy = {0, 0, 1, 1, 0, 0, 1, 1},
+                             wx = {0, 1, 0, 1, 0, 1, 0, 1};
+  for (size_t k = 0; k < 8; ++k) {
+    EXPECT_EQ(T[4 + k], b + 1 + t0[k]);                  // video chunk 0
+    EXPECT_EQ(H[4 + k], b + 1 + hy[k]);
+    EXPECT_EQ(W[4 + k], b + 1 + wx[k]);
+    EXPECT_EQ(T[62 + k], b + 1 + t0[k] + 50);            // video chunk 1
+    EXPECT_EQ(W[62 + k], b + 1 + wx[k]);
+  }
+  for (int64_t a = 0; a < 50; ++a) {
+    EXPECT_EQ(T[static_cast<size_t>(12 + a)], b + 1 + a);  // audio chunk 0
+    EXPECT_EQ(H[static_cast<size_t>(70 + a)], b + 1 + 50 + a);  // audio chunk 1
+  }
+  EXPECT_EQ(T[120], b + 101);  // both eos tokens
+  EXPECT_EQ(W[121], b + 101);
+  EXPECT_EQ(T[122], b + 102);  // the text after them
+  // get_chunked_index makes at most one boundary per element, even over a jump of several chunk widths: 120 passes
+  // 50 and 100 but opens one chunk; 130 then passes the next threshold (100) and opens another.
+  EXPECT_EQ(chunked_index({0, 10, 120, 130}, 50),
+            (std::vector<std::pair<int64_t, int64_t>>{{0, 2}, {2, 3}, {3, 4}}));
+  // A run of the wrong kind is refused.
+  std::vector<int64_t> bad = ids;
+  bad[4] = t.audio;
+  EXPECT_THROW(tmrope_position_ids(bad, t, 2, media), InvalidInput);
+}
+
 TEST(TmropePositions, TextOnlyIsSequential) {
   const auto pos = tmrope_position_ids({5, 6, 7}, omni_ids(), 2, {});
   EXPECT_EQ(pos, (std::vector<int64_t>{0, 1, 2, 0, 1, 2, 0, 1, 2}));
