@@ -75,18 +75,9 @@ def audio_token_count(frames):
     return ((frames - 1) // 2 + 1 - 2) // 2 + 1
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--audio-seconds", type=parse_seconds_list, default=[10.0, 30.0, 128.0],
-                   help="comma-separated audio lengths in seconds (default 10,30,128; at most --max-samples)")
-    p.add_argument("--threads", type=positive_int, default=2)
-    p.add_argument("--repeats", type=positive_int, default=3, help="timed runs per audio length")
-    p.add_argument("--warmup", type=non_negative_int, default=1, help="untimed runs per audio length")
-    p.add_argument("--head-tokens", type=positive_int, default=17,
-                   help="text tokens before <|audio_bos|> (default 17: the default system turn, '<|im_start|>user\\n' "
-                        "and 'passage: ')")
-    # the text decoder (defaults: the 3B); its hidden size is also the audio projection's output size
-    torch_eager.add_decoder_args(p)
+def add_audio_args(p):
+    """The front end's and the audio encoder's options (defaults: the 3B and the embedding model card).
+    torch_video.py shares them."""
     # the front end (defaults: the Omni WhisperFeatureExtractor settings, max_length from the embedding model card)
     p.add_argument("--sample-rate", type=positive_int, default=16000)
     p.add_argument("--max-samples", type=positive_int, default=2048000,
@@ -106,12 +97,10 @@ def parse_args(argv):
     p.add_argument("--audio-attention", choices=("mask", "loop"), default="mask",
                    help="mask (default): one attention over all the audio's tokens with an additive block-diagonal "
                         "mask, as the reference's eager path; loop: one attention per chunk")
-    p.add_argument("--score-chunk-bytes", type=positive_int, default=1 << 30,
-                   help="masked attention is done a few heads at a time when its scores (bf16 + fp32 + bf16 "
-                        "probabilities) would exceed this budget (default 1 GiB); the arithmetic is the same")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    torch_eager.check_decoder_args(p, args)
+
+
+def check_audio_args(p, args):
+    """Validates the options of add_audio_args (not the lengths)."""
     if args.audio_hidden % args.audio_heads != 0:
         p.error(f"--audio-hidden {args.audio_hidden} is not a multiple of --audio-heads {args.audio_heads}")
     if args.audio_hidden % 2 != 0:
@@ -122,6 +111,28 @@ def parse_args(argv):
     if (chunk - 1) // 2 + 1 > args.max_source_positions:
         p.error(f"a chunk of {chunk} frames needs {(chunk - 1) // 2 + 1} positions, more than "
                 f"--max-source-positions {args.max_source_positions}")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--audio-seconds", type=parse_seconds_list, default=[10.0, 30.0, 128.0],
+                   help="comma-separated audio lengths in seconds (default 10,30,128; at most --max-samples)")
+    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed runs per audio length")
+    p.add_argument("--warmup", type=non_negative_int, default=1, help="untimed runs per audio length")
+    p.add_argument("--head-tokens", type=positive_int, default=17,
+                   help="text tokens before <|audio_bos|> (default 17: the default system turn, '<|im_start|>user\\n' "
+                        "and 'passage: ')")
+    # the text decoder (defaults: the 3B); its hidden size is also the audio projection's output size
+    torch_eager.add_decoder_args(p)
+    add_audio_args(p)
+    p.add_argument("--score-chunk-bytes", type=positive_int, default=1 << 30,
+                   help="masked attention is done a few heads at a time when its scores (bf16 + fp32 + bf16 "
+                        "probabilities) would exceed this budget (default 1 GiB); the arithmetic is the same")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    torch_eager.check_decoder_args(p, args)
+    check_audio_args(p, args)
     for s in args.audio_seconds:
         n = int(round(s * args.sample_rate))
         if n > args.max_samples:

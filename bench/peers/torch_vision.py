@@ -68,6 +68,32 @@ def parse_index_list(text):
     return values
 
 
+def add_vision_args(p):
+    """The vision encoder's shape and patching options (defaults: the 3B, thinker spec §1.2). torch_video.py
+    shares them."""
+    p.add_argument("--vision-depth", type=positive_int, default=32)
+    p.add_argument("--vision-hidden", type=positive_int, default=1280)
+    p.add_argument("--vision-heads", type=positive_int, default=16)
+    p.add_argument("--vision-ffn", type=positive_int, default=3420)
+    p.add_argument("--vision-fullatt", type=parse_index_list, default=[7, 15, 23, 31],
+                   help="blocks with full attention (default 7,15,23,31; indexes >= --vision-depth are ignored)")
+    p.add_argument("--vision-rope-theta", type=float, default=10000.0)
+    p.add_argument("--patch", type=positive_int, default=14)
+    p.add_argument("--temporal-patch", type=positive_int, default=2)
+    p.add_argument("--merge", type=positive_int, default=2)
+    p.add_argument("--window", type=positive_int, default=112, help="attention window edge in pixels")
+
+
+def check_vision_args(p, args):
+    """Validates the options of add_vision_args."""
+    if args.vision_hidden % args.vision_heads != 0:
+        p.error(f"--vision-hidden {args.vision_hidden} is not a multiple of --vision-heads {args.vision_heads}")
+    if (args.vision_hidden // args.vision_heads) % 4 != 0:
+        p.error("the vision head dimension must be a multiple of 4 (2-D rotary: rows and columns, cos and sin)")
+    if args.window % (args.merge * args.patch) != 0:
+        p.error(f"--window {args.window} is not a multiple of merge*patch = {args.merge * args.patch}")
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=parse_int_list, default=[448, 1344],
@@ -81,17 +107,7 @@ def parse_args(argv):
     # the text decoder (defaults: the 3B); its hidden size is also the merger's output size
     torch_eager.add_decoder_args(p)
     # the vision encoder (defaults: the 3B, thinker spec §1.2)
-    p.add_argument("--vision-depth", type=positive_int, default=32)
-    p.add_argument("--vision-hidden", type=positive_int, default=1280)
-    p.add_argument("--vision-heads", type=positive_int, default=16)
-    p.add_argument("--vision-ffn", type=positive_int, default=3420)
-    p.add_argument("--vision-fullatt", type=parse_index_list, default=[7, 15, 23, 31],
-                   help="blocks with full attention (default 7,15,23,31; indexes >= --vision-depth are ignored)")
-    p.add_argument("--vision-rope-theta", type=float, default=10000.0)
-    p.add_argument("--patch", type=positive_int, default=14)
-    p.add_argument("--temporal-patch", type=positive_int, default=2)
-    p.add_argument("--merge", type=positive_int, default=2)
-    p.add_argument("--window", type=positive_int, default=112, help="attention window edge in pixels")
+    add_vision_args(p)
     p.add_argument("--min-pixels", type=positive_int, default=3136)
     p.add_argument("--max-pixels", type=positive_int, default=12845056)
     p.add_argument("--score-chunk-bytes", type=positive_int, default=1 << 30,
@@ -100,26 +116,70 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     torch_eager.check_decoder_args(p, args)
-    if args.vision_hidden % args.vision_heads != 0:
-        p.error(f"--vision-hidden {args.vision_hidden} is not a multiple of --vision-heads {args.vision_heads}")
-    if (args.vision_hidden // args.vision_heads) % 4 != 0:
-        p.error("the vision head dimension must be a multiple of 4 (2-D rotary: rows and columns, cos and sin)")
-    if args.window % (args.merge * args.patch) != 0:
-        p.error(f"--window {args.window} is not a multiple of merge*patch = {args.merge * args.patch}")
+    check_vision_args(p, args)
     return args
 
 
-def main(argv):
-    args = parse_args(argv)
+def normalize(torch, x):
+    """Pixel values in [0, 255] [..., 3, H, W] (any dtype) -> fp32: rescale by 1/255, then CLIP mean and std
+    (thinker spec §6.1.3 step 2)."""
+    mean = torch.tensor(CLIP_MEAN, dtype=torch.float32).view(3, 1, 1)
+    std = torch.tensor(CLIP_STD, dtype=torch.float32).view(3, 1, 1)
+    x = x.to(torch.float32) * (1.0 / 255.0)
+    return (x - mean) / std
 
-    torch = torch_eager.start_torch(args, emit, log)
-    if torch is None:
-        return 0
+
+def patchify(frames, args):
+    """fp32 frames [T, 3, H, W] (T a multiple of --temporal-patch, H and W multiples of merge*patch) ->
+    pixel_values [gt*h*w, 3*tp*P*P] in the processor's order (merge blocks of 2x2, then (c, t, y, x)) and the grid
+    (gt, h, w) in patches (thinker spec §6.1.3 step 4). Frames 2k and 2k+1 form temporal slice k."""
+    P, m, tp = args.patch, args.merge, args.temporal_patch
+    n_frames, _, height, width = frames.shape
+    gt, h, w = n_frames // tp, height // P, width // P
+    x = frames.reshape(gt, tp, 3, h // m, m, P, w // m, m, P)
+    # -> (gt, h/m, w/m, row in block, col in block, channel, frame, y, x)
+    x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8).reshape(gt * h * w, 3 * tp * P * P)
+    return x, (gt, h, w)
+
+
+def tmrope_positions(torch, ids, grids, merge, vision_ids=(IMAGE,), position_id_per_seconds=25):
+    """[3, S] positions for text and vision blocks (thinker spec §8.2 with use_audio_in_video false): text (and
+    audio, which counts on like text) counts on; a vision block (a run of `vision_ids` placeholders, one grid each,
+    in order) puts T = base + ti * 25, H = base + y, W = base + x over its merged grid, and the text after it
+    resumes at base + max(25 * (t-1), H'-1, W'-1) + 1. The seconds per temporal grid are 1.0 (the processor's
+    default for videos; ti is 0 for an image)."""
+    rows = [[], [], []]
+    nxt = 0
+    i = 0
+    blocks = iter(grids)
+    while i < len(ids):
+        if ids[i] not in vision_ids:
+            for r in rows:
+                r.append(nxt)
+            nxt += 1
+            i += 1
+            continue
+        t, h, w = next(blocks)
+        hm, wm = h // merge, w // merge
+        base = nxt
+        for ti in range(t):
+            for y in range(hm):
+                for x in range(wm):
+                    rows[0].append(base + ti * position_id_per_seconds)
+                    rows[1].append(base + y)
+                    rows[2].append(base + x)
+        i += t * hm * wm
+        nxt = base + max((t - 1) * position_id_per_seconds, hm - 1, wm - 1) + 1
+    return torch.tensor(rows, dtype=torch.int64)
+
+
+def build_vision_encoder(torch, args, log):
+    """Allocates the vision tower's random bf16 weights and returns encode_image(pixel_values, grid): fp32
+    [t*h*w, 1176] patch rows in the processor's order and the grid (t, h, w) in patches -> bf16 [t*h*w/4, hidden]
+    decoder rows in the processor's order (thinker spec §4). A video is a grid with t > 1: the windows and the
+    full-attention segments are per temporal slice. Call torch.manual_seed before it for reproducible weights."""
     import torch.nn.functional as F
     dt = torch.bfloat16
-
-    # ---- the text decoder: torch_eager.py's ------------------------------------------------------------------------
-    decode = torch_eager.build_decoder(torch, args, log)
 
     # ---- vision weights (random) ------------------------------------------------------------------------------------
     D = args.vision_hidden
@@ -164,28 +224,6 @@ def main(argv):
     del rand  # frees the pool
     log(f"vision weights ready in {time.perf_counter() - t0:.1f} s ({args.vision_depth} blocks, hidden {D}, "
         f"heads {nh}x{hd}, ffn {I}, full attention in blocks {sorted(fullatt)})")
-
-    # ---- preprocessing (thinker spec §6.1) ---------------------------------------------------------------------------
-    mean = torch.tensor(CLIP_MEAN, dtype=torch.float32).view(3, 1, 1)
-    std = torch.tensor(CLIP_STD, dtype=torch.float32).view(3, 1, 1)
-
-    def preprocess(image):
-        """uint8 [H, W, 3] -> fp32 pixel_values [t*h*w, 1176] and the grid (t, h, w) in patches."""
-        height, width = image.shape[0], image.shape[1]
-        rh, rw = smart_resize(height, width, P * m, args.min_pixels, args.max_pixels)
-        x = image.permute(2, 0, 1)                                                   # [3, H, W]
-        if (rh, rw) != (height, width):
-            # Not bit-exact with Pillow's uint8 bicubic; sizes that are multiples of 28 never come here.
-            x = F.interpolate(x.unsqueeze(0).to(torch.float32), size=(rh, rw), mode="bicubic", align_corners=False,
-                              antialias=True)[0].round().clamp(0, 255)
-        x = x.to(torch.float32) * (1.0 / 255.0)
-        x = (x - mean) / std
-        frames = x.unsqueeze(0).expand(tp, 3, rh, rw)                                 # one image = tp equal frames
-        gt, h, w = 1, rh // P, rw // P
-        x = frames.reshape(gt, tp, 3, h // m, m, P, w // m, m, P)
-        # -> (gt, h/m, w/m, row in block, col in block, channel, frame, y, x)
-        x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8).reshape(gt * h * w, in_dim)
-        return x, (gt, h, w)
 
     # ---- the vision encoder (thinker spec §4) ----------------------------------------------------------------------
     def rms_norm(x, w):
@@ -282,43 +320,51 @@ def main(argv):
         z = F.linear(F.gelu(F.linear(z, merger["fc0_w"], merger["fc0_b"])), merger["fc2_w"], merger["fc2_b"])
         return z[torch.argsort(window_index)]                                         # back to processor order
 
+    return encode_image
+
+
+def main(argv):
+    args = parse_args(argv)
+
+    torch = torch_eager.start_torch(args, emit, log)
+    if torch is None:
+        return 0
+    import torch.nn.functional as F
+    dt = torch.bfloat16
+    P = args.patch
+    m = args.merge
+    g = m * m                                   # patches per merged token
+    tp = args.temporal_patch
+
+    # ---- the text decoder: torch_eager.py's ------------------------------------------------------------------------
+    decode = torch_eager.build_decoder(torch, args, log)
+
+    # ---- the vision encoder ------------------------------------------------------------------------------------------
+    encode_image = build_vision_encoder(torch, args, log)
+
+    # ---- preprocessing (thinker spec §6.1) ---------------------------------------------------------------------------
+    def preprocess(image):
+        """uint8 [H, W, 3] -> fp32 pixel_values [t*h*w, 1176] and the grid (t, h, w) in patches."""
+        height, width = image.shape[0], image.shape[1]
+        rh, rw = smart_resize(height, width, P * m, args.min_pixels, args.max_pixels)
+        x = image.permute(2, 0, 1)                                                   # [3, H, W]
+        if (rh, rw) != (height, width):
+            # Not bit-exact with Pillow's uint8 bicubic; sizes that are multiples of 28 never come here.
+            x = F.interpolate(x.unsqueeze(0).to(torch.float32), size=(rh, rw), mode="bicubic", align_corners=False,
+                              antialias=True)[0].round().clamp(0, 255)
+        x = normalize(torch, x)
+        frames = x.unsqueeze(0).expand(tp, 3, rh, rw)                                 # one image = tp equal frames
+        return patchify(frames, args)
+
     # ---- the document sequence and its TMRoPE positions (thinker spec §7, §8) --------------------------------------
     def document_ids(n_image):
         return ([ORDINARY] * args.head_tokens + [VISION_BOS] + [IMAGE] * n_image + [VISION_EOS]
                 + [IM_END, NEWLINE])
 
-    def tmrope_positions(ids, grids):
-        """[3, S] positions for text and image blocks: text counts on; an image block puts T = base,
-        H = base + y, W = base + x over its merged grid, and the text after it resumes at
-        base + max(H'-1, W'-1) + 1."""
-        rows = [[], [], []]
-        nxt = 0
-        i = 0
-        images = iter(grids)
-        while i < len(ids):
-            if ids[i] != IMAGE:
-                for r in rows:
-                    r.append(nxt)
-                nxt += 1
-                i += 1
-                continue
-            t, h, w = next(images)
-            hm, wm = h // m, w // m
-            base = nxt
-            for ti in range(t):
-                for y in range(hm):
-                    for x in range(wm):
-                        rows[0].append(base + ti * 25)   # position_id_per_seconds; ti is 0 for an image
-                        rows[1].append(base + y)
-                        rows[2].append(base + x)
-            i += t * hm * wm
-            nxt = base + max((t - 1) * 25, hm - 1, wm - 1) + 1
-        return torch.tensor(rows, dtype=torch.int64)
-
     def embed_document(token_embeds, ids, image_rows, grid):
         mask = (torch.tensor(ids) == IMAGE).unsqueeze(-1).expand_as(token_embeds)
         x = token_embeds.masked_scatter(mask, image_rows.to(dt))
-        return decode(x, tmrope_positions(ids, [grid]))
+        return decode(x, tmrope_positions(torch, ids, [grid], m))
 
     # ---- measure ----------------------------------------------------------------------------------------------------
     version = torch.__version__
