@@ -19,6 +19,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy  # the independent reference implementation used by the tests
   python3-pil ffmpeg     # test-time oracle for image preprocessing; test media generation
+  python3-torch          # test-time oracle for the videos' antialiased bicubic resize and frame indices (torch 1.13)
   espeak-ng              # speech for the audio tests
 )
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
