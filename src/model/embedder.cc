@@ -6,10 +6,47 @@
 #include "core/log.h"
 #include "core/tensor.h"
 #include "core/timer.h"
+#include "media/video.h"
 #include "io/npy.h"
 #include "model/rope_index.h"
 
 namespace oe::model {
+
+const char* fusion_name(Fusion f) {
+  switch (f) {
+    case Fusion::Separate: return "separate";
+    case Fusion::Interleaved: return "interleaved";
+    case Fusion::Video: return "video";
+    case Fusion::Audio: return "audio";
+    case Fusion::Late: return "late";
+  }
+  return "?";
+}
+
+Fusion parse_fusion(const std::string& name) {
+  for (Fusion f : {Fusion::Separate, Fusion::Interleaved, Fusion::Video, Fusion::Audio, Fusion::Late})
+    if (name == fusion_name(f)) return f;
+  throw InvalidInput(fmt::format("unknown fusion mode \"{}\": choose separate, interleaved, video, audio or late", name));
+}
+
+namespace {
+
+void write_patches(const std::filesystem::path& dir, const char* values_name, const char* grid_name,
+                   const std::vector<float>& values, int64_t row_len, const std::vector<GridTHW>& grids) {
+  const int64_t rows = static_cast<int64_t>(values.size()) / row_len;
+  Tensor pv({rows, row_len}, DType::F32);
+  std::copy(values.begin(), values.end(), pv.ptr<float>());
+  io::write_npy(dir / values_name, pv);
+  Tensor grid({static_cast<int64_t>(grids.size()), 3}, DType::I64);
+  for (size_t i = 0; i < grids.size(); ++i) {
+    grid.ptr<int64_t>()[3 * i] = grids[i].t;
+    grid.ptr<int64_t>()[3 * i + 1] = grids[i].h;
+    grid.ptr<int64_t>()[3 * i + 2] = grids[i].w;
+  }
+  io::write_npy(dir / grid_name, grid);
+}
+
+}  // namespace
 
 std::vector<int64_t> text_position_ids(int64_t n) {
   std::vector<int64_t> pos(static_cast<size_t>(3 * n));
@@ -40,18 +77,18 @@ void write_prepared_input(const std::filesystem::path& dir, const PreparedInput&
     io::write_npy(dir / "input_features.npy", feats);
     io::write_npy(dir / "feature_attention_mask.npy", mask);
   }
-  if (p.image_grids.empty()) return;
-  const int64_t rows = static_cast<int64_t>(p.pixel_values.size()) / p.pixel_row_len;
-  Tensor pv({rows, p.pixel_row_len}, DType::F32);
-  std::copy(p.pixel_values.begin(), p.pixel_values.end(), pv.ptr<float>());
-  io::write_npy(dir / "pixel_values.npy", pv);
-  Tensor grid({static_cast<int64_t>(p.image_grids.size()), 3}, DType::I64);
-  for (size_t i = 0; i < p.image_grids.size(); ++i) {
-    grid.ptr<int64_t>()[3 * i] = p.image_grids[i].t;
-    grid.ptr<int64_t>()[3 * i + 1] = p.image_grids[i].h;
-    grid.ptr<int64_t>()[3 * i + 2] = p.image_grids[i].w;
+  if (!p.image_grids.empty())
+    write_patches(dir, "pixel_values.npy", "image_grid_thw.npy", p.pixel_values, p.pixel_row_len, p.image_grids);
+  if (!p.video_grids.empty()) {
+    write_patches(dir, "pixel_values_videos.npy", "video_grid_thw.npy", p.video_pixel_values, p.pixel_row_len,
+                  p.video_grids);
+    Tensor spg({static_cast<int64_t>(p.video_second_per_grid.size())}, DType::F32);
+    std::copy(p.video_second_per_grid.begin(), p.video_second_per_grid.end(), spg.ptr<float>());
+    io::write_npy(dir / "video_second_per_grid.npy", spg);
+    Tensor interleaved({1}, DType::I64);
+    interleaved.ptr<int64_t>()[0] = p.use_audio_in_video ? 1 : 0;
+    io::write_npy(dir / "use_audio_in_video.npy", interleaved);
   }
-  io::write_npy(dir / "image_grid_thw.npy", grid);
 }
 
 Embedder::Embedder(std::shared_ptr<const Model> model, EmbedOptions options)
@@ -104,83 +141,163 @@ std::vector<media::LogMel> Embedder::audio_features(const std::vector<AudioClip>
   return out;
 }
 
-PreparedInput Embedder::prepare(const EmbedRequest& request) const {
+PreparedInput Embedder::prepare(const EmbedRequest& request) const { return prepare(request, options_.fusion); }
+
+PreparedInput Embedder::prepare(const EmbedRequest& request, Fusion fusion) const {
   Timer timer;
+  const media::AudioFeatureConfig audio_cfg = audio_config();
+  // Decoding stops at the clip length: a 10-hour file costs no more than 128 s of audio.
+  auto decode_clip = [&](const std::filesystem::path& path) {
+    media::Audio audio = media::decode_audio(path, audio_cfg.max_samples, audio_cfg.sampling_rate);
+    if (audio.truncated)
+      log_warn("{}: only the first {:.1f} s of the audio are embedded (the clip length; see --audio-max-seconds)",
+               path.string(),
+               static_cast<double>(audio_cfg.max_samples) / static_cast<double>(audio_cfg.sampling_rate));
+    return AudioClip{path.string(), std::move(audio.samples), audio.truncated};
+  };
+  const bool any_pixels = !request.images.empty() || (!request.videos.empty() && fusion != Fusion::Audio);
+  const media::VisionPreprocessConfig config = any_pixels ? image_config() : media::VisionPreprocessConfig{};
+  Media m;
+  m.interleave = fusion == Fusion::Interleaved;
   std::vector<AudioClip> clips;
-  if (!request.audios.empty()) {
-    const media::AudioFeatureConfig config = audio_config();
-    for (const auto& path : request.audios) {
-      // Decoding stops at the clip length: a 10-hour file costs no more than 128 s of audio.
-      media::Audio audio = media::decode_audio(path, config.max_samples, config.sampling_rate);
-      if (audio.truncated)
-        log_warn("{}: only the first {:.1f} s of the audio are embedded (the clip length; see --audio-max-seconds)",
-                 path.string(), static_cast<double>(config.max_samples) / static_cast<double>(config.sampling_rate));
-      clips.push_back({path.string(), std::move(audio.samples), audio.truncated});
+  bool video_truncated = false;
+  int64_t silent_videos = 0;
+  for (const auto& path : request.videos) {
+    bool has_sound = true;
+    if (fusion != Fusion::Audio) {
+      media::VideoFrames vf = media::decode_video_frames(path, options_.video);  // its errors name the file
+      if (vf.truncated) {
+        log_warn("{}: {} frames sampled over {:.1f} s, fewer than {:g} per second (the --max-frames budget)",
+                 path.string(), vf.frames.size(), vf.info.duration_seconds, options_.video.fps);
+        video_truncated = true;
+      }
+      std::vector<const media::RgbImage*> frames;
+      for (const auto& f : vf.frames) frames.push_back(&f);
+      m.videos.push_back(with_context(path.string(), [&] { return media::patchify(frames, config); }));
+      has_sound = vf.info.has_audio;
+      silent_videos += has_sound ? 0 : 1;
     }
+    if (fusion == Fusion::Video || fusion == Fusion::Late) continue;
+    if (!has_sound) {  // known from the frames' decoding; in audio mode decode_audio refuses a silent file
+      log_warn("{}: the video has no audio track; its frames alone are embedded", path.string());
+      m.video_has_track.push_back(false);
+      continue;
+    }
+    m.video_has_track.push_back(true);
+    clips.push_back(decode_clip(path));
   }
+  m.video_tracks = clips.size();
+  for (const auto& path : request.audios) clips.push_back(decode_clip(path));
   bool audio_truncated = false;
-  std::vector<media::LogMel> audios = audio_features(clips, &audio_truncated);
-  std::vector<media::PixelPatches> images;
-  const media::VisionPreprocessConfig config = request.images.empty() ? media::VisionPreprocessConfig{} : image_config();
+  m.audios = audio_features(clips, &audio_truncated);
   for (const auto& path : request.images) {
     media::RgbImage image = media::decode_image(path, options_.image_decode);  // its errors name the file
-    images.push_back(with_context(path.string(), [&] { return media::preprocess_image(image, config); }));
+    m.images.push_back(with_context(path.string(), [&] { return media::preprocess_image(image, config); }));
   }
   const double seconds = timer.seconds();
-  PreparedInput p = assemble(request.role, request.text, std::move(images), std::move(audios));
+  PreparedInput p = assemble(request.role, request.text, std::move(m));
   p.preprocess_seconds = seconds;
   p.audio_truncated = audio_truncated;
+  p.video_truncated = video_truncated;
+  p.silent_videos = silent_videos;
   return p;
 }
 
 PreparedInput Embedder::prepare(text::Role role, const std::string& text, const std::vector<media::RgbImage>& images,
                                 const std::vector<AudioClip>& audios) const {
   Timer timer;
-  std::vector<media::PixelPatches> patches;
+  Media m;
   const media::VisionPreprocessConfig config = images.empty() ? media::VisionPreprocessConfig{} : image_config();
   for (size_t i = 0; i < images.size(); ++i)
-    patches.push_back(with_context(fmt::format("image {}", i + 1),
-                                   [&] { return media::preprocess_image(images[i], config); }));
+    m.images.push_back(with_context(fmt::format("image {}", i + 1),
+                                    [&] { return media::preprocess_image(images[i], config); }));
   bool audio_truncated = false;
-  std::vector<media::LogMel> features = audio_features(audios, &audio_truncated);
+  m.audios = audio_features(audios, &audio_truncated);
   const double seconds = timer.seconds();
-  PreparedInput p = assemble(role, text, std::move(patches), std::move(features));
+  PreparedInput p = assemble(role, text, std::move(m));
   p.preprocess_seconds = seconds;
   p.audio_truncated = audio_truncated;
   return p;
 }
 
-PreparedInput Embedder::assemble(text::Role role, const std::string& text, std::vector<media::PixelPatches> images,
-                                 std::vector<media::LogMel> audios) const {
-  if (role == text::Role::Query && text.empty() && images.empty() && audios.empty())
-    throw InvalidInput("the query is empty: a query needs some text, an image or an audio clip");
+namespace {
+
+// Moves the patches' values into one array (pixel rows of all images, or of all videos) and lists their grids.
+int64_t take_patches(std::vector<media::PixelPatches>& from, std::vector<float>& values, std::vector<GridTHW>& grids) {
+  size_t n = 0;
+  for (const auto& im : from) n += im.values.size();
+  values.reserve(n);
+  for (auto& im : from) {
+    grids.push_back({im.grid_t, im.grid_h, im.grid_w});
+    values.insert(values.end(), im.values.begin(), im.values.end());
+    std::vector<float>().swap(im.values);
+  }
+  return from.empty() ? 0 : from.front().row_len;
+}
+
+}  // namespace
+
+PreparedInput Embedder::assemble(text::Role role, const std::string& text, Media m) const {
+  if (role == text::Role::Query && text.empty() && m.images.empty() && m.audios.empty() && m.videos.empty())
+    throw InvalidInput("the query is empty: a query needs some text, an image, an audio clip or a video");
   const text::Tokenizer& tok = model_->tokenizer();
   const TokenIds& ids = model_->config().tokens;
-  const int64_t merge_unit = model_->config().vision.spatial_merge_size * model_->config().vision.spatial_merge_size;
+  const int64_t merge = model_->config().vision.spatial_merge_size;
+  const int64_t merge_unit = merge * merge;
+  const float second_per_grid = static_cast<float>(model_->vision_preprocess().temporal_patch_size) / 2.0f;
   PreparedInput p;
-  // The user content is the prefixed text, then each audio block, then each image block (the document order of spec
-  // omni-embed-nemotron.md §2 item 2: text, video, audio, image). Special
-  // tokens split the text before pre-tokenization, so tokenizing the parts separately gives the ids of the whole.
+  // The user content is the prefixed text, then each video block, each audio block and each image block (the
+  // document order of spec omni-embed-nemotron.md §2 item 2: text, video, audio, image). Special tokens split the
+  // text before pre-tokenization, so tokenizing the parts separately gives the ids of the whole.
   const text::ChatParts parts = text::chat_parts(options_.prompts);
   auto head = tok.encode(parts.head + options_.prompts.prefix(role) + text);
   for (int64_t reserved : {ids.image, ids.video, ids.audio})
     if (std::find(head.begin(), head.end(), reserved) != head.end())
       throw InvalidInput(fmt::format("the text contains the special token {}, which only media placeholders may use",
                                      tok.id_to_token(static_cast<int32_t>(reserved))));
+  for (const auto* list : {&m.images, &m.videos})
+    for (const auto& im : *list)
+      if (im.row_len != list->front().row_len || im.n_rows() % merge_unit != 0 ||
+          (!m.images.empty() && im.row_len != m.images.front().row_len))
+        throw InvalidInput(fmt::format("pixel patches of {} rows × {} do not fit the vision tower", im.n_rows(),
+                                       im.row_len));
+  RopeMedia rm;
   std::vector<int64_t> media_ids;
-  for (const auto& a : audios) {
-    media_ids.push_back(ids.audio_start);
-    media_ids.insert(media_ids.end(), static_cast<size_t>(media::audio_token_count(a.valid_frames)), ids.audio);
-    media_ids.push_back(ids.audio_end);
+  auto append = [&](int64_t id, int64_t count) { media_ids.insert(media_ids.end(), static_cast<size_t>(count), id); };
+  size_t track = 0;  // the next video sound among m.audios
+  for (size_t v = 0; v < m.videos.size(); ++v) {
+    const auto& vid = m.videos[v];
+    const GridTHW g{vid.grid_t, vid.grid_h, vid.grid_w};
+    rm.videos.push_back(g);
+    rm.video_second_per_grid.push_back(second_per_grid);
+    const bool has_track = v < m.video_has_track.size() && m.video_has_track[v];
+    if (m.interleave && has_track) {
+      const int64_t audio_tokens = media::audio_token_count(m.audios[track++].valid_frames);
+      rm.video_audio_tokens.push_back(audio_tokens);
+      append(ids.vision_start, 1);
+      append(ids.audio_start, 1);
+      for (const InterleavedRun& r : interleaved_runs(g, second_per_grid, audio_tokens, merge, ids))
+        append(r.video ? ids.video : ids.audio, r.count);
+      append(ids.audio_end, 1);
+      append(ids.vision_end, 1);
+      p.use_audio_in_video = true;
+    } else {
+      rm.video_audio_tokens.push_back(0);
+      append(ids.vision_start, 1);
+      append(ids.video, vid.n_rows() / merge_unit);
+      append(ids.vision_end, 1);
+    }
   }
-  for (const auto& im : images) {
-    if (im.row_len != images.front().row_len || im.n_rows() % merge_unit != 0)
-      throw InvalidInput(fmt::format("image patches of {} rows × {} do not fit the vision tower", im.n_rows(),
-                                     im.row_len));
-    p.image_grids.push_back({im.grid_t, im.grid_h, im.grid_w});
-    media_ids.push_back(ids.vision_start);
-    media_ids.insert(media_ids.end(), static_cast<size_t>(im.n_rows() / merge_unit), ids.image);
-    media_ids.push_back(ids.vision_end);
+  for (size_t k = m.interleave ? m.video_tracks : 0; k < m.audios.size(); ++k) {
+    append(ids.audio_start, 1);
+    append(ids.audio, media::audio_token_count(m.audios[k].valid_frames));
+    append(ids.audio_end, 1);
+  }
+  for (const auto& im : m.images) {
+    rm.images.push_back({im.grid_t, im.grid_h, im.grid_w});
+    append(ids.vision_start, 1);
+    append(ids.image, im.n_rows() / merge_unit);
+    append(ids.vision_end, 1);
   }
   const int64_t total = static_cast<int64_t>(head.size() + media_ids.size() + tail_ids_.size());
   p.original_tokens = total;
@@ -192,7 +309,8 @@ PreparedInput Embedder::assemble(text::Role role, const std::string& text, std::
     const int64_t head_min = static_cast<int64_t>(tok.encode(parts.head).size());
     if (limit - fixed < head_min)
       throw InvalidInput(fmt::format("the item needs {} tokens for its media alone, more than the limit of {} tokens; "
-                                     "lower the image budget (max pixels) or the audio length",
+                                     "lower the image or video budget (max pixels, fps, max frames) or the audio "
+                                     "length",
                                      fixed + head_min, limit));
     keep_head = static_cast<size_t>(limit - fixed);
     p.truncated = true;
@@ -200,52 +318,42 @@ PreparedInput Embedder::assemble(text::Role role, const std::string& text, std::
   p.input_ids.assign(head.begin(), head.begin() + static_cast<std::ptrdiff_t>(keep_head));
   p.input_ids.insert(p.input_ids.end(), media_ids.begin(), media_ids.end());
   p.input_ids.insert(p.input_ids.end(), tail_ids_.begin(), tail_ids_.end());
-  p.audio_features = std::move(audios);
-  if (images.empty()) {
+  p.audio_features = std::move(m.audios);
+  if (rm.images.empty() && rm.videos.empty()) {
     p.position_ids = text_position_ids(p.n_tokens());  // audio tokens count on like text (spec §8)
-  } else {
-    RopeMedia rm;
-    rm.images = p.image_grids;
-    p.position_ids = tmrope_position_ids(p.input_ids, ids, model_->config().vision.spatial_merge_size, rm);
-    p.pixel_row_len = images.front().row_len;
-    size_t n = 0;
-    for (const auto& im : images) n += im.values.size();
-    p.pixel_values.reserve(n);
-    for (auto& im : images) {
-      p.pixel_values.insert(p.pixel_values.end(), im.values.begin(), im.values.end());
-      std::vector<float>().swap(im.values);
-    }
+    return p;
   }
+  p.position_ids = tmrope_position_ids(p.input_ids, ids, merge, rm);
+  p.video_second_per_grid = rm.video_second_per_grid;
+  const int64_t image_row_len = take_patches(m.images, p.pixel_values, p.image_grids);
+  const int64_t video_row_len = take_patches(m.videos, p.video_pixel_values, p.video_grids);
+  p.pixel_row_len = image_row_len > 0 ? image_row_len : video_row_len;
   return p;
 }
 
-void Embedder::merge_images(const PreparedInput& item, float* embeds, int64_t d, std::vector<float>* vision_out) const {
+void Embedder::merge_vision(const std::vector<GridTHW>& grids, const std::vector<float>& pixels, int64_t row_len,
+                            int64_t token, const char* kind, const PreparedInput& item, float* embeds, int64_t d,
+                            std::vector<float>* vision_out) const {
   const VisionEncoder& enc = model_->vision_encoder();
   if (enc.config().out_d_model != d)
     throw InvalidInput(fmt::format("vision out_hidden_size {} differs from the text hidden_size {}",
                                    enc.config().out_d_model, d));
-  if (item.pixel_row_len != enc.row_len())
-    throw InvalidInput(fmt::format("pixel rows have {} values but the vision tower takes {}", item.pixel_row_len,
-                                   enc.row_len()));
+  if (row_len != enc.row_len())
+    throw InvalidInput(fmt::format("pixel rows have {} values but the vision tower takes {}", row_len, enc.row_len()));
   int64_t n_patches = 0;
-  for (const auto& g : item.image_grids) n_patches += g.patches();
-  OE_CHECK(static_cast<int64_t>(item.pixel_values.size()) == n_patches * enc.row_len());
+  for (const auto& g : grids) n_patches += g.patches();
+  OE_CHECK(static_cast<int64_t>(pixels.size()) == n_patches * enc.row_len());
   const int64_t n_rows = n_patches / enc.merge_unit();
-  std::vector<float> rows(static_cast<size_t>(n_rows * d));
-  enc.encode(item.pixel_values.data(), item.image_grids, rows.data());
-  // The encoder rows replace the <|IMAGE|> embeddings in sequence order (spec §3.4).
-  const int64_t image_id = model_->config().tokens.image;
-  int64_t r = 0;
-  for (int64_t i = 0; i < item.n_tokens(); ++i) {
-    if (item.input_ids[static_cast<size_t>(i)] != image_id) continue;
-    if (r == n_rows) break;
-    std::copy_n(rows.data() + r * d, d, embeds + i * d);
-    ++r;
-  }
-  const int64_t placeholders = std::count(item.input_ids.begin(), item.input_ids.end(), image_id);
+  const int64_t placeholders = std::count(item.input_ids.begin(), item.input_ids.end(), token);
   if (placeholders != n_rows)
-    throw InvalidInput(fmt::format("the item has {} image placeholder tokens but its images give {} rows",
-                                   placeholders, n_rows));
+    throw InvalidInput(fmt::format("the item has {} {} placeholder tokens but its {}s give {} rows", placeholders,
+                                   kind, kind, n_rows));
+  std::vector<float> rows(static_cast<size_t>(n_rows * d));
+  enc.encode(pixels.data(), grids, rows.data());
+  // The encoder rows replace the placeholder embeddings in sequence order (spec §3.4).
+  int64_t r = 0;
+  for (int64_t i = 0; i < item.n_tokens(); ++i)
+    if (item.input_ids[static_cast<size_t>(i)] == token) std::copy_n(rows.data() + (r++) * d, d, embeds + i * d);
   if (vision_out) vision_out->insert(vision_out->end(), rows.begin(), rows.end());
 }
 
@@ -306,9 +414,15 @@ std::vector<Embedding> Embedder::embed_prepared(const std::vector<PreparedInput>
   dec.embed(ids.data(), total, embeds.get());
   Timer vision_timer;
   if (vision_out) vision_out->clear();
+  const TokenIds& tok = model_->config().tokens;
   for (size_t s = 0; s < items.size(); ++s)
     if (!items[s].image_grids.empty())
-      merge_images(items[s], embeds.get() + in.cu_seqlens[s] * d, d, vision_out);
+      merge_vision(items[s].image_grids, items[s].pixel_values, items[s].pixel_row_len, tok.image, "image", items[s],
+                   embeds.get() + in.cu_seqlens[s] * d, d, vision_out);
+  for (size_t s = 0; s < items.size(); ++s)
+    if (!items[s].video_grids.empty())
+      merge_vision(items[s].video_grids, items[s].video_pixel_values, items[s].pixel_row_len, tok.video, "video",
+                   items[s], embeds.get() + in.cu_seqlens[s] * d, d, vision_out);
   if (timings) timings->vision = vision_timer.seconds();
   Timer audio_timer;
   if (audio_out) audio_out->clear();
@@ -344,7 +458,7 @@ std::vector<Embedding> Embedder::embed_prepared(const std::vector<PreparedInput>
     for (int64_t j = 0; j < d; ++j)
       e.vector[static_cast<size_t>(j)] = static_cast<float>(norm > 0 ? acc[static_cast<size_t>(j)] / norm : 0.0);
     e.n_tokens = n;
-    e.truncated = items[s].truncated || items[s].audio_truncated;
+    e.truncated = items[s].truncated || items[s].audio_truncated || items[s].video_truncated;
     out.push_back(std::move(e));
   }
   if (last_hidden) *last_hidden = std::move(hidden);

@@ -13,12 +13,25 @@
 
 #include "media/audio.h"
 #include "media/image.h"
+#include "media/video.h"
 #include "model/model.h"
 #include "model/vision_encoder.h"
 #include "model/text_decoder.h"
 #include "text/prompt.h"
 
 namespace oe::model {
+
+// How a video's frames and its sound enter the model (the paper's fusion ablation, omni-embed-nemotron.md §3).
+enum class Fusion {
+  Separate,     // the video block, then its audio block, in one sequence (the released recipe, the default)
+  Interleaved,  // one block with the frames and the sound interleaved in 2-second chunks (TMRoPE early fusion)
+  Video,        // the frames alone
+  Audio,        // the sound alone
+  Late,         // two embeddings (frames alone, sound alone) whose scores are combined at search time
+};
+// "separate", "interleaved", "video", "audio", "late"; parse_fusion throws InvalidInput listing the choices.
+const char* fusion_name(Fusion f);
+Fusion parse_fusion(const std::string& name);
 
 struct EmbedOptions {
   AttentionMode attention = AttentionMode::Bidirectional;
@@ -35,6 +48,9 @@ struct EmbedOptions {
   // features. The model card's default is 2,048,000 (128 s, at most 3,200 audio tokens); 0 = the checkpoint's
   // preprocessor_config.json n_samples (4,800,000 = 300 s for the base model).
   int64_t audio_max_samples = 2'048'000;
+  // Videos: frame sampling and sizes (the model card's defaults), and how frames and sound are combined.
+  media::VideoOptions video;
+  Fusion fusion = Fusion::Separate;
 };
 
 struct EmbedRequest {
@@ -42,6 +58,8 @@ struct EmbedRequest {
   std::string text;
   std::vector<std::filesystem::path> images;  // placed after the text and the audio, in this order
   std::vector<std::filesystem::path> audios;  // audio files (or videos' audio tracks), after the text
+  // Video files, right after the text; their sound joins as EmbedOptions::fusion says.
+  std::vector<std::filesystem::path> videos;
 };
 
 // One decoded audio clip handed to Embedder::prepare: mono samples at the feature extractor's rate (16 kHz).
@@ -64,6 +82,13 @@ struct PreparedInput {
   // Audio: one log-mel matrix per clip, in placeholder order.
   std::vector<media::LogMel> audio_features;
   bool audio_truncated = false;       // a clip was longer than audio_max_samples and was cut
+  // Videos: patchified frames [Σ patches, pixel_row_len], one grid and one seconds-per-temporal-patch per video.
+  std::vector<GridTHW> video_grids;
+  std::vector<float> video_pixel_values;
+  std::vector<float> video_second_per_grid;
+  bool use_audio_in_video = false;    // a video block holds its sound (interleaved fusion)
+  bool video_truncated = false;       // --max-frames sampled fewer frames than fps asked for
+  int64_t silent_videos = 0;          // videos without an audio stream (known when their frames were decoded)
   double preprocess_seconds = 0;      // decoding and preprocessing of the media
   int64_t n_tokens() const { return static_cast<int64_t>(input_ids.size()); }
 };
@@ -88,13 +113,17 @@ class Embedder {
   // Renders and tokenizes one item, decoding and preprocessing its images. InvalidInput for bad UTF-8, an
   // unreadable image and the like, naming the input.
   PreparedInput prepare(const EmbedRequest& request) const;
+  // The same with another fusion mode than the options'. Late is two inputs: callers prepare its two views with
+  // Fusion::Video and Fusion::Audio (given Late, prepare gives the frames view).
+  PreparedInput prepare(const EmbedRequest& request, Fusion fusion) const;
   // The same for images and audio already decoded (names are used in messages).
   PreparedInput prepare(text::Role role, const std::string& text, const std::vector<media::RgbImage>& images,
                         const std::vector<AudioClip>& audios = {}) const;
   // Embeds several prepared items in ONE decoder pass: items are packed one after another as attention segments
   // (no padding), so each vector equals the one computed alone. `last_hidden` (optional) receives the final
   // hidden states [Σ n_tokens, d_model]; `observer` sees the residual stream after each layer.
-  // `vision_out` / `audio_out` (optional) receive the vision and audio towers' rows of all items, in order.
+  // `vision_out` / `audio_out` (optional) receive the vision and audio towers' rows of all items, in order (the
+  // vision rows of every item's images first, then those of every item's videos).
   std::vector<Embedding> embed_prepared(const std::vector<PreparedInput>& items,
                                         std::vector<float>* last_hidden = nullptr,
                                         const LayerObserver& observer = {}, EmbedTimings* timings = nullptr,
@@ -114,19 +143,33 @@ class Embedder {
   // Log-mel features of the clips (InvalidInput naming a clip too short for one audio token); sets *truncated when
   // a clip went on past the clip length.
   std::vector<media::LogMel> audio_features(const std::vector<AudioClip>& clips, bool* truncated) const;
-  // Encodes the item's images and writes their rows over its <|IMAGE|> embeddings (embeds: the item's rows).
-  void merge_images(const PreparedInput& item, float* embeds, int64_t d, std::vector<float>* vision_out) const;
   // The same for the item's audio clips over its <|AUDIO|> embeddings.
   void merge_audio(const PreparedInput& item, float* embeds, int64_t d, std::vector<float>* audio_out) const;
-  PreparedInput assemble(text::Role role, const std::string& text, std::vector<media::PixelPatches> images,
-                         std::vector<media::LogMel> audios) const;
+  // The media of one item, in placeholder order. The first `video_tracks` audios are the videos' sound (in video
+  // order); with `interleave` each of them goes inside its video's block.
+  struct Media {
+    std::vector<media::PixelPatches> videos;
+    std::vector<media::LogMel> audios;
+    std::vector<media::PixelPatches> images;
+    size_t video_tracks = 0;
+    std::vector<bool> video_has_track;  // per video: its sound is among the first video_tracks audios
+    bool interleave = false;
+  };
+  PreparedInput assemble(text::Role role, const std::string& text, Media media) const;
+  // Encodes the item's images (or videos) with the vision tower and writes their rows over its <|IMAGE|> (or
+  // <|VIDEO|>) embeddings (embeds: the item's rows).
+  void merge_vision(const std::vector<GridTHW>& grids, const std::vector<float>& pixels, int64_t row_len,
+                    int64_t token, const char* kind, const PreparedInput& item, float* embeds, int64_t d,
+                    std::vector<float>* vision_out) const;
 
   std::vector<int64_t> tail_ids_;  // tokens of the closing "<|im_end|>\n"
 };
 
 // Writes what the model sees for one item, in the Hugging Face shapes, so another implementation can be fed the
 // same inputs: `dir`/input_ids.npy (int64 [1, S]) and `dir`/position_ids.npy (int64 [3, 1, S]); with images also
-// pixel_values.npy (float32 [Σ patches, row_len]) and image_grid_thw.npy (int64 [n_images, 3]); with audio
+// pixel_values.npy (float32 [Σ patches, row_len]) and image_grid_thw.npy (int64 [n_images, 3]); with videos
+// pixel_values_videos.npy, video_grid_thw.npy, video_second_per_grid.npy (float32 [n_videos]) and
+// use_audio_in_video.npy (int64 [1]); with audio
 // input_features.npy (float32 [n_audios, n_mel, n_frames]) and feature_attention_mask.npy (int64 [n_audios,
 // n_frames]), as the processor gives them. Creates `dir`.
 void write_prepared_input(const std::filesystem::path& dir, const PreparedInput& input);
