@@ -261,6 +261,20 @@ std::string embedding_settings_json(const model::EmbedOptions& o) {
   j["image_max_pixels"] = o.image_max_pixels;
   j["exif_orientation"] = o.image_decode.apply_exif_orientation;
   j["audio_max_samples"] = o.audio_max_samples;
+  // Video settings are recorded only when they differ from the defaults, so indexes made before videos were
+  // supported keep matching the settings of a plain run.
+  const model::EmbedOptions defaults;
+  const media::VideoOptions& v = o.video;
+  const media::VideoOptions& d = defaults.video;
+  if (o.fusion != defaults.fusion || v.pipeline != d.pipeline || v.fps != d.fps || v.min_pixels != d.min_pixels ||
+      v.max_pixels != d.max_pixels || v.max_frames != d.max_frames) {
+    j["video"] = {{"fusion", model::fusion_name(o.fusion)},
+                  {"pipeline", v.pipeline == media::VideoPipeline::St ? "st" : "card"},
+                  {"fps", v.fps},
+                  {"min_pixels", v.min_pixels},
+                  {"max_pixels", v.max_pixels},
+                  {"max_frames", v.max_frames}};
+  }
   return j.dump();
 }
 
@@ -277,6 +291,16 @@ model::EmbedOptions embed_options_from_settings(const std::string& settings_json
     base.image_max_pixels = j.at("image_max_pixels").get<int64_t>();
     base.image_decode.apply_exif_orientation = j.at("exif_orientation").get<bool>();
     base.audio_max_samples = j.at("audio_max_samples").get<int64_t>();
+    if (j.contains("video")) {
+      const json& v = j["video"];
+      base.fusion = model::parse_fusion(v.at("fusion").get<std::string>());
+      base.video.pipeline = v.at("pipeline").get<std::string>() == "st" ? media::VideoPipeline::St
+                                                                        : media::VideoPipeline::Card;
+      base.video.fps = v.at("fps").get<double>();
+      base.video.min_pixels = v.at("min_pixels").get<int64_t>();
+      base.video.max_pixels = v.at("max_pixels").get<int64_t>();
+      base.video.max_frames = v.at("max_frames").get<int64_t>();
+    }
   } catch (const json::exception& e) {
     throw InvalidInput(fmt::format("unreadable embedding settings in the index ({})", e.what()));
   }
@@ -448,8 +472,6 @@ IndexReport Indexer::run(const Discovery& found, const IndexProgress& progress) 
       continue;
     }
     try {
-      if (!spec.video.empty())
-        throw Unsupported("video is not supported yet (this build embeds text, images and audio)");
       std::string text = spec.text;
       if (spec.text_from_file) {
         std::error_code ec;
@@ -462,11 +484,11 @@ IndexReport Indexer::run(const Discovery& found, const IndexProgress& progress) 
         text = ss.str();
         if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw InvalidInput("the text file is empty");
       }
-      if (spec.audio.size() == 1 && spec.images.empty() && settings.media_window > 0) {
+      if (spec.audio.size() == 1 && spec.images.empty() && spec.video.empty() && settings.media_window > 0) {
         add_audio_windows(spec, text, p, [&](const std::string& what) {
           if (progress) progress(done - 1, total, what);
         });
-      } else if (spec.images.empty() && spec.audio.empty()) {
+      } else if (spec.images.empty() && spec.audio.empty() && spec.video.empty()) {
         const auto windows =
             text_windows(embedder_.model().tokenizer(), text, settings.text_window, settings.text_overlap);
         for (size_t i = 0; i < windows.size(); ++i) {
@@ -496,8 +518,21 @@ IndexReport Indexer::run(const Discovery& found, const IndexProgress& progress) 
         req.images = spec.images;
         // Several clips in one entry, or media_window 0: one item, each clip cut to the clip length.
         req.audios = spec.audio;
-        p.inputs.push_back(embedder_.prepare(req));
-        p.segments.push_back(std::move(seg));
+        // A video is one item, its frames sampled over its whole length (--fps, at most --max-frames).
+        req.videos = spec.video;
+        if (!req.videos.empty() && embedder_.options().fusion == model::Fusion::Late) {
+          // Late fusion: the frames view, and the sound view as a second vector of the same segment.
+          p.inputs.push_back(embedder_.prepare(req, model::Fusion::Video));
+          p.segments.push_back(seg);
+          if (p.inputs.back().silent_videos == 0) {
+            p.inputs.push_back(embedder_.prepare(req, model::Fusion::Audio));
+            seg.modality = SOUND_VIEW;
+            p.segments.push_back(std::move(seg));
+          }
+        } else {
+          p.inputs.push_back(embedder_.prepare(req));
+          p.segments.push_back(std::move(seg));
+        }
       }
       for (const auto& in : p.inputs) {
         if (in.truncated)

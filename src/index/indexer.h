@@ -17,6 +17,10 @@
 
 namespace oe::index {
 
+// In an index made with late fusion, a video segment has two vectors: its frames under the segment's modality, and
+// its sound as a second item of the same segment with this modality. Search combines their scores (late_fusion.h).
+inline constexpr const char* SOUND_VIEW = "video-sound";
+
 // One thing to index.
 struct SourceSpec {
   std::string key;     // absolute file path, or "<manifest>#<id>"

@@ -464,10 +464,10 @@ namespace {
 constexpr char FLAT_MAGIC[8] = {'O', 'E', 'F', 'L', 'A', 'T', '0', '1'};
 
 uint8_t modality_code(const std::string& m) {
-  static const char* names[] = {"text", "image", "audio", "video", "mixed"};
-  for (uint8_t i = 0; i < 5; ++i)
+  static const char* names[] = {"text", "image", "audio", "video", "mixed", "video-sound"};
+  for (uint8_t i = 0; i < 6; ++i)
     if (m == names[i]) return static_cast<uint8_t>(i + 1);
-  return 6;
+  return 7;
 }
 
 size_t flat_file_bytes(int64_t count, int64_t dim) {

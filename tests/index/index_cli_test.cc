@@ -378,7 +378,11 @@ TEST(EvalDataset, BadDatasetsGetClearMessages) {
   o = run(tmp, fmt::format("eval --dataset '{}' --model '{}'", (tmp / "empty").string(), model()));
   EXPECT_NE(o.err.find("is not a BEIR dataset"), std::string::npos) << o.err;
   o = run(tmp, fmt::format("eval --dataset '{}' --model '{}' --fusion early", ds.string(), model()));
-  EXPECT_NE(o.err.find("--fusion early"), std::string::npos) << o.err;
+  EXPECT_NE(o.rc, 0);
+  EXPECT_NE(o.err.find("--fusion"), std::string::npos) << o.err;  // not a mode: the choices are listed
+  o = run(tmp, fmt::format("eval --dataset '{}' --model '{}' --fusion late", ds.string(), model()));
+  EXPECT_NE(o.rc, 0);
+  EXPECT_NE(o.err.find("--fusion late"), std::string::npos) << o.err;
 }
 
 }  // namespace

@@ -1,0 +1,129 @@
+// Videos in the index. With --fusion late each video is stored as two vectors (its frames and its sound, the very
+// vectors `embed --fusion late` prints) and search ranks it by W · frames score + (1 − W) · sound score; a video
+// without sound keeps its frames score. With the default fusion a video is one vector, equal to `embed --video`.
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/json_lines.h"
+#include "index/store.h"
+#include "test_util.h"
+
+namespace oe {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+testing::Outcome run(const TempDir& tmp, const std::string& args) {
+  return testing::run_split(fmt::format("'{}' {}", OE_CLI, args), (tmp / "stderr.txt").string());
+}
+
+// A 2 s clip of the ffmpeg test pattern `pattern` with a tone of `hz` (0: no audio stream).
+void write_clip(const fs::path& path, const std::string& pattern, int hz) {
+  std::string cmd = fmt::format("ffmpeg -nostdin -v error -y -f lavfi -i {}=size=160x96:rate=10 ", pattern);
+  if (hz > 0) cmd += fmt::format("-f lavfi -i sine=frequency={}:sample_rate=16000 -c:a pcm_s16le ", hz);
+  cmd += fmt::format("-t 2 -c:v ffv1 '{}'", path.string());
+  std::string log;
+  ASSERT_EQ(testing::run_command(cmd, &log), 0) << cmd << "\n" << log;
+}
+
+const std::string settings = "--video-min-pixels 3136 --video-max-pixels 6272";
+
+std::string model() { return testing::test_model("tiny-f32").string(); }
+
+std::vector<float> floats(const nlohmann::json& a) { return a.get<std::vector<float>>(); }
+
+double dot(const std::vector<float>& a, const std::vector<float>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += static_cast<double>(a[i]) * b[i];
+  return s;
+}
+
+TEST(VideoIndex, LateFusionStoresTwoVectorsAndRanksByTheWeightedScore) {
+  TempDir tmp;
+  const fs::path lib = tmp / "lib", idx = tmp / "idx";
+  fs::create_directories(lib);
+  write_clip(lib / "bars.mkv", "testsrc2", 300);
+  write_clip(lib / "mandel.mkv", "mandelbrot", 900);
+  write_clip(lib / "silent.mkv", "rgbtestsrc", 0);
+  auto o = run(tmp, fmt::format("index '{}' --index '{}' --model '{}' --fusion late {} --format json", lib.string(),
+                                idx.string(), model(), settings));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_EQ(nlohmann::json::parse(o.out)["added"], 3);
+  // Stored: frames and sound of the two clips with sound, frames only of the silent one.
+  auto store = index::Store::open(idx);
+  std::vector<int64_t> ids;
+  std::vector<float> m;
+  store->load_vectors(ids, m, {"video"});
+  EXPECT_EQ(ids.size(), 3u);
+  store->load_vectors(ids, m, {"video-sound"});
+  EXPECT_EQ(ids.size(), 2u);
+
+  // The vectors embed prints for the same clips and the query.
+  std::map<std::string, std::pair<std::vector<float>, std::vector<float>>> doc;
+  for (const char* name : {"bars.mkv", "mandel.mkv", "silent.mkv"}) {
+    o = run(tmp, fmt::format("embed --model '{}' --video '{}' --fusion late {}", model(), (lib / name).string(),
+                             settings));
+    ASSERT_EQ(o.rc, 0) << o.err;
+    const auto j = nlohmann::json::parse(o.out);
+    doc[name].first = floats(j["embedding"]);
+    if (j.contains("audio_embedding")) doc[name].second = floats(j["audio_embedding"]);
+  }
+  EXPECT_TRUE(doc["silent.mkv"].second.empty()) << "no sound, no sound vector";
+  EXPECT_EQ(doc["bars.mkv"].second.size(), doc["bars.mkv"].first.size());
+  o = run(tmp, fmt::format("embed --model '{}' --query 'a tone over colour bars'", model()));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const auto q = floats(nlohmann::json::parse(o.out)["embedding"]);
+
+  for (double w : {0.0, 0.3, 1.0}) {
+    o = run(tmp, fmt::format("search 'a tone over colour bars' --index '{}' --late-weight {} --format json -k 10",
+                             idx.string(), w));
+    ASSERT_EQ(o.rc, 0) << o.err;
+    const auto hits = testing::json_lines(o.out);
+    ASSERT_EQ(hits.size(), 3u) << "one hit per video, sound vectors are not hits of their own";
+    std::vector<std::pair<double, std::string>> want;
+    for (const auto& [name, v] : doc) {
+      const double frames = dot(q, v.first);
+      want.emplace_back(v.second.empty() ? frames : w * frames + (1 - w) * dot(q, v.second), name);
+    }
+    std::sort(want.rbegin(), want.rend());
+    for (size_t i = 0; i < hits.size(); ++i) {
+      EXPECT_EQ(fs::path(hits[i]["path"].get<std::string>()).filename(), want[i].second) << "weight " << w;
+      EXPECT_NEAR(hits[i]["score"].get<double>(), want[i].first, 2e-5) << "weight " << w;
+      EXPECT_EQ(hits[i]["modality"], "video");
+    }
+  }
+}
+
+TEST(VideoIndex, DefaultFusionIsOneVectorEqualToEmbed) {
+  TempDir tmp;
+  const fs::path lib = tmp / "lib", idx = tmp / "idx";
+  fs::create_directories(lib);
+  write_clip(lib / "bars.mkv", "testsrc2", 300);
+  auto o = run(tmp, fmt::format("index '{}' --index '{}' --model '{}' {} --format json", lib.string(), idx.string(),
+                                model(), settings));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  auto store = index::Store::open(idx);
+  std::vector<int64_t> ids;
+  std::vector<float> m;
+  store->load_vectors(ids, m);
+  ASSERT_EQ(ids.size(), 1u);
+  o = run(tmp, fmt::format("embed --model '{}' --video '{}' {}", model(), (lib / "bars.mkv").string(), settings));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const auto v = floats(nlohmann::json::parse(o.out)["embedding"]);
+  EXPECT_GE(dot(v, m), 0.99999);
+  // A video query finds it.
+  o = run(tmp, fmt::format("search --video '{}' --index '{}' --format json", (lib / "bars.mkv").string(),
+                           idx.string()));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const auto hits = testing::json_lines(o.out);
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0]["modality"], "video");
+}
+
+}  // namespace
+}  // namespace oe
