@@ -30,6 +30,7 @@ struct EmbedArgs {
   int64_t batch_tokens = 2048;
   std::vector<std::string> images;
   std::vector<std::string> audios;
+  std::vector<std::string> videos;
 };
 
 // One item to embed, or the reason it cannot be.
@@ -38,6 +39,7 @@ struct Item {
   nlohmann::json id;  // from the JSONL "id", when given
   model::EmbedRequest request;
   std::string error;
+  int views = 0;  // prepared inputs of the item in the batch: 2 for a video in late fusion (frames, sound)
 };
 
 std::vector<Item> items_from_args(const EmbedArgs& a) {
@@ -51,7 +53,7 @@ std::vector<Item> items_from_args(const EmbedArgs& a) {
   };
   for (const auto& q : a.queries) add(text::Role::Query, q);
   // A media-only command line embeds one document.
-  const bool has_media = !a.images.empty() || !a.audios.empty();
+  const bool has_media = !a.images.empty() || !a.audios.empty() || !a.videos.empty();
   const bool document = a.document || (has_media && a.queries.empty());
   if (document) {
     if (a.texts.empty()) add(text::Role::Document, "");
@@ -62,10 +64,11 @@ std::vector<Item> items_from_args(const EmbedArgs& a) {
   if (has_media) {
     // The media belong to the one document, or to the one query when there is no document.
     if (items.size() != 1)
-      throw InvalidInput("--image and --audio belong to a single item: give one --document (with at most one --text) "
-                         "or one --query; use --input ITEMS.jsonl for several items with media");
+      throw InvalidInput("--image, --audio and --video belong to a single item: give one --document (with at most one "
+                         "--text) or one --query; use --input ITEMS.jsonl for several items with media");
     for (const auto& im : a.images) items.front().request.images.emplace_back(im);
     for (const auto& au : a.audios) items.front().request.audios.emplace_back(au);
+    for (const auto& v : a.videos) items.front().request.videos.emplace_back(v);
   }
   return items;
 }
@@ -97,16 +100,16 @@ Item item_from_line(const std::string& line, int64_t index, const std::string& s
     if (j.contains("id")) it.id = j["id"];
     std::string role = j.value("role", "document");
     it.request.role = text::parse_role(role);
-    if (j.contains("video"))
-      throw Unsupported("\"video\" items are not supported yet (text, images and audio only)");
     const std::filesystem::path base = std::filesystem::path(source).parent_path();
     if (j.contains("image")) it.request.images = media_paths(j["image"], "image", base);
     if (j.contains("audio")) it.request.audios = media_paths(j["audio"], "audio", base);
+    if (j.contains("video")) it.request.videos = media_paths(j["video"], "video", base);
     if (j.contains("text")) {
       if (!j["text"].is_string()) throw InvalidInput("\"text\" must be a string");
       it.request.text = j["text"].get<std::string>();
-    } else if (it.request.role == text::Role::Query && it.request.images.empty() && it.request.audios.empty()) {
-      throw InvalidInput("a query needs \"text\", \"image\" or \"audio\"");
+    } else if (it.request.role == text::Role::Query && it.request.images.empty() && it.request.audios.empty() &&
+               it.request.videos.empty()) {
+      throw InvalidInput("a query needs \"text\", \"image\", \"audio\" or \"video\"");
     }
   } catch (const nlohmann::json::exception& e) {
     it.error = fmt::format("{} line {}: not valid JSON ({})", source, index + 1, e.what());
@@ -117,7 +120,9 @@ Item item_from_line(const std::string& line, int64_t index, const std::string& s
 }
 
 // One output line: ordered keys, the vector with the shortest decimal form of each float32 that round-trips.
-std::string result_line(const Item& it, const model::Embedding* e, double seconds) {
+// `sound` is the second vector of a video in late fusion (its sound alone; `e` is then the frames alone).
+std::string result_line(const Item& it, const model::Embedding* e, double seconds,
+                        const model::Embedding* sound = nullptr) {
   nlohmann::ordered_json j;
   j["index"] = it.index;
   if (!it.id.is_null()) j["id"] = it.id;
@@ -127,13 +132,15 @@ std::string result_line(const Item& it, const model::Embedding* e, double second
     // Error texts may quote the bad input's bytes; invalid UTF-8 is replaced, never fatal.
     return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   }
-  j["n_tokens"] = e->n_tokens;
+  j["n_tokens"] = e->n_tokens + (sound ? sound->n_tokens : 0);
   j["seconds"] = std::round(seconds * 1e6) / 1e6;
-  if (e->truncated) j["truncated"] = true;
+  if (e->truncated || (sound && sound->truncated)) j["truncated"] = true;
+  if (sound) j["fusion"] = "late";
   std::string line = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-  line.pop_back();  // reopen the object to append the vector
-  line += fmt::format(",\"embedding\":[{}]}}", fmt::join(e->vector, ","));
-  return line;
+  line.pop_back();  // reopen the object to append the vectors
+  line += fmt::format(",\"embedding\":[{}]", fmt::join(e->vector, ","));
+  if (sound) line += fmt::format(",\"audio_embedding\":[{}]", fmt::join(sound->vector, ","));
+  return line + "}";
 }
 
 class Runner {
@@ -143,7 +150,7 @@ class Runner {
 
  private:
   void flush_batch();
-  void emit(const Item& it, const model::Embedding* e, double seconds);
+  void emit(const Item& it, const model::Embedding* e, double seconds, const model::Embedding* sound = nullptr);
 
   const EmbedArgs& a_;
   std::unique_ptr<model::Embedder> embedder_;
@@ -155,7 +162,7 @@ class Runner {
   Progress* progress_ = nullptr;
 };
 
-void Runner::emit(const Item& it, const model::Embedding* e, double seconds) {
+void Runner::emit(const Item& it, const model::Embedding* e, double seconds, const model::Embedding* sound) {
   ++done_;
   if (progress_) progress_->clear();
   if (!e) {
@@ -168,7 +175,7 @@ void Runner::emit(const Item& it, const model::Embedding* e, double seconds) {
     if (e) matrix_.push_back(e->vector);
     return;
   }
-  std::cout << result_line(it, e, seconds) << '\n' << std::flush;
+  std::cout << result_line(it, e, seconds, sound) << '\n' << std::flush;
 }
 
 // Embeds the pending items in one pass and prints every pending line (failed items included) in input order.
@@ -189,7 +196,9 @@ void Runner::flush_batch() {
     }
     // The batch's wall time, apportioned by token count.
     const auto& e = embs[k++];
-    emit(it, &e, secs * static_cast<double>(e.n_tokens) / static_cast<double>(pending_tokens_));
+    const model::Embedding* sound = it.views == 2 ? &embs[k++] : nullptr;
+    const int64_t n = e.n_tokens + (sound ? sound->n_tokens : 0);
+    emit(it, &e, secs * static_cast<double>(n) / static_cast<double>(pending_tokens_), sound);
   }
   pending_.clear();
   prepared_.clear();
@@ -211,6 +220,9 @@ int Runner::run() {
   auto model = load_model(a_.model);
   embedder_ = std::make_unique<model::Embedder>(model, make_embed_options(*model, a_.settings));
 
+  const bool late = embedder_->options().fusion == model::Fusion::Late;
+  if (late && a_.format == "npy")
+    throw InvalidInput("--fusion late gives two vectors per video (frames and sound); use --format json");
   const int64_t total = static_cast<int64_t>(items.size() + lines.size());
   Progress progress("embedding", total);
   progress_ = &progress;
@@ -218,15 +230,34 @@ int Runner::run() {
   auto handle = [&](Item it) {
     if (it.error.empty()) {
       try {
-        model::PreparedInput p = embedder_->prepare(it.request);
-        if (p.truncated)
-          log_warn("item {}: {} tokens truncated to {} (--max-tokens / the model's context limit)", it.index,
-                   p.original_tokens, p.n_tokens());
-        if (!a_.dump_inputs.empty())
-          model::write_prepared_input(std::filesystem::path(a_.dump_inputs) / std::to_string(it.index), p);
-        if (pending_tokens_ > 0 && pending_tokens_ + p.n_tokens() > a_.batch_tokens) flush_batch();
-        pending_tokens_ += p.n_tokens();
-        prepared_.push_back(std::move(p));
+        // Late fusion embeds a video twice: its frames alone (the "embedding") and its sound alone.
+        std::vector<model::PreparedInput> views;
+        if (late && !it.request.videos.empty()) {
+          views.push_back(embedder_->prepare(it.request, model::Fusion::Video));
+          if (views.front().silent_videos == 0)
+            views.push_back(embedder_->prepare(it.request, model::Fusion::Audio));
+          else
+            log_warn("item {}: a video has no audio track, so only its frames are embedded (no \"audio_embedding\")",
+                     it.index);
+        } else {
+          views.push_back(embedder_->prepare(it.request, late ? model::Fusion::Separate : embedder_->options().fusion));
+        }
+        int64_t n_tokens = 0;
+        for (size_t v = 0; v < views.size(); ++v) {
+          const auto& p = views[v];
+          if (p.truncated)
+            log_warn("item {}: {} tokens truncated to {} (--max-tokens / the model's context limit)", it.index,
+                     p.original_tokens, p.n_tokens());
+          if (!a_.dump_inputs.empty())
+            model::write_prepared_input(std::filesystem::path(a_.dump_inputs) /
+                                            (std::to_string(it.index) + (v == 1 ? "-audio" : "")),
+                                        p);
+          n_tokens += p.n_tokens();
+        }
+        if (pending_tokens_ > 0 && pending_tokens_ + n_tokens > a_.batch_tokens) flush_batch();
+        pending_tokens_ += n_tokens;
+        it.views = static_cast<int>(views.size());
+        for (auto& p : views) prepared_.push_back(std::move(p));
       } catch (const Error& e) {
         if (e.kind() == ErrorKind::Internal) throw;
         it.error = e.what();
@@ -269,7 +300,8 @@ VerbRunner register_embed(CLI::App& app) {
       ->allow_extra_args(false);
   sub->add_option("--input", a->input,
                   "JSONL file, one item per line: {\"id\": ..., \"role\": \"query\"|\"document\", \"text\": ..., "
-                  "\"image\": PATH or [PATH, ...], \"audio\": PATH or [PATH, ...]} (paths relative to the file's folder)")
+                  "\"image\": PATH or [PATH, ...], \"audio\": PATH or [PATH, ...], \"video\": PATH or [PATH, ...]} "
+                  "(paths relative to the file's folder)")
       ->check(CLI::ExistingFile);
   sub->add_option("--format", a->format, "Output: json (one line per item on stdout) or npy (--output)")
       ->check(CLI::IsMember({"json", "npy"}))
@@ -282,11 +314,18 @@ VerbRunner register_embed(CLI::App& app) {
                   "An audio file, or a video whose audio track is used, for the item (repeatable; after its text, "
                   "before its images). Alone it makes an audio document")
       ->allow_extra_args(false);
+  sub->add_option("--video", a->videos,
+                  "A video file for the item (repeatable; right after its text). Its frames and its sound are "
+                  "embedded as --fusion says. Alone it makes a video document; with --fusion late each item line "
+                  "also has \"audio_embedding\" (the sound alone) next to \"embedding\" (the frames alone)")
+      ->allow_extra_args(false);
   add_embed_settings_options(*sub, a->settings);
   sub->add_option("--dump-inputs", a->dump_inputs,
                   "Write what the model saw per item: DIR/<index>/input_ids.npy [1,S], position_ids.npy [3,1,S]; "
                   "with images also pixel_values.npy [patches,1176] and image_grid_thw.npy [n,3]; with audio "
-                  "input_features.npy [n,128,frames] and feature_attention_mask.npy [n,frames]");
+                  "input_features.npy [n,128,frames] and feature_attention_mask.npy [n,frames]; with videos "
+                  "pixel_values_videos.npy, video_grid_thw.npy, video_second_per_grid.npy and use_audio_in_video.npy "
+                  "(late fusion: the sound view in DIR/<index>-audio)");
   sub->add_option("--batch-tokens", a->batch_tokens, "Pack items into one forward pass up to this many tokens")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

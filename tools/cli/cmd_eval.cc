@@ -22,7 +22,6 @@ struct EvalArgs {
   std::string dataset;
   std::string split = "test";
   std::vector<std::string> modalities = {"all"};
-  std::vector<std::string> fusions = {"separate"};
   std::string cache;
   std::string save_run;
   int64_t top = 1000;
@@ -81,11 +80,9 @@ std::string modes_table(const std::vector<std::pair<std::string, eval::EvalResul
 }
 
 int run_dataset_eval(const EvalArgs& a) {
-  for (const auto& f : a.fusions)
-    if (f != "separate")
-      throw Unsupported(fmt::format("--fusion {}: audio+video fusion modes need the audio and video towers, which "
-                                    "this build does not have yet (only \"separate\" is available)",
-                                    f));
+  if (a.settings.fusion == "late")
+    throw Unsupported("--fusion late: eval scores one vector per item; late fusion's two vectors per video are "
+                      "ranked by `omni-embed search` over an index (eval takes separate, interleaved, video or audio)");
   for (int k : a.cutoffs)
     if (k < 1) throw InvalidInput(fmt::format("--k: cutoff {} is not a positive rank", k));
   auto model = load_model(a.model);
@@ -208,12 +205,6 @@ VerbRunner register_eval(CLI::App& app) {
                   "video")
       ->delimiter(',')
       ->check(CLI::IsMember({"all", "text", "image", "audio", "video"}))
-      ->capture_default_str();
-  sub->add_option("--fusion", a->fusions,
-                  "How audio and video of one item are combined: separate (one sequence, video then audio: the "
-                  "model's default); early and late need the audio and video towers (not there yet)")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"separate", "early", "late"}))
       ->capture_default_str();
   sub->add_option("--cache", a->cache, "Where corpus and query vectors are kept (default DATASET/.omni-embed-cache)");
   sub->add_option("--save-run", a->save_run, "Also write the ranking as a TREC run file (FILE.MODE for several modes)");

@@ -1,4 +1,4 @@
-// omni-embed search: embeds one query (text, images and/or audio) and prints the index's nearest items.
+// omni-embed search: embeds one query (text, images, audio and/or video) and prints the index's nearest items.
 #include <cmath>
 #include <iostream>
 
@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "index/indexer.h"
+#include "index/late_fusion.h"
 
 namespace oe::cli {
 namespace {
@@ -23,6 +24,7 @@ struct SearchArgs {
   std::string format = "table";
   bool allow_mismatch = false;
   int64_t ef_search = 0;
+  double late_weight = 0.5;
 };
 
 std::string span_of(const index::Hit& h) {
@@ -34,7 +36,6 @@ std::string span_of(const index::Hit& h) {
 int run_search(SearchArgs a) {
   if (a.text.empty() && a.images.empty() && a.audio.empty() && a.video.empty())
     throw InvalidInput("nothing to search for: give a query TEXT, --image, --audio or --video");
-  if (!a.video.empty()) throw Unsupported("video queries are not supported yet (text, images and audio)");
   for (const auto& m : a.modalities)
     if (m != "text" && m != "image" && m != "audio" && m != "video" && m != "mixed")
       throw InvalidInput(fmt::format("--modality {}: expected text, image, audio, video or mixed", m));
@@ -50,17 +51,25 @@ int run_search(SearchArgs a) {
     log_warn("{}: the scores are not meaningful", msg);
   }
   // The query is embedded with the prompt layout the index was built with.
-  model::Embedder embedder(model, index::embed_options_from_settings(s.embedding, model::EmbedOptions{}));
+  model::EmbedOptions options = index::embed_options_from_settings(s.embedding, model::EmbedOptions{});
+  const bool late = options.fusion == model::Fusion::Late;
+  // A video query is one vector: in a late-fusion index it is embedded the model card's way (separate).
+  if (late) options.fusion = model::Fusion::Separate;
+  model::Embedder embedder(model, options);
   model::EmbedRequest req;
   req.role = text::Role::Query;
   req.text = a.text;
   for (const auto& im : a.images) req.images.emplace_back(im);
   for (const auto& au : a.audio) req.audios.emplace_back(au);
+  for (const auto& v : a.video) req.videos.emplace_back(v);
   const model::Embedding q = with_context("embedding the query", [&] { return embedder.embed(req); });
   if (static_cast<int64_t>(q.vector.size()) != s.dim)
     throw InvalidInput(
         fmt::format("the model gives {}-d vectors but the index holds {}-d ones", q.vector.size(), s.dim));
-  const auto hits = store->search(q.vector.data(), a.k, a.modalities, a.ef_search);
+  // A late-fusion index ranks each video by the weighted sum of its frames and sound scores.
+  const auto hits = late ? index::late_fusion_search(*store, q.vector.data(), a.k, a.late_weight, a.modalities,
+                                                     a.ef_search)
+                         : store->search(q.vector.data(), a.k, a.modalities, a.ef_search);
 
   if (a.format == "json") {
     for (size_t i = 0; i < hits.size(); ++i) {
@@ -107,7 +116,7 @@ int run_search(SearchArgs a) {
 
 VerbRunner register_search(CLI::App& app) {
   auto a = std::make_shared<SearchArgs>();
-  auto* sub = app.add_subcommand("search", "Search an index with a text, an image and/or an audio clip");
+  auto* sub = app.add_subcommand("search", "Search an index with a text, an image, an audio clip and/or a video");
   add_model_options(*sub, a->model);
   sub->add_option("query", a->text, "The query text");
   sub->add_option("--index", a->index, "The index folder")->required()->check(CLI::ExistingDirectory);
@@ -116,7 +125,14 @@ VerbRunner register_search(CLI::App& app) {
                   "An audio file (or a video's audio track) as (part of) the query (repeatable; cut to the index's "
                   "clip length)")
       ->check(CLI::ExistingFile);
-  sub->add_option("--video", a->video, "A video file as the query (not supported yet)");
+  sub->add_option("--video", a->video,
+                  "A video file as (part of) the query (repeatable; frames and sound as the index's --fusion, "
+                  "separate in a late-fusion index)")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--late-weight", a->late_weight,
+                  "In an index made with --fusion late: a video's score is W · frames score + (1 − W) · sound score")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   sub->add_option("-k,--top", a->k, "How many hits")->check(CLI::Range(1, 100000))->capture_default_str();
   sub->add_option("--modality", a->modalities,
                   "Only hits of this modality (repeatable): text, image, audio, video, mixed")

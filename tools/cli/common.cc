@@ -54,6 +54,29 @@ void add_embed_settings_options(CLI::App& app, EmbedSettingsArgs& a) {
                  "Audio clip length: longer audio is cut (with a warning), the rest is not even decoded")
       ->check(CLI::Range(0.03, 3600.0))
       ->capture_default_str();
+  app.add_option("--fusion", a.fusion,
+                 "How a video's frames and sound are embedded: separate (video block then audio block, one vector: the "
+                 "model card's), interleaved (2-second chunks, TMRoPE), video (frames only), audio (sound only), late "
+                 "(two vectors, frames and sound, scores combined at search time)")
+      ->check(CLI::IsMember({"separate", "interleaved", "video", "audio", "late"}))
+      ->capture_default_str();
+  app.add_option("--video-pipeline", a.video_pipeline,
+                 "Video frame preprocessing: card (qwen-omni-utils sampling and resize, then the processor's; the "
+                 "model card's) or st (the sentence-transformers processor path)")
+      ->check(CLI::IsMember({"card", "st"}))
+      ->capture_default_str();
+  app.add_option("--fps", a.fps, "Video frames sampled per second")->check(CLI::Range(0.01, 60.0))->capture_default_str();
+  app.add_option("--video-min-pixels", a.video_min_pixels, "Smallest video frame area after resizing")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--video-max-pixels", a.video_max_pixels,
+                 "Largest video frame area after resizing (64 merged tokens per 2 frames at the default)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-frames", a.max_frames,
+                 "Most frames sampled from one video: longer videos are sampled more sparsely (with a warning)")
+      ->check(CLI::Range(int64_t{2}, int64_t{100'000}))
+      ->capture_default_str();
   app.add_option("--attention", a.attention, "Decoder attention: bidirectional (the model's) or causal")
       ->check(CLI::IsMember({"bidirectional", "causal"}))
       ->capture_default_str();
@@ -80,6 +103,15 @@ model::EmbedOptions make_embed_options(const model::Model& model, const EmbedSet
   eo.image_decode.apply_exif_orientation = a.exif_orientation;
   if (a.max_image_pixels > 0) eo.image_decode.max_decoded_pixels = a.max_image_pixels;
   eo.audio_max_samples = std::llround(a.audio_max_seconds * static_cast<double>(model.audio_preprocess().sampling_rate));
+  eo.fusion = model::parse_fusion(a.fusion);
+  eo.video.pipeline = a.video_pipeline == "st" ? media::VideoPipeline::St : media::VideoPipeline::Card;
+  eo.video.fps = a.fps;
+  eo.video.min_pixels = a.video_min_pixels;
+  eo.video.max_pixels = a.video_max_pixels;
+  eo.video.max_frames = a.max_frames;
+  if (eo.video.min_pixels > eo.video.max_pixels)
+    throw InvalidInput(fmt::format("--video-min-pixels {} is larger than --video-max-pixels {}", eo.video.min_pixels,
+                                   eo.video.max_pixels));
   return eo;
 }
 

@@ -37,6 +37,12 @@ struct EmbedSettingsArgs {
   bool exif_orientation = false;
   int64_t max_image_pixels = 0;
   double audio_max_seconds = 128.0;  // the model card's max_length, 2,048,000 samples at 16 kHz
+  // Videos (the model card's budget by default).
+  std::string fusion = "separate";
+  std::string video_pipeline = "card";
+  double fps = 2.0;
+  int64_t video_min_pixels = 6'272, video_max_pixels = 50'176;
+  int64_t max_frames = 768;
 };
 void add_embed_settings_options(CLI::App& app, EmbedSettingsArgs& args);
 // The model's defaults with the user's overrides applied.
