@@ -1,6 +1,7 @@
-// omni-embed bench: text, image- and audio-document embedding speed on the 3B shapes, as tokens/s and percent of this machine's measured
+// omni-embed bench: text, image-, audio- and video-document embedding speed on the 3B shapes, as tokens/s and percent of this machine's measured
 // peak, with the PyTorch eager and llama.cpp peers run in the same invocation (notes/peers.md).
 // Each (dtype) configuration runs in a child process of this binary, so its peak RSS is its own.
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +37,13 @@ struct BenchArgs {
   std::string tokens = "16,128,512,2048";
   std::string images = "448,1344";
   std::string audio = "10,30,128";  // seconds
+  std::string video = "10,60";      // seconds of 640×360 video with sound
+  std::string video_fusion = "separate,interleaved";
+  bool video_sweep = false;         // the paper's sequence-length experiment on a 60 s clip
+  // internal (sweep children): the video budget of this run
+  int64_t video_max_pixels = 50'176;
+  double fps = 2.0;
+  double audio_max_seconds = 128;
   std::string dtypes = "bf16,fp32";
   int threads = 0;
   int repeats = 3;
@@ -51,6 +59,20 @@ std::vector<std::string> split(const std::string& s) {
     if (!part.empty()) out.push_back(part);
   return out;
 }
+
+// A temporary folder removed with its contents at scope exit.
+struct ScratchDir {
+  fs::path dir;
+  ScratchDir() {
+    std::string tmpl = (fs::temp_directory_path() / "omni-embed-bench-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw IoError("cannot create a temporary folder for the benchmark media");
+    dir = tmpl;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
 
 fs::path default_bench_model() { return omni_embed_cache_dir() / "test-models" / "3b-bf16"; }
 
@@ -103,6 +125,26 @@ model::AudioClip bench_audio(int64_t seconds) {
   return c;
 }
 
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// A 640×360, 25 fps H.264 test video of `seconds` with a 44.1 kHz stereo AAC tone, written with the ffmpeg CLI
+// into `dir` (the same clip bench/peers/torch_video.py makes).
+fs::path bench_video(const fs::path& dir, int64_t seconds) {
+  const fs::path out = dir / fmt::format("bench-{}s.mp4", seconds);
+  if (fs::exists(out)) return out;
+  const std::string cmd = fmt::format(
+      "ffmpeg -nostdin -v error -y -f lavfi -i testsrc2=size=640x360:rate=25:duration={0} -f lavfi -i "
+      "sine=frequency=440:sample_rate=44100:duration={0} -ac 2 -c:v libx264 -pix_fmt yuv420p -c:a aac {1}",
+      seconds, shell_quote(out.string()));
+  if (std::system(cmd.c_str()) != 0)
+    throw IoError(fmt::format("cannot write the benchmark video with the ffmpeg CLI (is ffmpeg installed?): {}", cmd));
+  return out;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   size_t n = v.size();
@@ -112,7 +154,7 @@ double median(std::vector<double> v) {
 // Timings of one media document: a validated warm-up, then `repeats` runs of prepare + embed.
 struct MediaRun {
   model::PreparedInput input;
-  std::vector<double> total, prepare, tower, decoder;
+  std::vector<double> total, prepare, tower, decoder, audio;
 };
 
 template <class Prepare>
@@ -133,6 +175,7 @@ MediaRun time_media_item(const model::Embedder& e, int repeats, Prepare prepare,
     r.total.push_back(total.seconds());
     r.tower.push_back(t.*tower);
     r.decoder.push_back(t.decoder);
+    r.audio.push_back(t.audio);
   }
   return r;
 }
@@ -173,8 +216,12 @@ int run_child(const BenchArgs& a) {
   model::EmbedOptions eo;
   eo.prompts = m->prompt_defaults();
   model::Embedder e(m, eo);
+  eo.video.max_pixels = a.video_max_pixels;
+  eo.video.fps = a.fps;
+  eo.audio_max_samples = std::llround(a.audio_max_seconds * 16000.0);
   const auto& dec = m->text_decoder();
   for (const auto& tstr : split(a.tokens)) {
+    if (tstr == "none") continue;
     const int64_t n = std::stoll(tstr);
     if (n < 1 || n > m->config().text.max_position_embeddings)
       throw InvalidInput(fmt::format("--tokens: {} is outside [1, {}]", n, m->config().text.max_position_embeddings));
@@ -237,6 +284,56 @@ int run_child(const BenchArgs& a) {
     j["frontend_percent_of_total"] = 100.0 * median(r.prepare) / median(r.total);
     std::cout << j.dump() << std::endl;
   }
+  if (a.video != "none") {
+    ScratchDir tmp;
+    for (const auto& sec_str : split(a.video)) {
+      const int64_t seconds = std::stoll(sec_str);
+      const fs::path clip = bench_video(tmp.dir, seconds);
+      for (const auto& fusion : split(a.video_fusion)) {
+        model::EmbedOptions vo = eo;
+        vo.fusion = model::parse_fusion(fusion);
+        model::Embedder ve(m, vo);
+        model::EmbedRequest req;
+        req.role = text::Role::Document;
+        req.videos = {clip};
+        const MediaRun r = time_media_item(ve, a.repeats, [&] { return ve.prepare(req); }, &model::EmbedTimings::vision);
+        const auto& venc = m->vision_encoder();
+        const double vflops = model::vision_flops(venc.config(), venc.matmul_params(), r.input.video_grids);
+        std::vector<int64_t> frames;
+        int64_t audio_tokens = 0;
+        for (const auto& f : r.input.audio_features) {
+          frames.push_back(f.valid_frames);
+          audio_tokens += media::audio_token_count(f.valid_frames);
+        }
+        const double aflops = frames.empty() ? 0.0 : model::audio_flops(m->audio_encoder().config(), frames);
+        json j = media_row(r, vflops + aflops,
+                           model::decoder_flops(dec.config(), dec.matmul_params(), {r.input.n_tokens()}), peak,
+                           peak_unit, compute, "encoders");
+        int64_t video_tokens = 0;
+        for (const auto& g : r.input.video_grids) video_tokens += g.patches() / venc.merge_unit();
+        j["video_seconds"] = seconds;
+        j["fusion"] = fusion;
+        j["video_tokens"] = video_tokens;
+        j["audio_tokens"] = audio_tokens;
+        j["video_max_pixels"] = a.video_max_pixels;
+        j["fps"] = a.fps;
+        j["audio_max_seconds"] = a.audio_max_seconds;
+        j["decode_seconds"] = median(r.prepare);
+        j["decode_percent_of_total"] = 100.0 * median(r.prepare) / median(r.total);
+        // media_row's "encoders" keys mix two towers timed apart: report each tower on its own instead.
+        j.erase("encoders_seconds");
+        j.erase("encoders_percent_of_peak");
+        j["vision_seconds"] = median(r.tower);
+        j["audio_encoder_seconds"] = median(r.audio);
+        if (peak > 0 && median(r.tower) > 0)
+          j["vision_percent_of_peak"] = 100.0 * vflops / median(r.tower) / 1e9 / peak;
+        if (peak > 0 && median(r.audio) > 0)
+          j["audio_encoder_percent_of_peak"] = 100.0 * aflops / median(r.audio) / 1e9 / peak;
+        j["media_tokens_per_second_of_media"] = static_cast<double>(video_tokens + audio_tokens) / seconds;
+        std::cout << j.dump() << std::endl;
+      }
+    }
+  }
   return 0;
 }
 
@@ -257,11 +354,6 @@ std::vector<json> run_json_lines(const std::string& cmd) {
   return out;
 }
 
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
 
 std::string machine_name() {
   FILE* f = std::fopen("/proc/cpuinfo", "r");
@@ -280,6 +372,48 @@ std::string machine_name() {
 }
 
 // One row per measurement; peers get their time ratio to omni-embed bf16 at the same length.
+// Video documents: one line per (engine, length, fusion, budget), the time split into decode + resize, vision tower,
+// audio tower and decoder, and how much slower a peer is than omni-embed bf16 on the same setting.
+void print_video_table(const std::vector<json>& rows) {
+  auto key = [](const json& r) {
+    return fmt::format("{}|{}|{}|{}|{}", r.value("video_seconds", int64_t{0}), r.value("fusion", ""),
+                       r.value("video_max_pixels", int64_t{50176}), r.value("fps", 2.0),
+                       r.value("audio_max_seconds", 128.0));
+  };
+  std::map<std::string, double> ours;
+  for (const auto& r : rows)
+    if (r.contains("video_seconds") && r.value("engine", "") == "omni-embed" && r.value("dtype", "") == "bf16")
+      ours[key(r)] = r.value("seconds_median", 0.0);
+  bool header = false;
+  for (const auto& r : rows) {
+    if (!r.contains("video_seconds")) continue;
+    if (!header) {
+      std::printf("\nvideo documents with sound, 640x360 (end to end: decode + resize, vision, audio, decoder)\n");
+      std::printf("%-20s %-5s %5s %-11s %7s %4s %5s %7s %7s %8s %7s %8s %7s %7s %6s %9s %s\n", "engine", "dtype",
+                  "video", "fusion", "max px", "fps", "aud s", "tokens", "tok/s", "s/item", "decode", "vision", "audio",
+                  "dec s", "%peak", "peak RSS", "vs omni-embed bf16");
+      header = true;
+    }
+    const std::string name = r.contains("engine") ? r.value("engine", "") : r.value("peer", "?");
+    const double s = r.value("seconds_median", 0.0);
+    std::string ratio;
+    if (!r.contains("engine") && ours.count(key(r)) && ours[key(r)] > 0)
+      ratio = fmt::format("{:.2f}x slower", s / ours[key(r)]);
+    std::printf("%-20s %-5s %5s %-11s %7lld %4g %5g %7lld %7.1f %8.2f %7.2f %8.2f %7.2f %7.2f %6s %9s %s\n",
+                name.c_str(), r.value("dtype", "").c_str(),
+                fmt::format("{} s", r.value("video_seconds", int64_t{0})).c_str(), r.value("fusion", "").c_str(),
+                static_cast<long long>(r.value("video_max_pixels", int64_t{50176})), r.value("fps", 2.0),
+                r.value("audio_max_seconds", 128.0), static_cast<long long>(r.value("tokens", int64_t{0})),
+                r.value("media_tokens_per_second_of_media", 0.0), s, r.value("decode_seconds", 0.0),
+                r.value("vision_seconds", 0.0), r.value("audio_encoder_seconds", 0.0), r.value("decoder_seconds", 0.0),
+                r.contains("percent_of_peak") ? fmt::format("{:.1f}", r.value("percent_of_peak", 0.0)).c_str() : "",
+                r.contains("peak_rss_bytes")
+                    ? fmt::format("{:.2f} GB", static_cast<double>(r.value("peak_rss_bytes", int64_t{0})) / 1e9).c_str()
+                    : "",
+                ratio.c_str());
+  }
+}
+
 void print_table(const std::vector<json>& rows) {
   std::map<int64_t, double> ours;
   for (const auto& r : rows)
@@ -289,7 +423,7 @@ void print_table(const std::vector<json>& rows) {
   std::printf("%-14s %-5s %7s %10s %10s %9s %8s %10s %s\n", "engine", "dtype", "tokens", "s/item", "tokens/s",
               "GFLOP/s", "%peak", "peak RSS", "vs omni-embed bf16");
   for (const auto& r : rows) {
-    if (r.contains("image") || r.contains("audio_seconds")) continue;
+    if (r.contains("image") || r.contains("audio_seconds") || r.contains("video_seconds")) continue;
     if (r.contains("skipped")) {
       std::printf("%-14s skipped: %s\n", r.value("peer", "?").c_str(), r.value("skipped", "").c_str());
       continue;
@@ -365,6 +499,7 @@ void print_table(const std::vector<json>& rows) {
                     : "",
                 ratio.c_str());
   }
+  print_video_table(rows);
   std::set<std::string> seen;
   for (const auto& r : rows)
     if (r.contains("peak_gflops") && seen.insert(r.value("dtype", "")).second)
@@ -405,19 +540,53 @@ int run_parent(BenchArgs a) {
       if (std::stoll(sec) < 1 || std::stoll(sec) > 128)
         throw InvalidInput(fmt::format("--audio: {} s is outside [1, 128] (the model card's clip length)", sec));
   }
+  if (a.video != "none") {
+    if (a.video.empty() || a.video.find_first_not_of("0123456789,") != std::string::npos)
+      throw InvalidInput(fmt::format("--video '{}': expected comma-separated lengths in seconds, e.g. 10,60, or none",
+                                     a.video));
+    for (const auto& sec : split(a.video))
+      if (std::stoll(sec) < 1 || std::stoll(sec) > 3600)
+        throw InvalidInput(fmt::format("--video: {} s is outside [1, 3600]", sec));
+    for (const auto& f : split(a.video_fusion))
+      if (model::parse_fusion(f) == model::Fusion::Late)
+        throw InvalidInput("--video-fusion: late is two separate passes (video, audio); time those modes instead");
+  }
   const int threads = a.threads > 0 ? a.threads : hardware_threads();
   std::vector<json> rows;
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   for (const auto& dt : split(a.dtypes)) {
     parse_compute(dt);
     std::string cmd =
-        fmt::format("{} bench --child --model {} --tokens {} --images {} --audio {} --dtype {} --threads {} "
-                    "--repeats {}",
-                    shell_quote(self), shell_quote(a.model), a.tokens, a.images, a.audio, dt, threads, a.repeats);
+        fmt::format("{} bench --child --model {} --tokens {} --images {} --audio {} --video {} --video-fusion {} "
+                    "--dtype {} --threads {} --repeats {}",
+                    shell_quote(self), shell_quote(a.model), a.tokens, a.images, a.audio, a.video, a.video_fusion, dt,
+                    threads, a.repeats);
     std::fprintf(stderr, "bench: omni-embed %s, tokens %s, %d threads\n", dt.c_str(), a.tokens.c_str(), threads);
     auto r = run_json_lines(cmd);
     if (r.empty()) throw InternalError(fmt::format("benchmark child failed: {}", cmd));
     rows.insert(rows.end(), r.begin(), r.end());
+  }
+  if (a.video_sweep) {
+    // The paper's sequence-length experiment on a 60 s clip, one axis at a time around the model card's budget;
+    // each setting in its own process so that its peak memory is its own.
+    struct Setting {
+      int64_t max_pixels;
+      double fps, audio_s;
+    };
+    const std::vector<Setting> sweep = {{12'544, 2, 128}, {50'176, 2, 128}, {200'704, 2, 128}, {50'176, 1, 128},
+                                        {50'176, 4, 128}, {50'176, 2, 32},  {50'176, 2, 300}};
+    for (const auto& dt : split(a.dtypes))
+      for (const Setting& st : sweep) {
+        const std::string cmd = fmt::format(
+            "{} bench --child --model {} --tokens none --images none --audio none --video 60 --video-fusion separate "
+            "--video-max-pixels {} --fps {} --audio-max-seconds {} --dtype {} --threads {} --repeats {}",
+            shell_quote(self), shell_quote(a.model), st.max_pixels, st.fps, st.audio_s, dt, threads, a.repeats);
+        std::fprintf(stderr, "bench: video sweep, max pixels %lld, fps %g, audio %g s (%s)\n",
+                     static_cast<long long>(st.max_pixels), st.fps, st.audio_s, dt.c_str());
+        auto r = run_json_lines(cmd);
+        if (r.empty()) throw InternalError(fmt::format("benchmark child failed: {}", cmd));
+        rows.insert(rows.end(), r.begin(), r.end());
+      }
   }
   const fs::path peers_dir = fs::path(OE_SOURCE_DIR) / "bench" / "peers";
   for (const auto& peer : split(a.peers)) {
@@ -454,6 +623,15 @@ int run_parent(BenchArgs a) {
       if (v.empty()) v.push_back(json{{"peer", "torch-audio"}, {"skipped", "the peer script printed no result"}});
       rows.insert(rows.end(), v.begin(), v.end());
     }
+    if (peer == "torch" && a.video != "none") {
+      const std::string vcmd = fmt::format("/usr/bin/python3 {} --video-seconds {} --fusion {} --threads {} --repeats {}",
+                                           shell_quote((peers_dir / "torch_video.py").string()), a.video,
+                                           a.video_fusion, threads, a.repeats);
+      std::fprintf(stderr, "bench: peer torch (video documents)\n");
+      auto v = run_json_lines(vcmd);
+      if (v.empty()) v.push_back(json{{"peer", "torch-video"}, {"skipped", "the peer script printed no result"}});
+      rows.insert(rows.end(), v.begin(), v.end());
+    }
   }
   print_table(rows);
   if (!a.report.empty()) {
@@ -470,7 +648,7 @@ int run_parent(BenchArgs a) {
 VerbRunner register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* sub = app.add_subcommand(
-      "bench", "Benchmark text, image and audio embedding on the 3B shapes against the PyTorch and llama.cpp peers");
+      "bench", "Benchmark text, image, audio and video embedding on the 3B shapes against the PyTorch and llama.cpp peers");
   sub->add_option("--model", a->model, "Checkpoint (default: a 3b random-weight test model, written once to the cache)");
   sub->add_option("--tokens", a->tokens, "Comma-separated item lengths in tokens")->capture_default_str();
   sub->add_option("--images", a->images,
@@ -478,6 +656,17 @@ VerbRunner register_bench(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--audio", a->audio, "Comma-separated audio lengths in seconds for audio-document rows (or none)")
       ->capture_default_str();
+  sub->add_option("--video", a->video,
+                  "Comma-separated lengths in seconds of 640x360 video with sound for video-document rows (or none)")
+      ->capture_default_str();
+  sub->add_option("--video-fusion", a->video_fusion, "Comma-separated fusion modes of the video rows")
+      ->capture_default_str();
+  sub->add_flag("--video-sweep", a->video_sweep,
+                "Also run the paper's sequence-length sweep on a 60 s clip (max pixels 12544/50176/200704, fps 1/2/4, "
+                "audio 32/128/300 s): tokens, time and peak memory per setting");
+  sub->add_option("--video-max-pixels", a->video_max_pixels, "(internal) video budget of a sweep child")->group("");
+  sub->add_option("--fps", a->fps, "(internal) frames per second of a sweep child")->group("");
+  sub->add_option("--audio-max-seconds", a->audio_max_seconds, "(internal) clip length of a sweep child")->group("");
   sub->add_option("--dtype", a->dtypes, "Comma-separated precisions: bf16, fp32")->capture_default_str();
   sub->add_option("--threads", a->threads, "Threads (default: all cores)");
   sub->add_option("--repeats", a->repeats, "Timed runs per length (after one validated warm-up)")->capture_default_str();
