@@ -521,8 +521,9 @@ int run_parent(BenchArgs a) {
   } else {
     a.model = io::resolve_model_path(a.model).string();
   }
-  if (a.tokens.empty() || a.tokens.find_first_not_of("0123456789,") != std::string::npos)
-    throw InvalidInput(fmt::format("--tokens '{}': expected comma-separated token counts, e.g. 128,512", a.tokens));
+  if (a.tokens != "none" && (a.tokens.empty() || a.tokens.find_first_not_of("0123456789,") != std::string::npos))
+    throw InvalidInput(fmt::format("--tokens '{}': expected comma-separated token counts, e.g. 128,512, or none",
+                                   a.tokens));
   if (a.repeats < 1) throw InvalidInput("--repeats must be at least 1");
   if (a.images != "none") {
     if (a.images.empty() || a.images.find_first_not_of("0123456789,") != std::string::npos)
@@ -591,7 +592,9 @@ int run_parent(BenchArgs a) {
   const fs::path peers_dir = fs::path(OE_SOURCE_DIR) / "bench" / "peers";
   for (const auto& peer : split(a.peers)) {
     std::string cmd;
-    if (peer == "torch")
+    if (a.tokens == "none" && (peer == "torch" || peer == "llama.cpp"))
+      cmd = "";  // no text rows: only the peer's media rows below
+    else if (peer == "torch")
       cmd = fmt::format("/usr/bin/python3 {} --tokens {} --threads {} --repeats {}",
                         shell_quote((peers_dir / "torch_eager.py").string()), a.tokens, threads, a.repeats);
     else if (peer == "llama.cpp")
@@ -601,10 +604,12 @@ int run_parent(BenchArgs a) {
       continue;
     else
       throw InvalidInput(fmt::format("unknown peer '{}': expected torch, llama.cpp or none", peer));
-    std::fprintf(stderr, "bench: peer %s\n", peer.c_str());
-    auto r = run_json_lines(cmd);
-    if (r.empty()) r.push_back(json{{"peer", peer}, {"skipped", "the peer script printed no result"}});
-    rows.insert(rows.end(), r.begin(), r.end());
+    if (!cmd.empty()) {
+      std::fprintf(stderr, "bench: peer %s\n", peer.c_str());
+      auto r = run_json_lines(cmd);
+      if (r.empty()) r.push_back(json{{"peer", peer}, {"skipped", "the peer script printed no result"}});
+      rows.insert(rows.end(), r.begin(), r.end());
+    }
     if (peer == "torch" && a.images != "none") {
       const std::string vcmd = fmt::format("/usr/bin/python3 {} --images {} --threads {} --repeats {}",
                                            shell_quote((peers_dir / "torch_vision.py").string()), a.images, threads,
@@ -650,7 +655,7 @@ VerbRunner register_bench(CLI::App& app) {
   auto* sub = app.add_subcommand(
       "bench", "Benchmark text, image, audio and video embedding on the 3B shapes against the PyTorch and llama.cpp peers");
   sub->add_option("--model", a->model, "Checkpoint (default: a 3b random-weight test model, written once to the cache)");
-  sub->add_option("--tokens", a->tokens, "Comma-separated item lengths in tokens")->capture_default_str();
+  sub->add_option("--tokens", a->tokens, "Comma-separated item lengths in tokens (or none)")->capture_default_str();
   sub->add_option("--images", a->images,
                   "Comma-separated square image sizes for image-document rows (or none)")
       ->capture_default_str();
