@@ -53,16 +53,6 @@ using ffmpeg::FramePtr;
 using ffmpeg::PacketPtr;
 using SoxrPtr = std::unique_ptr<std::remove_pointer_t<soxr_t>, SoxrDelete>;
 
-// Errors of the file system (as opposed to the file's content) when FFmpeg opens a file.
-bool is_system_io_error(int err) {
-  switch (err) {
-    case AVERROR(ENOENT): case AVERROR(EACCES): case AVERROR(EPERM): case AVERROR(EISDIR): case AVERROR(EIO):
-    case AVERROR(ENOTDIR): case AVERROR(ELOOP): case AVERROR(ENAMETOOLONG): case AVERROR(EMFILE):
-    case AVERROR(ENFILE): return true;
-    default: return false;
-  }
-}
-
 void check_rate(int64_t rate, const char* what) {
   if (rate < MIN_RATE || rate > MAX_RATE) {
     throw InvalidInput(fmt::format("{} of {} Hz is outside the supported {}..{} Hz", what, rate, MIN_RATE, MAX_RATE));
@@ -256,29 +246,9 @@ struct AudioStream::Impl {
 };
 
 void AudioStream::Impl::open(const fs::path& path) {
-  std::error_code ec;
-  const fs::file_status status = fs::status(path, ec);
-  if (ec && status.type() != fs::file_type::not_found) {
-    throw IoError(fmt::format("cannot open the file: {}", ec.message()));
-  }
-  if (!fs::exists(status)) throw IoError("cannot open the file: it does not exist");
-  if (!fs::is_regular_file(status)) throw IoError("cannot open the file: it is not a regular file");
-
-  AVDictionary* options = nullptr;
-  av_dict_set(&options, "protocol_whitelist", "file", 0);  // no playlist may reach the network
-  AVFormatContext* raw = nullptr;
-  // "file:" keeps a colon in the name from being read as a protocol.
-  int err = avformat_open_input(&raw, ("file:" + path.string()).c_str(), nullptr, &options);
-  av_dict_free(&options);
-  if (err < 0) {
-    if (is_system_io_error(err)) throw IoError(fmt::format("cannot open the file: {}", ffmpeg::error_text(err)));
-    throw InvalidInput(fmt::format("not a media file FFmpeg can read ({})", ffmpeg::error_text(err)));
-  }
-  format.reset(raw);
-  avformat_find_stream_info(format.get(), nullptr);  // a failure here still leaves the streams to choose from
-
+  format = ffmpeg::open_file(path, "media");
   const AVCodec* decoder = nullptr;
-  err = av_find_best_stream(format.get(), AVMEDIA_TYPE_AUDIO, -1, -1, &decoder, 0);
+  int err = av_find_best_stream(format.get(), AVMEDIA_TYPE_AUDIO, -1, -1, &decoder, 0);
   if (err == AVERROR_DECODER_NOT_FOUND) {
     const AVCodecID id = first_audio_codec(*format);
     if (id == AV_CODEC_ID_NONE) throw InvalidInput("the audio stream's codec is unknown (a damaged or foreign header)");

@@ -9,9 +9,14 @@ extern "C" {
 #include <libavutil/log.h>
 }
 
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
 
 namespace oe::media::ffmpeg {
 
@@ -36,6 +41,40 @@ inline std::string error_text(int err) {
   char text[AV_ERROR_MAX_STRING_SIZE] = {};
   av_strerror(err, text, sizeof(text));
   return text;
+}
+
+// Errors of the operating system (the file is missing, unreadable, ...) rather than of its content.
+inline bool is_system_io_error(int err) {
+  switch (err) {
+    case AVERROR(ENOENT): case AVERROR(EACCES): case AVERROR(EPERM): case AVERROR(EISDIR): case AVERROR(EIO):
+    case AVERROR(ENOTDIR): case AVERROR(ELOOP): case AVERROR(ENAMETOOLONG): case AVERROR(EMFILE):
+    case AVERROR(ENFILE): return true;
+    default: return false;
+  }
+}
+
+// Opens a local file's container through the "file" protocol only (no playlist may reach the network; a colon in
+// the name is not read as a protocol) and reads its stream info. IoError when the file cannot be opened,
+// InvalidInput "not a <kind> file FFmpeg can read" when its content cannot be parsed.
+inline FormatPtr open_file(const std::filesystem::path& path, const char* kind) {
+  std::error_code ec;
+  const std::filesystem::file_status status = std::filesystem::status(path, ec);
+  if (ec && status.type() != std::filesystem::file_type::not_found)
+    throw IoError(fmt::format("cannot open the file: {}", ec.message()));
+  if (!std::filesystem::exists(status)) throw IoError("cannot open the file: it does not exist");
+  if (!std::filesystem::is_regular_file(status)) throw IoError("cannot open the file: it is not a regular file");
+  AVDictionary* options = nullptr;
+  av_dict_set(&options, "protocol_whitelist", "file", 0);
+  AVFormatContext* raw = nullptr;
+  const int err = avformat_open_input(&raw, ("file:" + path.string()).c_str(), nullptr, &options);
+  av_dict_free(&options);
+  if (err < 0) {
+    if (is_system_io_error(err)) throw IoError(fmt::format("cannot open the file: {}", error_text(err)));
+    throw InvalidInput(fmt::format("not a {} file FFmpeg can read ({})", kind, error_text(err)));
+  }
+  FormatPtr format(raw);
+  avformat_find_stream_info(format.get(), nullptr);  // a failure here still leaves the streams to choose from
+  return format;
 }
 
 inline void quiet_log() {

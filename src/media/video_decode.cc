@@ -45,16 +45,7 @@ constexpr int64_t MAX_BAD_PACKETS = 2;
 constexpr int MAX_BAD_PACKETS_IN_A_ROW = 32;
 constexpr int64_t MAX_FRAME_SIDE = 16384;
 
-// Errors of the file system (as opposed to the file's content) when FFmpeg opens a file.
-bool is_system_io_error(int err) {
-  switch (err) {
-    case AVERROR(ENOENT): case AVERROR(EACCES): case AVERROR(EPERM): case AVERROR(EISDIR): case AVERROR(EIO):
-    case AVERROR(ENOTDIR): case AVERROR(ELOOP): case AVERROR(ENAMETOOLONG): case AVERROR(EMFILE):
-    case AVERROR(ENFILE): return true;
-    default: return false;
-  }
-}
-
+// "N audio and M other stream(s)", for the message about a file without a video stream.
 std::string describe_streams(const AVFormatContext& fmt) {
   int audio = 0, other = 0;
   for (unsigned i = 0; i < fmt.nb_streams; ++i) {
@@ -72,32 +63,9 @@ struct VideoSource {
   const AVStream* stream() const { return format->streams[stream_index]; }
 };
 
-FormatPtr open_container(const fs::path& path) {
-  std::error_code ec;
-  const fs::file_status status = fs::status(path, ec);
-  if (ec && status.type() != fs::file_type::not_found) {
-    throw IoError(fmt::format("cannot open the file: {}", ec.message()));
-  }
-  if (!fs::exists(status)) throw IoError("cannot open the file: it does not exist");
-  if (!fs::is_regular_file(status)) throw IoError("cannot open the file: it is not a regular file");
-  AVDictionary* options = nullptr;
-  av_dict_set(&options, "protocol_whitelist", "file", 0);  // no playlist may reach the network
-  AVFormatContext* raw = nullptr;
-  // "file:" keeps a colon in the name from being read as a protocol.
-  const int err = avformat_open_input(&raw, ("file:" + path.string()).c_str(), nullptr, &options);
-  av_dict_free(&options);
-  if (err < 0) {
-    if (is_system_io_error(err)) throw IoError(fmt::format("cannot open the file: {}", ffmpeg::error_text(err)));
-    throw InvalidInput(fmt::format("not a video file FFmpeg can read ({})", ffmpeg::error_text(err)));
-  }
-  FormatPtr format(raw);
-  avformat_find_stream_info(format.get(), nullptr);  // a failure here still leaves the streams to choose from
-  return format;
-}
-
 VideoSource open_video(const fs::path& path) {
   VideoSource v;
-  v.format = open_container(path);
+  v.format = ffmpeg::open_file(path, "video");
   const int err = av_find_best_stream(v.format.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &v.decoder, 0);
   if (err == AVERROR_STREAM_NOT_FOUND) {
     throw InvalidInput(fmt::format("the file has no video stream (it has {})", describe_streams(*v.format)));
