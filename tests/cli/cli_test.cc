@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/npy.h"
+#include "common/ffmpeg.h"
 #include "common/json_lines.h"
 #include "test_util.h"
 
@@ -76,11 +77,7 @@ TEST(Cli, JsonlInputReportsBadLinesAndGoesOn) {
 TEST(CliVideo, GoodAndBadVideosInOneRun) {
   testing::TempDir tmp;
   const fs::path dir = tmp.path();
-  auto ffmpeg = [&](const std::string& args) {
-    std::string log;
-    const std::string cmd = "ffmpeg -nostdin -v error -y " + args;
-    ASSERT_EQ(testing::run_command(cmd, &log), 0) << cmd << "\n" << log;
-  };
+  using testing::ffmpeg;
   ffmpeg(fmt::format("-f lavfi -i testsrc2=size=160x96:rate=10 -f lavfi -i sine=frequency=500 -t 3 -c:v libx264 "
                      "-pix_fmt yuv420p -c:a aac '{}'",
                      (dir / "good.mp4").string()));

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/ffmpeg.h"
 #include "common/json_lines.h"
 #include "index/store.h"
 #include "test_util.h"
@@ -24,11 +25,9 @@ testing::Outcome run(const TempDir& tmp, const std::string& args) {
 
 // A 2 s clip of the ffmpeg test pattern `pattern` with a tone of `hz` (0: no audio stream).
 void write_clip(const fs::path& path, const std::string& pattern, int hz) {
-  std::string cmd = fmt::format("ffmpeg -nostdin -v error -y -f lavfi -i {}=size=160x96:rate=10 ", pattern);
-  if (hz > 0) cmd += fmt::format("-f lavfi -i sine=frequency={}:sample_rate=16000 -c:a pcm_s16le ", hz);
-  cmd += fmt::format("-t 2 -c:v ffv1 '{}'", path.string());
-  std::string log;
-  ASSERT_EQ(testing::run_command(cmd, &log), 0) << cmd << "\n" << log;
+  std::string args = fmt::format("-f lavfi -i {}=size=160x96:rate=10 ", pattern);
+  if (hz > 0) args += fmt::format("-f lavfi -i sine=frequency={}:sample_rate=16000 -c:a pcm_s16le ", hz);
+  testing::ffmpeg(args + "-t 2 -c:v ffv1 " + testing::q(path));
 }
 
 const std::string settings = "--video-min-pixels 3136 --video-max-pixels 6272";

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "common/run_command.h"
+#include "common/ffmpeg.h"
 #include "common/temp_dir.h"
 #include "core/error.h"
 #include "core/timer.h"
@@ -138,15 +139,8 @@ fs::path write_wav(const fs::path& p, const WavFormat& f, const std::vector<uint
 // ---------------------------------------------------------------------------------------------------------------
 // Tools: the ffmpeg CLI and the soxr oracle
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
-
-bool ffmpeg(const std::string& args) {
-  const std::string cmd = "ffmpeg -hide_banner -nostdin -loglevel error -y " + args;
-  std::string out;
-  const int rc = oe::testing::run_command(cmd, &out);
-  if (rc != 0) ADD_FAILURE() << "ffmpeg failed (exit " << rc << "): " << cmd << "\n" << out.substr(0, 2000);
-  return rc == 0;
-}
+using oe::testing::ffmpeg;
+using oe::testing::q;
 
 bool soxr_oracle(const std::string& args) {
   const std::string cmd =

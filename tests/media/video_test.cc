@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/ffmpeg.h"
 #include "common/run_command.h"
 #include "core/error.h"
 #include "media/video.h"
@@ -25,15 +26,8 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using testing::TempDir;
 
-std::string q(const fs::path& p) { return fmt::format("'{}'", p.string()); }
-
-bool ffmpeg(const std::string& args) {
-  const std::string cmd = "ffmpeg -hide_banner -nostdin -loglevel error -y " + args;
-  std::string out;
-  const int rc = oe::testing::run_command(cmd, &out);
-  if (rc != 0) ADD_FAILURE() << "ffmpeg failed (exit " << rc << "): " << cmd << "\n" << out.substr(0, 2000);
-  return rc == 0;
-}
+using oe::testing::ffmpeg;
+using oe::testing::q;
 
 bool run_oracle(const std::string& args) {
   const std::string cmd = fmt::format("\"{}\" \"{}/tests/media/video_oracle.py\" {}", OE_PYTHON, OE_SOURCE_DIR, args);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "common/ffmpeg.h"
 #include "common/temp_dir.h"
 #include "core/error.h"
 #include "model/embedder.h"
@@ -26,13 +27,10 @@ fs::path make_clip(double video_s, double audio_s) {
   static testing::TempDir dir;
   const fs::path out = dir.path() / fmt::format("clip-{}-{}.mkv", video_s, audio_s);
   if (fs::exists(out)) return out;
-  std::string cmd = fmt::format("ffmpeg -nostdin -v error -y -f lavfi -i testsrc2=size=320x180:rate=25:duration={} ",
-                                video_s);
+  std::string args = fmt::format("-f lavfi -i testsrc2=size=320x180:rate=25:duration={} ", video_s);
   if (audio_s > 0)
-    cmd += fmt::format("-f lavfi -i sine=frequency=440:sample_rate=16000:duration={} -c:a pcm_s16le ", audio_s);
-  cmd += fmt::format("-c:v ffv1 '{}'", out.string());
-  std::string log;
-  EXPECT_EQ(testing::run_command(cmd, &log), 0) << cmd << "\n" << log;
+    args += fmt::format("-f lavfi -i sine=frequency=440:sample_rate=16000:duration={} -c:a pcm_s16le ", audio_s);
+  testing::ffmpeg(args + "-c:v ffv1 " + testing::q(out));
   return out;
 }
 
