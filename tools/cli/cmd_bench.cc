@@ -404,7 +404,9 @@ void print_video_table(const std::vector<json>& rows) {
                 fmt::format("{} s", r.value("video_seconds", int64_t{0})).c_str(), r.value("fusion", "").c_str(),
                 static_cast<long long>(r.value("video_max_pixels", int64_t{50176})), r.value("fps", 2.0),
                 r.value("audio_max_seconds", 128.0), static_cast<long long>(r.value("tokens", int64_t{0})),
-                r.value("media_tokens_per_second_of_media", 0.0), s, r.value("decode_seconds", 0.0),
+                static_cast<double>(r.value("video_tokens", int64_t{0}) + r.value("audio_tokens", int64_t{0})) /
+                    std::max<double>(1.0, static_cast<double>(r.value("video_seconds", int64_t{1}))),
+                s, r.value("decode_seconds", 0.0),
                 r.value("vision_seconds", 0.0), r.value("audio_encoder_seconds", 0.0), r.value("decoder_seconds", 0.0),
                 r.contains("percent_of_peak") ? fmt::format("{:.1f}", r.value("percent_of_peak", 0.0)).c_str() : "",
                 r.contains("peak_rss_bytes")
@@ -568,20 +570,22 @@ int run_parent(BenchArgs a) {
     rows.insert(rows.end(), r.begin(), r.end());
   }
   if (a.video_sweep) {
-    // The paper's sequence-length experiment on a 60 s clip, one axis at a time around the model card's budget;
-    // each setting in its own process so that its peak memory is its own.
+    // The paper's sequence-length experiment on a clip of the first --video length (60 s by default), one axis at a
+    // time around the model card's budget; each setting in its own process so that its peak memory is its own.
     struct Setting {
       int64_t max_pixels;
       double fps, audio_s;
     };
     const std::vector<Setting> sweep = {{12'544, 2, 128}, {50'176, 2, 128}, {200'704, 2, 128}, {50'176, 1, 128},
                                         {50'176, 4, 128}, {50'176, 2, 32},  {50'176, 2, 300}};
+    const std::string sweep_seconds = a.video == "none" ? "60" : split(a.video).front();
     for (const auto& dt : split(a.dtypes))
       for (const Setting& st : sweep) {
         const std::string cmd = fmt::format(
-            "{} bench --child --model {} --tokens none --images none --audio none --video 60 --video-fusion separate "
+            "{} bench --child --model {} --tokens none --images none --audio none --video {} --video-fusion separate "
             "--video-max-pixels {} --fps {} --audio-max-seconds {} --dtype {} --threads {} --repeats {}",
-            shell_quote(self), shell_quote(a.model), st.max_pixels, st.fps, st.audio_s, dt, threads, a.repeats);
+            shell_quote(self), shell_quote(a.model), sweep_seconds, st.max_pixels, st.fps, st.audio_s, dt, threads,
+            a.repeats);
         std::fprintf(stderr, "bench: video sweep, max pixels %lld, fps %g, audio %g s (%s)\n",
                      static_cast<long long>(st.max_pixels), st.fps, st.audio_s, dt.c_str());
         auto r = run_json_lines(cmd);
@@ -667,7 +671,7 @@ VerbRunner register_bench(CLI::App& app) {
   sub->add_option("--video-fusion", a->video_fusion, "Comma-separated fusion modes of the video rows")
       ->capture_default_str();
   sub->add_flag("--video-sweep", a->video_sweep,
-                "Also run the paper's sequence-length sweep on a 60 s clip (max pixels 12544/50176/200704, fps 1/2/4, "
+                "Also run the paper's sequence-length sweep on a clip of the first --video length (max pixels 12544/50176/200704, fps 1/2/4, "
                 "audio 32/128/300 s): tokens, time and peak memory per setting");
   sub->add_option("--video-max-pixels", a->video_max_pixels, "(internal) video budget of a sweep child")->group("");
   sub->add_option("--fps", a->fps, "(internal) frames per second of a sweep child")->group("");
