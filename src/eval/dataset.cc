@@ -1,6 +1,8 @@
 #include "eval/dataset.h"
 
 #include <algorithm>
+#include <map>
+#include <optional>
 #include <set>
 
 #include "core/error.h"
@@ -34,6 +36,7 @@ bool restrict_to(index::SourceSpec& s, const std::string& mode) {
 struct Embedded {
   std::vector<std::string> ids;  // row -> manifest id
   std::vector<float> matrix;
+  std::vector<uint8_t> sound;    // row -> 1 for the sound vector of a video in late fusion
   int64_t embedded = 0;
 };
 
@@ -64,6 +67,8 @@ Embedded embed_into(const model::Embedder& embedder, const index::IndexSettings&
     OE_CHECK(it != id_of_key.end(), "cached vector of an unknown item");
     out.ids.push_back(it->second);
   }
+  for (const auto& hit : store->describe(item_ids)) out.sound.push_back(hit.modality == index::SOUND_VIEW ? 1 : 0);
+  OE_CHECK(out.sound.size() == out.ids.size());
   return out;
 }
 
@@ -139,7 +144,8 @@ DatasetRun run_dataset(const model::Embedder& embedder, const std::string& model
                                    o.batch_tokens, r.failures, [&](int64_t d, int64_t t) {
                                      if (progress) progress("embedding corpus (" + o.modality + ")", d, t);
                                    });
-  auto query_vectors = embed_into(embedder, settings, cache / "queries", queries, text::Role::Query, o.batch_tokens,
+  auto query_vectors = embed_into(o.query_embedder ? *o.query_embedder : embedder, settings, cache / "queries",
+                                  queries, text::Role::Query, o.batch_tokens,
                                   r.failures, [&](int64_t d, int64_t t) {
                                     if (progress) progress("embedding queries", d, t);
                                   });
@@ -147,9 +153,37 @@ DatasetRun run_dataset(const model::Embedder& embedder, const std::string& model
   r.queries_embedded = query_vectors.embedded;
 
   const int64_t d = settings.dim;
-  const auto top = index::exact_top_k(corpus_vectors.matrix.data(), static_cast<int64_t>(corpus_vectors.ids.size()), d,
-                                      query_vectors.matrix.data(), static_cast<int64_t>(query_vectors.ids.size()),
-                                      o.top);
+  const int64_t n_rows = static_cast<int64_t>(corpus_vectors.ids.size());
+  OE_CHECK(std::count(query_vectors.sound.begin(), query_vectors.sound.end(), 1) == 0, "a query with two vectors");
+  if (std::count(corpus_vectors.sound.begin(), corpus_vectors.sound.end(), 1) > 0) {
+    // Late fusion: every row's score, then one score per document (frames and sound combined), ranked.
+    const auto all = index::exact_top_k(corpus_vectors.matrix.data(), n_rows, d, query_vectors.matrix.data(),
+                                        static_cast<int64_t>(query_vectors.ids.size()), n_rows);
+    for (size_t q = 0; q < query_vectors.ids.size(); ++q) {
+      std::map<std::string, std::pair<double, std::optional<double>>> by_doc;  // frames (or only) score, sound
+      for (int64_t j = 0; j < all.k; ++j) {
+        const int64_t row = all.labels[q * all.k + j];
+        if (row < 0) continue;
+        auto& entry = by_doc[corpus_vectors.ids[row]];
+        const double score = all.scores[q * all.k + j];
+        if (corpus_vectors.sound[row])
+          entry.second = score;
+        else
+          entry.first = score;
+      }
+      std::vector<ScoredDoc> docs;
+      for (const auto& [docid, s] : by_doc)
+        docs.push_back({docid, static_cast<float>(s.second ? o.late_weight * s.first + (1 - o.late_weight) * *s.second
+                                                           : s.first)});
+      std::stable_sort(docs.begin(), docs.end(), [](const ScoredDoc& a, const ScoredDoc& b) { return a.score > b.score; });
+      if (static_cast<int64_t>(docs.size()) > o.top) docs.resize(static_cast<size_t>(o.top));
+      r.run[query_vectors.ids[q]] = std::move(docs);
+    }
+    r.seconds = timer.seconds();
+    return r;
+  }
+  const auto top = index::exact_top_k(corpus_vectors.matrix.data(), n_rows, d, query_vectors.matrix.data(),
+                                      static_cast<int64_t>(query_vectors.ids.size()), o.top);
   for (size_t q = 0; q < query_vectors.ids.size(); ++q) {
     auto& docs = r.run[query_vectors.ids[q]];
     for (int64_t j = 0; j < top.k; ++j) {

@@ -29,6 +29,11 @@ struct DatasetOptions {
   std::string modality = "all";
   int64_t top = 1000;           // documents retrieved per query
   int64_t batch_tokens = 4096;
+  // Late fusion (the corpus embedder's fusion is Late): a video document's score is late_weight · frames score +
+  // (1 − late_weight) · sound score. Queries are one vector each: `query_embedder` embeds them (null: the corpus
+  // embedder; give one with another fusion mode when queries may hold videos).
+  double late_weight = 0.5;
+  const model::Embedder* query_embedder = nullptr;
 };
 
 struct DatasetRun {

@@ -21,6 +21,7 @@ struct EvalArgs {
   EmbedSettingsArgs settings;
   std::string dataset;
   std::string split = "test";
+  double late_weight = 0.5;
   std::vector<std::string> modalities = {"all"};
   std::string cache;
   std::string save_run;
@@ -80,13 +81,14 @@ std::string modes_table(const std::vector<std::pair<std::string, eval::EvalResul
 }
 
 int run_dataset_eval(const EvalArgs& a) {
-  if (a.settings.fusion == "late")
-    throw Unsupported("--fusion late: eval scores one vector per item; late fusion's two vectors per video are "
-                      "ranked by `omni-embed search` over an index (eval takes separate, interleaved, video or audio)");
   for (int k : a.cutoffs)
     if (k < 1) throw InvalidInput(fmt::format("--k: cutoff {} is not a positive rank", k));
   auto model = load_model(a.model);
   model::Embedder embedder(model, make_embed_options(*model, a.settings));
+  // Late fusion ranks a video document by its two vectors; a query is one vector (a video query: separate).
+  model::EmbedOptions query_options = embedder.options();
+  if (query_options.fusion == model::Fusion::Late) query_options.fusion = model::Fusion::Separate;
+  model::Embedder query_embedder(model, query_options);
   eval::EvalOptions options;
   options.cutoffs = a.cutoffs;
   options.complete = a.complete;
@@ -103,6 +105,8 @@ int run_dataset_eval(const EvalArgs& a) {
     o.modality = mode;
     o.top = a.top;
     o.batch_tokens = a.batch_tokens;
+    o.late_weight = a.late_weight;
+    o.query_embedder = &query_embedder;
     Progress progress("embedding", 0);
     std::string stage;
     auto r = eval::run_dataset(embedder, a.model.model, o, [&](const std::string& s, int64_t done, int64_t total) {
@@ -205,6 +209,10 @@ VerbRunner register_eval(CLI::App& app) {
                   "video")
       ->delimiter(',')
       ->check(CLI::IsMember({"all", "text", "image", "audio", "video"}))
+      ->capture_default_str();
+  sub->add_option("--late-weight", a->late_weight,
+                  "With --fusion late: a video document's score is W · frames score + (1 − W) · sound score")
+      ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   sub->add_option("--cache", a->cache, "Where corpus and query vectors are kept (default DATASET/.omni-embed-cache)");
   sub->add_option("--save-run", a->save_run, "Also write the ranking as a TREC run file (FILE.MODE for several modes)");
