@@ -166,6 +166,9 @@ PreparedInput Embedder::prepare(const EmbedRequest& request, Fusion fusion) cons
     bool has_sound = true;
     if (fusion != Fusion::Audio) {
       media::VideoFrames vf = media::decode_video_frames(path, options_.video);  // its errors name the file
+      if (vf.n_missing > 0)
+        log_warn("{}: {} of the sampled frames could not be decoded (a damaged file); the {} that were are embedded",
+                 path.string(), vf.n_missing, vf.frames.size());
       if (vf.truncated) {
         log_warn("{}: {} frames sampled over {:.1f} s, fewer than {:g} per second (the --max-frames budget)",
                  path.string(), vf.frames.size(), vf.info.duration_seconds, options_.video.fps);
