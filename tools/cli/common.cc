@@ -70,7 +70,7 @@ void add_embed_settings_options(CLI::App& app, EmbedSettingsArgs& a) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--video-max-pixels", a.video_max_pixels,
-                 "Largest video frame area after resizing (64 merged tokens per 2 frames at the default)")
+                 "Largest video frame area after resizing (at most 64 merged tokens per 2 frames at the default)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--max-frames", a.max_frames,
