@@ -43,11 +43,18 @@ struct ResizedSize {
   int64_t width = 0;
 };
 ResizedSize smart_resize(int64_t height, int64_t width, int64_t factor, int64_t min_pixels, int64_t max_pixels);
+// The same with fractional limits (qwen-omni-utils' per-frame video budget, total_pixels / n · 2, is a Python float).
+ResizedSize smart_resize_fractional(int64_t height, int64_t width, int64_t factor, double min_pixels,
+                                    double max_pixels);
 
 // Pillow's Image.resize((width, height), Image.BICUBIC) on 8-bit RGB, bit for bit (separable passes, a = -0.5,
 // support scaled when downsampling, fixed-point coefficients, uint8 rounding between passes). Returns a copy
 // when the size is unchanged.
 RgbImage resize_bicubic(const RgbImage& image, int64_t width, int64_t height);
+
+// The checks both bicubic resizes make: InvalidInput for a non-positive target size, an internal error for an
+// image whose pixel buffer does not match its size.
+void check_resize_arguments(const RgbImage& image, int64_t width, int64_t height);
 
 // The image processor's settings (preprocessor_config.json of the checkpoint; the defaults are the reference's).
 struct VisionPreprocessConfig {

@@ -48,7 +48,8 @@ void check_frame(const RgbImage* frame, const RgbImage& first, int64_t block, si
 
 }  // namespace
 
-ResizedSize smart_resize(int64_t height, int64_t width, int64_t factor, int64_t min_pixels, int64_t max_pixels) {
+ResizedSize smart_resize_fractional(int64_t height, int64_t width, int64_t factor, double min_pixels,
+                                    double max_pixels) {
   if (height <= 0 || width <= 0) {
     throw InvalidInput(fmt::format("smart_resize: image of {}x{}: both sides must be positive", width, height));
   }
@@ -61,19 +62,25 @@ ResizedSize smart_resize(int64_t height, int64_t width, int64_t factor, int64_t 
   }
   const auto f = static_cast<double>(factor);
   const auto h = static_cast<double>(height), w = static_cast<double>(width);
-  // qwen-omni-utils clamps each side to at least `factor` (a tiny image would otherwise round to 0).
+  // qwen-omni-utils clamps each side to at least `factor` (a tiny image would otherwise round to 0). Products of
+  // sides stay far below 2^53, so comparing them as doubles is exact.
   auto h_bar = std::max<int64_t>(factor, static_cast<int64_t>(round_half_even(h / f)) * factor);
   auto w_bar = std::max<int64_t>(factor, static_cast<int64_t>(round_half_even(w / f)) * factor);
-  if (h_bar * w_bar > max_pixels) {
-    const double beta = std::sqrt(static_cast<double>(height * width) / static_cast<double>(max_pixels));
+  if (static_cast<double>(h_bar * w_bar) > max_pixels) {
+    const double beta = std::sqrt(h * w / max_pixels);
     h_bar = std::max<int64_t>(factor, static_cast<int64_t>(std::floor(h / beta / f)) * factor);
     w_bar = std::max<int64_t>(factor, static_cast<int64_t>(std::floor(w / beta / f)) * factor);
-  } else if (h_bar * w_bar < min_pixels) {
-    const double beta = std::sqrt(static_cast<double>(min_pixels) / static_cast<double>(height * width));
+  } else if (static_cast<double>(h_bar * w_bar) < min_pixels) {
+    const double beta = std::sqrt(min_pixels / (h * w));
     h_bar = static_cast<int64_t>(std::ceil(h * beta / f)) * factor;
     w_bar = static_cast<int64_t>(std::ceil(w * beta / f)) * factor;
   }
   return {h_bar, w_bar};
+}
+
+ResizedSize smart_resize(int64_t height, int64_t width, int64_t factor, int64_t min_pixels, int64_t max_pixels) {
+  return smart_resize_fractional(height, width, factor, static_cast<double>(min_pixels),
+                                 static_cast<double>(max_pixels));
 }
 
 VisionPreprocessConfig VisionPreprocessConfig::load(const std::filesystem::path& dir) {

@@ -117,13 +117,17 @@ std::vector<uint8_t> vertical_pass(const uint8_t* src, int64_t w, int64_t row0, 
 
 }  // namespace
 
-RgbImage resize_bicubic(const RgbImage& image, int64_t width, int64_t height) {
+void check_resize_arguments(const RgbImage& image, int64_t width, int64_t height) {
   if (width <= 0 || height <= 0) {
     throw InvalidInput(fmt::format("resize to {}x{}: the size must be positive", width, height));
   }
   OE_CHECK(image.width > 0 && image.height > 0 &&
                static_cast<int64_t>(image.pixels.size()) == image.width * image.height * 3,
            "RgbImage {}x{} with {} bytes", image.width, image.height, image.pixels.size());
+}
+
+RgbImage resize_bicubic(const RgbImage& image, int64_t width, int64_t height) {
+  check_resize_arguments(image, width, height);
   const bool horizontal = width != image.width, vertical = height != image.height;
   if (!horizontal && !vertical) return image;
 

@@ -8,7 +8,7 @@
 //  - st: transformers' BaseVideoProcessor.sample_frames: n = int(total / video_fps · fps) and
 //    torch.arange(0, total, total / n).int(): float32 output with double arithmetic, vectorised 8 lanes at a time
 //    as the AVX2 kernel does it, truncated;
-//  - card_first_resize: qwen-omni-utils' per-frame budget, a float in Python, so smart_resize runs on doubles here;
+//  - card_first_resize: qwen-omni-utils' per-frame budget, a float in Python, so smart_resize takes it as a double;
 //  - resize_bicubic_antialias: torch's separable antialiased interpolation on the float image
 //    (aten/src/ATen/native/cpu/UpSampleKernel.cpp: _compute_indices_min_size_weights_aa, interpolate_aa_single_dim,
 //    width pass first), float32, then clamp, round, uint8. The arithmetic is torch 1.13's as its AVX2 kernel
@@ -32,7 +32,6 @@ namespace {
 constexpr int64_t FRAME_FACTOR = 2;            // qwen-omni-utils: frame counts are even (temporal patch 2)
 constexpr int64_t VIDEO_MIN_PIXELS = 100'352;  // 128·28·28
 constexpr int64_t VIDEO_MAX_PIXELS = 602'112;  // 768·28·28
-constexpr double MAX_ASPECT_RATIO = 200.0;
 constexpr int TORCH_VEC_LANES = 8;             // Vectorized<float>::size() in torch's AVX2 kernels
 
 void check_options(const VideoOptions& o) {
@@ -52,37 +51,6 @@ void check_stream(int64_t total_frames, double video_fps) {
   if (!(video_fps > 0) || !std::isfinite(video_fps)) {
     throw InvalidInput(fmt::format("the video's frame rate ({}) is unknown or not positive", video_fps));
   }
-}
-
-// Python's round() on a double: half to even.
-double round_half_even(double v) {
-  const double lower = std::floor(v);
-  const double diff = v - lower;
-  if (diff != 0.5) return diff < 0.5 ? lower : lower + 1;
-  return std::fmod(lower, 2.0) == 0.0 ? lower : lower + 1;
-}
-
-// qwen-omni-utils' smart_resize with a fractional max_pixels (the per-frame budget total_pixels / n · 2 is a float
-// there). Each side is kept at least `factor`, as media::smart_resize does.
-ResizedSize smart_resize_double(int64_t height, int64_t width, int64_t factor, double min_pixels, double max_pixels) {
-  if (height <= 0 || width <= 0) throw InvalidInput(fmt::format("a video frame of {}x{} has no pixels", width, height));
-  const auto h = static_cast<double>(height), w = static_cast<double>(width), f = static_cast<double>(factor);
-  if (std::max(h, w) / std::min(h, w) > MAX_ASPECT_RATIO) {
-    throw InvalidInput(fmt::format("a video frame of {}x{} has an aspect ratio above {:.0f}", width, height,
-                                   MAX_ASPECT_RATIO));
-  }
-  auto h_bar = std::max<int64_t>(factor, static_cast<int64_t>(round_half_even(h / f)) * factor);
-  auto w_bar = std::max<int64_t>(factor, static_cast<int64_t>(round_half_even(w / f)) * factor);
-  if (static_cast<double>(h_bar * w_bar) > max_pixels) {
-    const double beta = std::sqrt(h * w / max_pixels);
-    h_bar = std::max<int64_t>(factor, static_cast<int64_t>(std::floor(h / beta / f)) * factor);
-    w_bar = std::max<int64_t>(factor, static_cast<int64_t>(std::floor(w / beta / f)) * factor);
-  } else if (static_cast<double>(h_bar * w_bar) < min_pixels) {
-    const double beta = std::sqrt(min_pixels / (h * w));
-    h_bar = static_cast<int64_t>(std::ceil(h * beta / f)) * factor;
-    w_bar = static_cast<int64_t>(std::ceil(w * beta / f)) * factor;
-  }
-  return {h_bar, w_bar};
 }
 
 int64_t floor_to_even(double v) { return static_cast<int64_t>(std::floor(v / FRAME_FACTOR)) * FRAME_FACTOR; }
@@ -287,16 +255,12 @@ ResizedSize card_first_resize(int64_t height, int64_t width, int64_t n_frames, c
   const double budget = static_cast<double>(options.total_pixels) / static_cast<double>(n_frames) * FRAME_FACTOR;
   const auto floor_px = static_cast<double>(static_cast<int64_t>(VIDEO_MIN_PIXELS * 1.05));
   const double max_px = std::max(std::min(static_cast<double>(VIDEO_MAX_PIXELS), budget), floor_px);
-  return smart_resize_double(height, width, detail::VIDEO_FACTOR, static_cast<double>(VIDEO_MIN_PIXELS), max_px);
+  return smart_resize_fractional(height, width, detail::VIDEO_FACTOR, static_cast<double>(VIDEO_MIN_PIXELS),
+                                 max_px);
 }
 
 RgbImage resize_bicubic_antialias(const RgbImage& image, int64_t width, int64_t height) {
-  if (width <= 0 || height <= 0) {
-    throw InvalidInput(fmt::format("resize to {}x{}: the size must be positive", width, height));
-  }
-  OE_CHECK(image.width > 0 && image.height > 0 &&
-               static_cast<int64_t>(image.pixels.size()) == image.width * image.height * 3,
-           "RgbImage {}x{} with {} bytes", image.width, image.height, image.pixels.size());
+  check_resize_arguments(image, width, height);
   if (width == image.width && height == image.height) return image;
   // upcast to float32, the width pass (torch's first: the contiguous dimension), the height pass
   std::vector<float> values(image.pixels.begin(), image.pixels.end());
