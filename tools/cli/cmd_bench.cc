@@ -372,6 +372,16 @@ std::string machine_name() {
 }
 
 // One row per measurement; peers get their time ratio to omni-embed bf16 at the same length.
+// Table cells of a result row: its percent of peak and its peak RSS ("" when the row has none).
+std::string percent_cell(const json& r) {
+  return r.contains("percent_of_peak") ? fmt::format("{:.1f}", r.value("percent_of_peak", 0.0)) : "";
+}
+std::string rss_cell(const json& r) {
+  return r.contains("peak_rss_bytes")
+             ? fmt::format("{:.2f} GB", static_cast<double>(r.value("peak_rss_bytes", int64_t{0})) / 1e9)
+             : "";
+}
+
 // Video documents: one line per (engine, length, fusion, budget), the time split into decode + resize, vision tower,
 // audio tower and decoder, and how much slower a peer is than omni-embed bf16 on the same setting.
 void print_video_table(const std::vector<json>& rows) {
@@ -408,10 +418,8 @@ void print_video_table(const std::vector<json>& rows) {
                     std::max<double>(1.0, static_cast<double>(r.value("video_seconds", int64_t{1}))),
                 s, r.value("decode_seconds", 0.0),
                 r.value("vision_seconds", 0.0), r.value("audio_encoder_seconds", 0.0), r.value("decoder_seconds", 0.0),
-                r.contains("percent_of_peak") ? fmt::format("{:.1f}", r.value("percent_of_peak", 0.0)).c_str() : "",
-                r.contains("peak_rss_bytes")
-                    ? fmt::format("{:.2f} GB", static_cast<double>(r.value("peak_rss_bytes", int64_t{0})) / 1e9).c_str()
-                    : "",
+                percent_cell(r).c_str(),
+                rss_cell(r).c_str(),
                 ratio.c_str());
   }
 }
@@ -438,10 +446,8 @@ void print_table(const std::vector<json>& rows) {
     std::printf("%-14s %-5s %7lld %10.3f %10.1f %9s %8s %10s %s\n", name.c_str(), r.value("dtype", "").c_str(),
                 static_cast<long long>(n), s, s > 0 ? static_cast<double>(n) / s : 0.0,
                 r.contains("gflops") ? fmt::format("{:.0f}", r.value("gflops", 0.0)).c_str() : "",
-                r.contains("percent_of_peak") ? fmt::format("{:.1f}", r.value("percent_of_peak", 0.0)).c_str() : "",
-                r.contains("peak_rss_bytes")
-                    ? fmt::format("{:.2f} GB", static_cast<double>(r.value("peak_rss_bytes", int64_t{0})) / 1e9).c_str()
-                    : "",
+                percent_cell(r).c_str(),
+                rss_cell(r).c_str(),
                 ratio.c_str());
   }
   std::map<int64_t, double> ours_image;
@@ -467,10 +473,8 @@ void print_table(const std::vector<json>& rows) {
                 r.value("dtype", "").c_str(), fmt::format("{0}x{0}", size).c_str(),
                 static_cast<long long>(r.value("tokens", int64_t{0})), s, r.value("preprocess_seconds", 0.0),
                 r.value("vision_seconds", 0.0), r.value("decoder_seconds", 0.0),
-                r.contains("percent_of_peak") ? fmt::format("{:.1f}", r.value("percent_of_peak", 0.0)).c_str() : "",
-                r.contains("peak_rss_bytes")
-                    ? fmt::format("{:.2f} GB", static_cast<double>(r.value("peak_rss_bytes", int64_t{0})) / 1e9).c_str()
-                    : "",
+                percent_cell(r).c_str(),
+                rss_cell(r).c_str(),
                 ratio.c_str());
   }
   std::map<int64_t, double> ours_audio;
@@ -495,10 +499,8 @@ void print_table(const std::vector<json>& rows) {
     std::printf("%-20s %-5s %6s %7lld %9.3f %8.3f %9.3f %8.3f %8s %8s %s\n", name.c_str(), r.value("dtype", "").c_str(),
                 fmt::format("{} s", sec).c_str(), static_cast<long long>(r.value("tokens", int64_t{0})), s,
                 r.value("frontend_seconds", 0.0), r.value("audio_encoder_seconds", 0.0), r.value("decoder_seconds", 0.0),
-                r.contains("percent_of_peak") ? fmt::format("{:.1f}", r.value("percent_of_peak", 0.0)).c_str() : "",
-                r.contains("peak_rss_bytes")
-                    ? fmt::format("{:.2f} GB", static_cast<double>(r.value("peak_rss_bytes", int64_t{0})) / 1e9).c_str()
-                    : "",
+                percent_cell(r).c_str(),
+                rss_cell(r).c_str(),
                 ratio.c_str());
   }
   print_video_table(rows);
