@@ -1,15 +1,30 @@
-// Linear layers through oneDNN (the only file that includes oneDNN is matmul_onednn.cc).
-// The weight W [n_out, n_in] (nn.Linear layout) is converted and pre-packed once, at construction, into the
-// layout oneDNN's brgemm kernels want; one matmul primitive per number of rows M is created on first use and kept.
+// Linear layers through oneDNN (the only file that includes oneDNN is matmul_onednn.cc) or, in BF16 mode on a CPU
+// with AMX, through the project's own tile GEMM (amx_gemm.h). The weight W [n_out, n_in] (nn.Linear layout) is
+// converted and pre-packed once, at construction, into the layout the kernel wants; for oneDNN, one matmul primitive
+// per number of rows M is created on first use and kept.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "core/dtype.h"
 #include "kernels/compute.h"
 
 namespace oe::kernels {
+
+// The kernel that runs BF16 linear layers. Auto: the project's AMX GEMM where the CPU has AMX-BF16 (1.1–1.9× oneDNN
+// 2.6's matmul on the decoder's shapes, about even on the vision tower's; docs/benchmarks.md, "Kernels"), oneDNN's
+// matmul otherwise. F32 layers always run on oneDNN.
+enum class Bf16Gemm { Auto, OneDnn, Amx };
+
+// Applies to PackedLinear objects constructed afterwards (a model loaded after the call). Amx on a CPU without it
+// (or where the kernel refuses the tile state) throws Unsupported.
+void set_bf16_gemm(Bf16Gemm g);
+Bf16Gemm bf16_gemm();
+const char* bf16_gemm_name(Bf16Gemm g);
+// Parses "auto", "onednn" or "amx"; throws InvalidInput otherwise.
+Bf16Gemm parse_bf16_gemm(const std::string& s);
 
 class PackedLinear {
  public:
@@ -28,6 +43,8 @@ class PackedLinear {
   int64_t n_in() const;
   Compute compute() const;
   size_t packed_bytes() const;
+  // The kernel this layer runs on: "onednn" or "amx".
+  const char* kernel_name() const;
   bool empty() const { return impl_ == nullptr; }
 
  private:

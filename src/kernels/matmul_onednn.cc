@@ -1,8 +1,10 @@
-// PackedLinear and the single-threaded local GEMMs of attention on oneDNN 2.6 `matmul` (notes/cpu-gemm.md):
+// PackedLinear (BF16 layers on AMX CPUs go to amx_gemm.h instead) and the single-threaded local GEMMs of attention
+// on oneDNN 2.6 `matmul` (notes/cpu-gemm.md):
 // weights converted and pre-packed once (format_tag::any + reorder), one primitive per shape created on first use
 // and kept in a map guarded by a mutex. The only file of the project that includes oneDNN (3.x changed the API).
 #include <omp.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -13,6 +15,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/tensor.h"
+#include "kernels/amx_gemm.h"
 #include "kernels/local_gemm.h"
 #include "kernels/matmul.h"
 #include "kernels/vec_math.h"
@@ -182,7 +185,32 @@ void to_f32(const void* src, DType t, int64_t n, float* dst) {
                    dst + c);
 }
 
+std::atomic<Bf16Gemm>& bf16_gemm_setting() {
+  static std::atomic<Bf16Gemm> g{Bf16Gemm::Auto};
+  return g;
+}
+
 }  // namespace
+
+void set_bf16_gemm(Bf16Gemm g) {
+  if (g == Bf16Gemm::Amx && !amx::available())
+    throw Unsupported(
+        "the AMX bf16 GEMM needs a CPU with AMX-BF16 (Intel Sapphire Rapids or later) and a kernel that grants the "
+        "tile state");
+  bf16_gemm_setting().store(g);
+}
+
+Bf16Gemm bf16_gemm() { return bf16_gemm_setting().load(); }
+
+const char* bf16_gemm_name(Bf16Gemm g) {
+  return g == Bf16Gemm::Auto ? "auto" : g == Bf16Gemm::OneDnn ? "onednn" : "amx";
+}
+
+Bf16Gemm parse_bf16_gemm(const std::string& s) {
+  for (Bf16Gemm g : {Bf16Gemm::Auto, Bf16Gemm::OneDnn, Bf16Gemm::Amx})
+    if (s == bf16_gemm_name(g)) return g;
+  throw InvalidInput(fmt::format("unknown bf16 GEMM \"{}\": choose auto, onednn or amx", s));
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // PackedLinear
@@ -192,7 +220,8 @@ struct PackedLinear::Impl {
   Compute compute = Compute::F32;
   memory::desc w_md;  // packed layout of W as oneDNN weights [n_in, n_out]
   AlignedPtr<uint8_t> w_packed;
-  AlignedPtr<float> bias;  // n_out floats or null
+  AlignedPtr<float> bias;   // n_out floats or null
+  amx::PackedWeight amx_w;  // set when the layer runs on the AMX GEMM (then w_md and w_packed are empty)
 
   using Key = std::pair<int64_t, int>;  // m, threads
   mutable std::mutex mu;
@@ -227,6 +256,11 @@ PackedLinear::PackedLinear(const void* w, DType w_type, int64_t n_out, int64_t n
     impl->bias = aligned_array<float>(static_cast<size_t>(n_out));
     convert_to_f32(bias, bias_type, static_cast<size_t>(n_out), impl->bias.get());
   }
+  if (compute == Compute::BF16 && bf16_gemm() != Bf16Gemm::OneDnn && amx::available()) {
+    impl->amx_w = amx::PackedWeight(w, w_type, n_out, n_in);
+    impl_ = std::move(impl);
+    return;
+  }
   const Dt t = elem_dt(compute);
   const size_t n = static_cast<size_t>(n_out * n_in);
   try {
@@ -260,14 +294,17 @@ void PackedLinear::forward(const float* x, int64_t m, float* y, int64_t ldx, int
   OE_CHECK(m >= 0 && ldx >= im.n_in && ldy >= im.n_out, "m={} ldx={} ldy={} for [{}, {}]", m, ldx, ldy, im.n_out,
            im.n_in);
   if (m == 0) return;
+  if (im.amx_w.data() != nullptr) {
+    amx::linear(im.amx_w, im.bias.get(), x, m, ldx, y, ldy);
+    return;
+  }
   const int64_t k = im.n_in, n = im.n_out;
   const bool parallel = m * std::max(k, n) >= (1 << 16);
   // oneDNN 2.6's AMX kernels run a row count that is not a multiple of the 32-row tile block through a much slower
   // tail path (278 rows took 1.5–2× the time of 288 here); in BF16 mode the rows are padded with zeros to a whole
   // block, which costs only the copy of the extra output rows. Rows are independent, so the result is the same.
-  const int64_t m_exec = im.compute == Compute::BF16 && m > M_BLOCK && m % M_BLOCK != 0
-                             ? (m + M_BLOCK - 1) / M_BLOCK * M_BLOCK
-                             : m;
+  const int64_t m_exec =
+      im.compute == Compute::BF16 && m > M_BLOCK && m % M_BLOCK != 0 ? (m + M_BLOCK - 1) / M_BLOCK * M_BLOCK : m;
   // Dense source: bf16 rows (BF16 mode), or a dense copy of strided f32 rows; per calling thread, reused.
   const void* src = x;
   if (im.compute == Compute::BF16 || ldx != k) {
@@ -306,7 +343,11 @@ void PackedLinear::forward(const float* x, int64_t m, float* y, int64_t ldx, int
 int64_t PackedLinear::n_out() const { return impl_ ? impl_->n_out : 0; }
 int64_t PackedLinear::n_in() const { return impl_ ? impl_->n_in : 0; }
 Compute PackedLinear::compute() const { return impl_ ? impl_->compute : Compute::F32; }
-size_t PackedLinear::packed_bytes() const { return impl_ ? impl_->w_md.get_size() : 0; }
+size_t PackedLinear::packed_bytes() const {
+  if (!impl_) return 0;
+  return impl_->amx_w.data() != nullptr ? impl_->amx_w.bytes() : impl_->w_md.get_size();
+}
+const char* PackedLinear::kernel_name() const { return impl_ && impl_->amx_w.data() != nullptr ? "amx" : "onednn"; }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Local GEMMs (local_gemm.h): primitives for one thread, cached per shape for the life of the process.

@@ -5,15 +5,13 @@
 
 #include <immintrin.h>
 #include <omp.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <ctime>
 #include <vector>
 
 #include "core/timer.h"
+#include "kernels/amx_gemm.h"
 
 namespace oe::kernels {
 namespace {
@@ -56,25 +54,9 @@ __attribute__((target("avx512f,avx512bf16"))) float dpbf16_loop(int64_t iters) {
   return horizontal_sum(acc);
 }
 
-// The AMX tile configuration (palette 1), as laid out for ldtilecfg.
-struct TileConfig {
-  uint8_t palette_id;
-  uint8_t start_row;
-  uint8_t reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-
 // Runs `iters` iterations of 4 tdpbf16ps on tiles of 16 rows × 64 bytes: C0..C3 += A0|A1 · B0|B1.
 __attribute__((target("amx-tile,amx-bf16"))) float amx_loop(int64_t iters) {
-  TileConfig cfg;
-  std::memset(&cfg, 0, sizeof cfg);
-  cfg.palette_id = 1;
-  for (int t = 0; t < 8; ++t) {
-    cfg.rows[t] = 16;
-    cfg.colsb[t] = 64;
-  }
-  _tile_loadconfig(&cfg);
+  amx::configure_tiles();
   alignas(64) uint16_t src[16 * 32];
   std::fill_n(src, 16 * 32, uint16_t{0x3a83});  // ≈ 1e-3 in bf16
   alignas(64) float dst[16 * 16];
@@ -93,16 +75,8 @@ __attribute__((target("amx-tile,amx-bf16"))) float amx_loop(int64_t iters) {
     _tile_dpbf16ps(3, 5, 7);
   }
   _tile_stored(0, dst, 64);
-  _tile_release();
+  amx::release_tiles();
   return dst[0];
-}
-
-// Linux keeps AMX tile data disabled until a process asks for it (oneDNN asks too).
-bool amx_usable() {
-  __builtin_cpu_init();
-  if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return false;
-  constexpr long ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18;
-  return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 }
 
 double thread_cpu_seconds() {
@@ -159,7 +133,7 @@ double measure_peak_gflops(Compute compute, int threads, double seconds) {
 }
 
 double measure_amx_peak_gflops(int threads, double seconds) {
-  if (!amx_usable()) return 0.0;
+  if (!amx::available()) return 0.0;
   // Per iteration: 4 tile products of [16 × 32] · [32 × 16], 16·16·32 multiply-adds each.
   return run_on_threads(amx_loop, 4 * 16.0 * 16.0 * 32.0 * 2.0, INNER / 16, threads, seconds);
 }

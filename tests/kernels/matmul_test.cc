@@ -1,4 +1,5 @@
-// PackedLinear (oneDNN, pre-packed) against ref::linear (scalar, double accumulation).
+// PackedLinear (oneDNN, pre-packed; in BF16 mode also the AMX GEMM) against ref::linear (scalar, double
+// accumulation).
 #include "kernels/matmul.h"
 
 #include <gtest/gtest.h>
@@ -49,34 +50,54 @@ struct Shape {
   int64_t m, n_out, n_in;
 };
 
+// The BF16 kernels this machine can run: oneDNN always, the AMX GEMM where the CPU has AMX-BF16.
+std::vector<Bf16Gemm> bf16_kernels() {
+  std::vector<Bf16Gemm> k{Bf16Gemm::OneDnn};
+  try {
+    set_bf16_gemm(Bf16Gemm::Amx);
+    k.push_back(Bf16Gemm::Amx);
+  } catch (const Unsupported&) {
+  }
+  set_bf16_gemm(Bf16Gemm::Auto);
+  return k;
+}
+
+// Selects the BF16 kernel for the layers constructed in its lifetime.
+struct Bf16GemmScope {
+  explicit Bf16GemmScope(Bf16Gemm g) { set_bf16_gemm(g); }
+  ~Bf16GemmScope() { set_bf16_gemm(Bf16Gemm::Auto); }
+};
+
 // Small integers: every product and partial sum is an integer below 2^24, so fp32 accumulation is exact in any
 // order, and the values are exact in bf16 and f16. The result must equal the reference exactly.
 TEST(PackedLinear, ExactOnSmallIntegersAllTypesAndStrides) {
   const Shape shapes[] = {{1, 17, 33}, {7, 33, 64}, {33, 100, 129}, {64, 48, 40}};
-  for (Compute c : ALL_COMPUTE)
-    for (DType wt : {DType::F32, DType::BF16, DType::F16})
-      for (const Shape& s : shapes)
-        for (bool with_bias : {false, true})
-          for (int64_t pad : {0, 5}) {
-            SCOPED_TRACE(::testing::Message()
-                         << compute_name(c) << " " << dtype_name(wt) << " m=" << s.m << " n_out=" << s.n_out
-                         << " n_in=" << s.n_in << " bias=" << with_bias << " pad=" << pad);
-            auto x = random_ints(s.m * s.n_in, -4, 4, 1);
-            auto w = store(random_ints(s.n_out * s.n_in, -4, 4, 2), wt);
-            auto b = random_ints(s.n_out, -20, 20, 3);
-            PackedLinear lin(w.bytes.data(), wt, s.n_out, s.n_in, with_bias ? b.data() : nullptr, DType::F32, c);
-            const int64_t ldx = s.n_in + pad, ldy = s.n_out + pad;
-            std::vector<float> xs(s.m * ldx, 1e30f), y(s.m * ldy, -7.0f);
-            for (int64_t i = 0; i < s.m; ++i) std::copy_n(x.begin() + i * s.n_in, s.n_in, xs.begin() + i * ldx);
-            lin.forward(xs.data(), s.m, y.data(), ldx, ldy);
-            std::vector<float> want(s.m * s.n_out);
-            ref::linear(x.data(), s.m, w.values.data(), s.n_out, s.n_in, with_bias ? b.data() : nullptr, want.data(),
-                        c);
-            for (int64_t i = 0; i < s.m; ++i) {
-              for (int64_t o = 0; o < s.n_out; ++o) ASSERT_EQ(y[i * ldy + o], want[i * s.n_out + o]) << i << "," << o;
-              for (int64_t o = s.n_out; o < ldy; ++o) ASSERT_EQ(y[i * ldy + o], -7.0f) << "padding overwritten";
+  for (Bf16Gemm g : bf16_kernels())
+    for (Compute c : ALL_COMPUTE)
+      for (DType wt : {DType::F32, DType::BF16, DType::F16})
+        for (const Shape& s : shapes)
+          for (bool with_bias : {false, true})
+            for (int64_t pad : {0, 5}) {
+              Bf16GemmScope scope(g);
+              SCOPED_TRACE(::testing::Message()
+                           << bf16_gemm_name(g) << " " << compute_name(c) << " " << dtype_name(wt) << " m=" << s.m
+                           << " n_out=" << s.n_out << " n_in=" << s.n_in << " bias=" << with_bias << " pad=" << pad);
+              auto x = random_ints(s.m * s.n_in, -4, 4, 1);
+              auto w = store(random_ints(s.n_out * s.n_in, -4, 4, 2), wt);
+              auto b = random_ints(s.n_out, -20, 20, 3);
+              PackedLinear lin(w.bytes.data(), wt, s.n_out, s.n_in, with_bias ? b.data() : nullptr, DType::F32, c);
+              const int64_t ldx = s.n_in + pad, ldy = s.n_out + pad;
+              std::vector<float> xs(s.m * ldx, 1e30f), y(s.m * ldy, -7.0f);
+              for (int64_t i = 0; i < s.m; ++i) std::copy_n(x.begin() + i * s.n_in, s.n_in, xs.begin() + i * ldx);
+              lin.forward(xs.data(), s.m, y.data(), ldx, ldy);
+              std::vector<float> want(s.m * s.n_out);
+              ref::linear(x.data(), s.m, w.values.data(), s.n_out, s.n_in, with_bias ? b.data() : nullptr, want.data(),
+                          c);
+              for (int64_t i = 0; i < s.m; ++i) {
+                for (int64_t o = 0; o < s.n_out; ++o) ASSERT_EQ(y[i * ldy + o], want[i * s.n_out + o]) << i << "," << o;
+                for (int64_t o = s.n_out; o < ldy; ++o) ASSERT_EQ(y[i * ldy + o], -7.0f) << "padding overwritten";
+              }
             }
-          }
 }
 
 // Random values. Both sides multiply the same (bf16-rounded in BF16 mode) inputs, and every product of two bf16 or
@@ -85,32 +106,81 @@ TEST(PackedLinear, ExactOnSmallIntegersAllTypesAndStrides) {
 // is a proven bound, not a fitted one.
 TEST(PackedLinear, RandomWithinFp32AccumulationBound) {
   const Shape shapes[] = {{1, 31, 300}, {13, 64, 257}, {100, 40, 96}};
-  for (Compute c : ALL_COMPUTE)
-    for (DType wt : {DType::F32, DType::BF16, DType::F16})
-      for (const Shape& s : shapes) {
-        SCOPED_TRACE(::testing::Message() << compute_name(c) << " " << dtype_name(wt) << " m=" << s.m);
-        auto x = random_floats(s.m * s.n_in, -2.0f, 2.0f, 11);
-        auto w = store(random_floats(s.n_out * s.n_in, -1.0f, 1.0f, 12), wt);
-        auto b = random_floats(s.n_out, -1.0f, 1.0f, 13);
-        std::vector<uint16_t> b_bf16(s.n_out);
-        for (int64_t o = 0; o < s.n_out; ++o) b_bf16[o] = f32_to_bf16(b[o]);
-        for (int64_t o = 0; o < s.n_out; ++o) b[o] = bf16_to_f32(b_bf16[o]);  // a BF16 bias, converted exactly
-        PackedLinear lin(w.bytes.data(), wt, s.n_out, s.n_in, b_bf16.data(), DType::BF16, c);
-        std::vector<float> y(s.m * s.n_out), want(s.m * s.n_out);
-        lin.forward(x.data(), s.m, y.data());
-        ref::linear(x.data(), s.m, w.values.data(), s.n_out, s.n_in, b.data(), want.data(), c);
-        for (int64_t i = 0; i < s.m; ++i)
-          for (int64_t o = 0; o < s.n_out; ++o) {
-            double mag = std::fabs(b[o]);
-            for (int64_t j = 0; j < s.n_in; ++j) {
-              float xv = x[i * s.n_in + j], wv = w.values[o * s.n_in + j];
-              if (c == Compute::BF16) xv = round_bf16(xv), wv = round_bf16(wv);
-              mag += std::fabs(static_cast<double>(xv) * wv);
+  for (Bf16Gemm g : bf16_kernels())
+    for (Compute c : ALL_COMPUTE)
+      for (DType wt : {DType::F32, DType::BF16, DType::F16})
+        for (const Shape& s : shapes) {
+          Bf16GemmScope scope(g);
+          SCOPED_TRACE(::testing::Message()
+                       << bf16_gemm_name(g) << " " << compute_name(c) << " " << dtype_name(wt) << " m=" << s.m);
+          auto x = random_floats(s.m * s.n_in, -2.0f, 2.0f, 11);
+          auto w = store(random_floats(s.n_out * s.n_in, -1.0f, 1.0f, 12), wt);
+          auto b = random_floats(s.n_out, -1.0f, 1.0f, 13);
+          std::vector<uint16_t> b_bf16(s.n_out);
+          for (int64_t o = 0; o < s.n_out; ++o) b_bf16[o] = f32_to_bf16(b[o]);
+          for (int64_t o = 0; o < s.n_out; ++o) b[o] = bf16_to_f32(b_bf16[o]);  // a BF16 bias, converted exactly
+          PackedLinear lin(w.bytes.data(), wt, s.n_out, s.n_in, b_bf16.data(), DType::BF16, c);
+          std::vector<float> y(s.m * s.n_out), want(s.m * s.n_out);
+          lin.forward(x.data(), s.m, y.data());
+          ref::linear(x.data(), s.m, w.values.data(), s.n_out, s.n_in, b.data(), want.data(), c);
+          for (int64_t i = 0; i < s.m; ++i)
+            for (int64_t o = 0; o < s.n_out; ++o) {
+              double mag = std::fabs(b[o]);
+              for (int64_t j = 0; j < s.n_in; ++j) {
+                float xv = x[i * s.n_in + j], wv = w.values[o * s.n_in + j];
+                if (c == Compute::BF16) xv = round_bf16(xv), wv = round_bf16(wv);
+                mag += std::fabs(static_cast<double>(xv) * wv);
+              }
+              const double tol = 1.1 * (s.n_in + 2) * std::ldexp(1.0, -24) * mag;
+              ASSERT_NEAR(y[i * s.n_out + o], want[i * s.n_out + o], tol) << i << "," << o;
             }
-            const double tol = 1.1 * (s.n_in + 2) * std::ldexp(1.0, -24) * mag;
-            ASSERT_NEAR(y[i * s.n_out + o], want[i * s.n_out + o], tol) << i << "," << o;
-          }
+        }
+}
+
+// Shapes that cross every blocking boundary of the AMX kernel: several K chunks (n_in > 512, not a multiple of 32),
+// more panels per thread than one block holds, an odd number of 16-row tiles, a single row, and a partial last
+// panel. Small integers keep the results exact.
+TEST(PackedLinear, Bf16ExactAcrossBlocksAndChunks) {
+  const Shape shapes[] = {{1, 600, 1100}, {33, 600, 1100}, {50, 70, 2000}, {96, 1030, 40}};
+  for (Bf16Gemm g : bf16_kernels())
+    for (const Shape& s : shapes) {
+      Bf16GemmScope scope(g);
+      SCOPED_TRACE(::testing::Message() << bf16_gemm_name(g) << " m=" << s.m << " n_out=" << s.n_out
+                                        << " n_in=" << s.n_in);
+      auto x = random_ints(s.m * s.n_in, -4, 4, 41);
+      auto w = store(random_ints(s.n_out * s.n_in, -4, 4, 42), DType::BF16);
+      auto b = random_ints(s.n_out, -20, 20, 43);
+      PackedLinear lin(w.bytes.data(), DType::BF16, s.n_out, s.n_in, b.data(), DType::F32, Compute::BF16);
+      EXPECT_STREQ(lin.kernel_name(), g == Bf16Gemm::Amx ? "amx" : "onednn");
+      const int64_t ldx = s.n_in + 3, ldy = s.n_out + 7;
+      std::vector<float> xs(s.m * ldx, 1e30f), y(s.m * ldy, -7.0f);
+      for (int64_t i = 0; i < s.m; ++i) std::copy_n(x.begin() + i * s.n_in, s.n_in, xs.begin() + i * ldx);
+      lin.forward(xs.data(), s.m, y.data(), ldx, ldy);
+      std::vector<float> want(s.m * s.n_out);
+      ref::linear(x.data(), s.m, w.values.data(), s.n_out, s.n_in, b.data(), want.data(), Compute::BF16);
+      for (int64_t i = 0; i < s.m; ++i) {
+        for (int64_t o = 0; o < s.n_out; ++o) ASSERT_EQ(y[i * ldy + o], want[i * s.n_out + o]) << i << "," << o;
+        for (int64_t o = s.n_out; o < ldy; ++o) ASSERT_EQ(y[i * ldy + o], -7.0f) << "padding overwritten";
       }
+    }
+}
+
+// Auto picks the AMX GEMM for BF16 layers exactly when the CPU has it; F32 layers stay on oneDNN.
+TEST(PackedLinear, AutoKernelChoice) {
+  auto w = random_ints(24 * 40, -3, 3, 5);
+  const bool amx = bf16_kernels().size() == 2;
+  PackedLinear bf(w.data(), DType::F32, 24, 40, nullptr, DType::F32, Compute::BF16);
+  PackedLinear f32(w.data(), DType::F32, 24, 40, nullptr, DType::F32, Compute::F32);
+  EXPECT_STREQ(bf.kernel_name(), amx ? "amx" : "onednn");
+  EXPECT_STREQ(f32.kernel_name(), "onednn");
+  EXPECT_EQ(parse_bf16_gemm("onednn"), Bf16Gemm::OneDnn);
+  EXPECT_EQ(parse_bf16_gemm("amx"), Bf16Gemm::Amx);
+  EXPECT_EQ(parse_bf16_gemm("auto"), Bf16Gemm::Auto);
+  EXPECT_THROW(parse_bf16_gemm("mkl"), InvalidInput);
+  if (!amx) {
+    EXPECT_THROW(set_bf16_gemm(Bf16Gemm::Amx), Unsupported);
+    GTEST_SKIP() << "this CPU has no AMX-BF16: only the oneDNN kernel was checked";
+  }
 }
 
 TEST(PackedLinear, Accessors) {
@@ -134,25 +204,27 @@ TEST(PackedLinear, ConcurrentForwardFromTwoThreads) {
   const int64_t n_out = 72, n_in = 96;
   auto w = random_ints(n_out * n_in, -4, 4, 21);
   auto b = random_ints(n_out, -9, 9, 22);
-  for (Compute c : ALL_COMPUTE) {
-    PackedLinear lin(w.data(), DType::F32, n_out, n_in, b.data(), DType::F32, c);
-    auto worker = [&](int64_t m0, uint32_t seed, int* failures) {
-      for (int rep = 0; rep < 12; ++rep) {
-        const int64_t m = m0 + rep % 3;  // a few distinct M per thread, none shared with the other thread
-        auto x = random_ints(m * n_in, -4, 4, seed + rep);
-        std::vector<float> y(m * n_out), want(m * n_out);
-        lin.forward(x.data(), m, y.data());
-        ref::linear(x.data(), m, w.data(), n_out, n_in, b.data(), want.data(), c);
-        if (y != want) ++*failures;
-      }
-    };
-    int fail_a = 0, fail_b = 0;
-    std::thread ta(worker, 5, 100, &fail_a), tb(worker, 37, 200, &fail_b);
-    ta.join();
-    tb.join();
-    EXPECT_EQ(fail_a, 0) << compute_name(c);
-    EXPECT_EQ(fail_b, 0) << compute_name(c);
-  }
+  for (Bf16Gemm g : bf16_kernels())
+    for (Compute c : ALL_COMPUTE) {
+      Bf16GemmScope scope(g);
+      PackedLinear lin(w.data(), DType::F32, n_out, n_in, b.data(), DType::F32, c);
+      auto worker = [&](int64_t m0, uint32_t seed, int* failures) {
+        for (int rep = 0; rep < 12; ++rep) {
+          const int64_t m = m0 + rep % 3;  // a few distinct M per thread, none shared with the other thread
+          auto x = random_ints(m * n_in, -4, 4, seed + rep);
+          std::vector<float> y(m * n_out), want(m * n_out);
+          lin.forward(x.data(), m, y.data());
+          ref::linear(x.data(), m, w.data(), n_out, n_in, b.data(), want.data(), c);
+          if (y != want) ++*failures;
+        }
+      };
+      int fail_a = 0, fail_b = 0;
+      std::thread ta(worker, 5, 100, &fail_a), tb(worker, 37, 200, &fail_b);
+      ta.join();
+      tb.join();
+      EXPECT_EQ(fail_a, 0) << compute_name(c);
+      EXPECT_EQ(fail_b, 0) << compute_name(c);
+    }
 }
 
 // BF16 mode converts x to bf16 (round to nearest even) before the product: x values that are not bf16 must give
@@ -162,15 +234,18 @@ TEST(PackedLinear, Bf16ModeRoundsActivationsToNearestEven) {
   auto w = random_ints(n_out * n_in, -2, 2, 31);
   std::vector<float> x(n_in);
   for (int64_t j = 0; j < n_in; ++j) x[j] = 1.0f + std::ldexp(static_cast<float>(j % 5), -9);  // ties and not
-  PackedLinear lin(w.data(), DType::F32, n_out, n_in, nullptr, DType::F32, Compute::BF16);
-  std::vector<float> y(n_out), want(n_out);
-  lin.forward(x.data(), 1, y.data());
-  for (int64_t o = 0; o < n_out; ++o) {
-    double acc = 0.0;
-    for (int64_t j = 0; j < n_in; ++j) acc += static_cast<double>(round_bf16(x[j])) * w[o * n_in + j];
-    want[o] = static_cast<float>(acc);
+  for (Bf16Gemm g : bf16_kernels()) {
+    Bf16GemmScope scope(g);
+    PackedLinear lin(w.data(), DType::F32, n_out, n_in, nullptr, DType::F32, Compute::BF16);
+    std::vector<float> y(n_out), want(n_out);
+    lin.forward(x.data(), 1, y.data());
+    for (int64_t o = 0; o < n_out; ++o) {
+      double acc = 0.0;
+      for (int64_t j = 0; j < n_in; ++j) acc += static_cast<double>(round_bf16(x[j])) * w[o * n_in + j];
+      want[o] = static_cast<float>(acc);
+    }
+    EXPECT_EQ(y, want) << bf16_gemm_name(g);
   }
-  EXPECT_EQ(y, want);
 }
 
 }  // namespace

@@ -1,0 +1,257 @@
+// The AMX bf16 GEMM (amx_gemm.h). Blocking, per thread (each thread owns a contiguous range of 32-column panels):
+//   for each block of NB panels          (their K_CHUNK slice of W, NB·32 KiB, stays in L2)
+//     for each chunk of K_CHUNK steps    (the accumulators go to a tile-blocked scratch between chunks)
+//       for each 32-row block of x       (its K_CHUNK slice, 32 KiB, stays in L1 across the NB panels)
+//         for each panel: 2×2 tiles of C += A·B over the chunk (4 tdpbf16ps per 4 tile loads)
+//   then the scratch (fp32) is written to y with the bias.
+#include "kernels/amx_gemm.h"
+
+#include <immintrin.h>
+#include <omp.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/vec_math.h"
+
+namespace oe::kernels::amx {
+namespace {
+
+constexpr int64_t PANEL = 32;    // output columns per packed panel (two 16-column tiles)
+constexpr int64_t STEP = 32;     // input elements per tile step (16 VNNI pairs)
+constexpr int64_t TILE = 512;    // bf16 elements in one 16 × 32 tile (1 KiB)
+constexpr int64_t C_TILE = 256;  // fp32 elements in one 16 × 16 accumulator tile
+constexpr int64_t K_CHUNK = 16;  // tile steps per chunk: 512 input elements
+constexpr int64_t NB = 8;        // panels per block
+constexpr int64_t MIN_PARALLEL_FLOP = 1 << 20;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Grows a per-thread 64-byte aligned buffer.
+template <typename T>
+T* thread_buffer(AlignedPtr<T>& buf, size_t& size, size_t n) {
+  if (n > size) {
+    buf = aligned_array<T>(n);
+    size = n;
+  }
+  return buf.get();
+}
+
+// Converts rows [r0, r1) of x to bf16 tiles: row i, step s at a[(i/16 · steps + s) · TILE + (i%16) · 32]; rows at
+// or beyond m and columns at or beyond k are zeros.
+__attribute__((target("avx512f,avx512bw"))) void convert_rows(const float* x, int64_t m, int64_t k, int64_t ldx,
+                                                              int64_t steps, int64_t r0, int64_t r1, uint16_t* a) {
+  for (int64_t i = r0; i < r1; ++i) {
+    uint16_t* row = a + (i / 16 * steps) * TILE + (i % 16) * STEP;
+    if (i >= m) {
+      for (int64_t s = 0; s < steps; ++s) std::memset(row + s * TILE, 0, STEP * 2);
+      continue;
+    }
+    const float* xr = x + i * ldx;
+    for (int64_t s = 0; s < steps; ++s)
+      for (int64_t h = 0; h < 2; ++h) {
+        const int64_t k0 = s * STEP + h * 16;
+        const int64_t left = std::clamp<int64_t>(k - k0, 0, 16);
+        const __mmask16 mask = static_cast<__mmask16>((1u << left) - 1u);
+        const __m512 v = _mm512_maskz_loadu_ps(mask, xr + k0);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + s * TILE + h * 16), detail::to_bf16_bits_avx512(v));
+      }
+  }
+}
+
+// C (two row tiles × two column tiles) += A (rows of tiles a0, a1) · B (panel b) over steps [s0, s1); c00..c11 are
+// the four accumulator tiles (row tile, column half). zero: start from 0 instead of loading them.
+__attribute__((target("amx-tile,amx-bf16"))) void block_2x2(const uint16_t* a0, const uint16_t* a1, const uint16_t* b,
+                                                            int64_t s0, int64_t s1, bool zero, float* c00, float* c01,
+                                                            float* c10, float* c11) {
+  if (zero) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+  } else {
+    _tile_loadd(0, c00, 64);
+    _tile_loadd(1, c01, 64);
+    _tile_loadd(2, c10, 64);
+    _tile_loadd(3, c11, 64);
+  }
+  for (int64_t s = s0; s < s1; ++s) {
+    _tile_loadd(4, a0 + s * TILE, 64);
+    _tile_loadd(6, b + s * 2 * TILE, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_loadd(7, b + s * 2 * TILE + TILE, 64);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_loadd(5, a1 + s * TILE, 64);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, c00, 64);
+  _tile_stored(1, c01, 64);
+  _tile_stored(2, c10, 64);
+  _tile_stored(3, c11, 64);
+}
+
+// The last row tile when the number of row tiles is odd: C (one row tile × two column tiles) += A · B.
+__attribute__((target("amx-tile,amx-bf16"))) void block_1x2(const uint16_t* a0, const uint16_t* b, int64_t s0,
+                                                            int64_t s1, bool zero, float* c00, float* c01) {
+  if (zero) {
+    _tile_zero(0);
+    _tile_zero(1);
+  } else {
+    _tile_loadd(0, c00, 64);
+    _tile_loadd(1, c01, 64);
+  }
+  for (int64_t s = s0; s < s1; ++s) {
+    _tile_loadd(4, a0 + s * TILE, 64);
+    _tile_loadd(6, b + s * 2 * TILE, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_loadd(7, b + s * 2 * TILE + TILE, 64);
+    _tile_dpbf16ps(1, 4, 7);
+  }
+  _tile_stored(0, c00, 64);
+  _tile_stored(1, c01, 64);
+}
+
+// One thread's share: panels [p0, p1) of the output, all rows.
+void run_panels(const PackedWeight& w, const float* bias, const uint16_t* a, int64_t m, int64_t p0, int64_t p1,
+                float* y, int64_t ldy) {
+  if (p0 >= p1) return;
+  const int64_t steps = ceil_div(w.k(), STEP), row_tiles = ceil_div(m, 16), n = w.n();
+  thread_local AlignedPtr<float> scratch_buf;
+  thread_local size_t scratch_size = 0;
+  // Accumulator tile (row tile t, panel pl of the block, half h) at ((t · NB + pl) · 2 + h) · C_TILE.
+  float* acc = thread_buffer(scratch_buf, scratch_size, static_cast<size_t>(row_tiles * NB * 2 * C_TILE));
+  configure_tiles();
+  for (int64_t pb = p0; pb < p1; pb += NB) {
+    const int64_t pe = std::min(p1, pb + NB);
+    for (int64_t s0 = 0; s0 < steps; s0 += K_CHUNK) {
+      const int64_t s1 = std::min(steps, s0 + K_CHUNK);
+      for (int64_t t = 0; t < row_tiles; t += 2) {
+        const uint16_t* a0 = a + t * steps * TILE;
+        for (int64_t p = pb; p < pe; ++p) {
+          const uint16_t* b = w.data() + p * steps * 2 * TILE;
+          float* c0 = acc + ((t * NB + (p - pb)) * 2) * C_TILE;
+          if (t + 1 < row_tiles) {
+            float* c1 = acc + (((t + 1) * NB + (p - pb)) * 2) * C_TILE;
+            block_2x2(a0, a0 + steps * TILE, b, s0, s1, s0 == 0, c0, c0 + C_TILE, c1, c1 + C_TILE);
+          } else {
+            block_1x2(a0, b, s0, s1, s0 == 0, c0, c0 + C_TILE);
+          }
+        }
+      }
+    }
+    // Write the block's columns out, with the bias.
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t p = pb; p < pe; ++p)
+        for (int64_t h = 0; h < 2; ++h) {
+          const int64_t j0 = p * PANEL + h * 16;
+          const int64_t cnt = std::min<int64_t>(16, n - j0);
+          if (cnt <= 0) continue;
+          const float* src = acc + (((i / 16) * NB + (p - pb)) * 2 + h) * C_TILE + (i % 16) * 16;
+          float* dst = y + i * ldy + j0;
+          if (bias)
+            for (int64_t c = 0; c < cnt; ++c) dst[c] = src[c] + bias[j0 + c];
+          else
+            std::copy_n(src, cnt, dst);
+        }
+  }
+  release_tiles();
+}
+
+}  // namespace
+
+// The tile configuration (palette 1) as ldtilecfg reads it: all eight tiles 16 rows × 64 bytes. Kept as constant
+// data: GCC 12's _tile_loadconfig tells the compiler that it reads only the first 8 bytes of its argument, so the
+// stores that fill a configuration on the stack can be removed as dead (seen here: a fault in ldtilecfg).
+struct TileConfig {
+  uint8_t palette_id;
+  uint8_t start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+alignas(64) constexpr TileConfig FULL_TILES = {
+    1, 0, {}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
+
+__attribute__((target("amx-tile"))) void configure_tiles() { _tile_loadconfig(&FULL_TILES); }
+
+__attribute__((target("amx-tile"))) void release_tiles() { _tile_release(); }
+
+bool available() {
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16") ||
+        !__builtin_cpu_supports("avx512bw"))
+      return false;
+    constexpr long ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18;
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+  }();
+  return ok;
+}
+
+PackedWeight::PackedWeight(const void* w, DType t, int64_t n, int64_t k) : n_(n), k_(k) {
+  OE_CHECK(w != nullptr && n > 0 && k > 0, "AMX weight of shape [{}, {}]", n, k);
+  OE_CHECK(t == DType::F32 || t == DType::BF16 || t == DType::F16, "AMX weight of type {}", dtype_name(t));
+  const int64_t panels = ceil_div(n, PANEL), steps = ceil_div(k, STEP);
+  data_ = aligned_array<uint16_t>(bytes() / 2);
+  uint16_t* out = data_.get();
+  const int64_t esize = static_cast<int64_t>(dtype_size(t));
+#pragma omp parallel
+  {
+    AlignedPtr<uint16_t> row = aligned_array<uint16_t>(static_cast<size_t>(steps * STEP));
+#pragma omp for schedule(static)
+    for (int64_t p = 0; p < panels; ++p) {
+      uint16_t* panel = out + p * steps * 2 * TILE;
+      std::memset(panel, 0, static_cast<size_t>(steps * 2 * TILE) * 2);
+      for (int64_t col = 0; col < PANEL && p * PANEL + col < n; ++col) {
+        const int64_t j = p * PANEL + col;
+        const char* src = static_cast<const char*>(w) + j * k * esize;
+        if (t == DType::BF16) {
+          std::memcpy(row.get(), src, static_cast<size_t>(k) * 2);
+        } else {
+          for (int64_t e = 0; e < k; ++e) {
+            float f = t == DType::F32 ? reinterpret_cast<const float*>(src)[e]
+                                      : f16_to_f32(reinterpret_cast<const f16_t*>(src)[e]);
+            row[e] = detail::to_bf16_bits(f);
+          }
+        }
+        std::fill(row.get() + k, row.get() + steps * STEP, uint16_t{0});
+        // Column col of the panel: tile half col/16, lane col%16; element e of step s goes to row e/2, pair
+        // slot e%2.
+        uint16_t* dst = panel + (col / 16) * TILE + (col % 16) * 2;
+        for (int64_t s = 0; s < steps; ++s)
+          for (int64_t e = 0; e < STEP; ++e) dst[s * 2 * TILE + (e / 2) * 32 + (e % 2)] = row[s * STEP + e];
+      }
+    }
+  }
+}
+
+size_t PackedWeight::bytes() const {
+  return static_cast<size_t>(ceil_div(n_, PANEL) * ceil_div(k_, STEP) * 2 * TILE) * 2;
+}
+
+void linear(const PackedWeight& w, const float* bias, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy) {
+  if (m <= 0) return;
+  const int64_t k = w.k(), n = w.n(), steps = ceil_div(k, STEP), row_tiles = ceil_div(m, 16);
+  const int64_t panels = ceil_div(n, PANEL);
+  thread_local AlignedPtr<uint16_t> a_buf;
+  thread_local size_t a_size = 0;
+  uint16_t* a = thread_buffer(a_buf, a_size, static_cast<size_t>(row_tiles * steps * TILE));
+  const bool parallel =
+      !omp_in_parallel() &&
+      2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n) >= MIN_PARALLEL_FLOP;
+  const int nthr = parallel ? omp_get_max_threads() : 1;
+#pragma omp parallel num_threads(nthr)
+  {
+    const int id = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t rows = row_tiles * 16;
+    convert_rows(x, m, k, ldx, steps, rows * id / nt, rows * (id + 1) / nt, a);
+#pragma omp barrier
+    run_panels(w, bias, a, m, panels * id / nt, panels * (id + 1) / nt, y, ldy);
+  }
+}
+
+}  // namespace oe::kernels::amx
