@@ -1,5 +1,6 @@
-// Kernel benchmark: GFLOP/s and percent of the measured peak for the text decoder's GEMM shapes (PackedLinear) and
-// for bidirectional attention, in bf16 and fp32.
+// Kernel benchmark: GFLOP/s and percent of the measured peak for the decoder's and the vision tower's GEMM shapes
+// (PackedLinear) and for bidirectional attention, in bf16 and fp32. On a CPU with AMX every bf16 GEMM runs twice,
+// back to back: on oneDNN and on the project's AMX kernel (kernels/amx_gemm.h), so the two compare in one run.
 //
 //   kernel_bench [--threads N] [--reps R] [--gemm-only | --attention-only]
 //
@@ -68,40 +69,73 @@ std::vector<float> random_bf16_values(size_t n, float lo, float hi, uint32_t see
   return v;
 }
 
-void print_row(const char* op, Compute c, const std::string& shape, double flop, const Timing& t, const Peaks& pk) {
+void print_row(const std::string& op, Compute c, const std::string& shape, double flop, const Timing& t,
+               const Peaks& pk) {
   const double gflops = flop / t.median * 1e-9;
   const double peak = c == Compute::F32 ? pk.fp32 : pk.bf16;
-  std::printf("%-10s %-5s %-26s %9.2f %9.2f..%-9.2f %8.1f %7.1f%%", op, oe::kernels::compute_name(c), shape.c_str(),
-              t.median * 1e3, t.min * 1e3, t.max * 1e3, gflops, peak > 0 ? 100.0 * gflops / peak : 0.0);
+  std::printf("%-13s %-5s %-26s %9.2f %9.2f..%-9.2f %8.1f %7.1f%%", op.c_str(), oe::kernels::compute_name(c),
+              shape.c_str(), t.median * 1e3, t.min * 1e3, t.max * 1e3, gflops, peak > 0 ? 100.0 * gflops / peak : 0.0);
   if (c == Compute::BF16 && pk.amx > 0) std::printf(" %7.1f%%", 100.0 * gflops / pk.amx);
   std::printf("\n");
 }
 
-// y = x·Wᵀ for W [n, k] given as bf16 (as in the checkpoint), M rows; returns false when a sampled output is off.
-bool bench_linear(int64_t m, int64_t n, int64_t k, Compute c, int reps, const Peaks& pk) {
+// Times the runs interleaved, rep by rep (each warmed up first), so that a slow phase of a shared machine falls on
+// all of them alike.
+std::vector<Timing> time_interleaved(const std::vector<std::function<void()>>& runs, int reps) {
+  std::vector<std::vector<double>> t(runs.size());
+  for (const auto& run : runs) run();
+  for (int r = 0; r < reps; ++r)
+    for (size_t i = 0; i < runs.size(); ++i) {
+      oe::Timer timer;
+      runs[i]();
+      t[i].push_back(timer.seconds());
+    }
+  std::vector<Timing> out;
+  for (auto& v : t) {
+    std::sort(v.begin(), v.end());
+    out.push_back({v[v.size() / 2], v.front(), v.back()});
+  }
+  return out;
+}
+
+// y = x·Wᵀ for W [n, k] given as bf16 (as in the checkpoint), M rows, on each of the given bf16 kernels (timed
+// interleaved); returns false when a sampled output is off.
+bool bench_linear(int64_t m, int64_t n, int64_t k, Compute c, const std::vector<oe::kernels::Bf16Gemm>& kernels,
+                  int reps, const Peaks& pk) {
   std::vector<float> w = random_bf16_values(static_cast<size_t>(n * k), -0.05f, 0.05f, 1);
   std::vector<uint16_t> w_bf16(w.size());
   oe::f32_to_bf16_array(w.data(), w.size(), w_bf16.data());
-  oe::kernels::PackedLinear lin(w_bf16.data(), oe::DType::BF16, n, k, nullptr, oe::DType::F32, c);
   std::vector<float> x = random_bf16_values(static_cast<size_t>(m * k), -1.0f, 1.0f, 2);
   std::vector<float> y(static_cast<size_t>(m * n));
-  lin.forward(x.data(), m, y.data());
-  std::mt19937 rng(3);
-  for (int s = 0; s < 32; ++s) {  // fp32 accumulation bound: k · 2^-24 · Σ|x·w|
-    const int64_t i = rng() % m, o = rng() % n;
-    double acc = 0, mag = 0;
-    for (int64_t j = 0; j < k; ++j)
-      acc += static_cast<double>(x[i * k + j]) * w[o * k + j], mag += std::fabs(x[i * k + j] * w[o * k + j]);
-    if (std::fabs(y[i * n + o] - acc) > 1.1 * k * std::ldexp(1.0, -24) * mag + 1e-30) {
-      std::printf("linear %ldx%ldx%ld %s: output [%ld, %ld] is %g, expected %g\n", static_cast<long>(m),
-                  static_cast<long>(n), static_cast<long>(k), oe::kernels::compute_name(c), static_cast<long>(i),
-                  static_cast<long>(o), y[i * n + o], acc);
-      return false;
-    }
+  std::vector<oe::kernels::PackedLinear> layers;
+  for (auto g : kernels) {
+    oe::kernels::set_bf16_gemm(g);
+    layers.emplace_back(w_bf16.data(), oe::DType::BF16, n, k, nullptr, oe::DType::F32, c);
   }
-  Timing t = time_runs([&] { lin.forward(x.data(), m, y.data()); }, reps);
-  print_row("linear", c, "M=" + std::to_string(m) + " N=" + std::to_string(n) + " K=" + std::to_string(k),
-            2.0 * m * n * k, t, pk);
+  oe::kernels::set_bf16_gemm(oe::kernels::Bf16Gemm::Auto);
+  std::vector<std::function<void()>> runs;
+  for (const auto& lin : layers) {
+    lin.forward(x.data(), m, y.data());
+    std::mt19937 rng(3);
+    for (int s = 0; s < 32; ++s) {  // fp32 accumulation bound: k · 2^-24 · Σ|x·w|
+      const int64_t i = rng() % m, o = rng() % n;
+      double acc = 0, mag = 0;
+      for (int64_t j = 0; j < k; ++j)
+        acc += static_cast<double>(x[i * k + j]) * w[o * k + j], mag += std::fabs(x[i * k + j] * w[o * k + j]);
+      if (std::fabs(y[i * n + o] - acc) > 1.1 * k * std::ldexp(1.0, -24) * mag + 1e-30) {
+        std::printf("linear/%s %ldx%ldx%ld %s: output [%ld, %ld] is %g, expected %g\n", lin.kernel_name(),
+                    static_cast<long>(m), static_cast<long>(n), static_cast<long>(k), oe::kernels::compute_name(c),
+                    static_cast<long>(i), static_cast<long>(o), y[i * n + o], acc);
+        return false;
+      }
+    }
+    runs.push_back([&lin, &x, &y, m] { lin.forward(x.data(), m, y.data()); });
+  }
+  std::vector<Timing> t = time_interleaved(runs, reps);
+  for (size_t i = 0; i < layers.size(); ++i)
+    print_row(std::string("linear/") + layers[i].kernel_name(), c,
+              "M=" + std::to_string(m) + " N=" + std::to_string(n) + " K=" + std::to_string(k), 2.0 * m * n * k, t[i],
+              pk);
   return true;
 }
 
@@ -181,14 +215,23 @@ int main(int argc, char** argv) {
               OE_GIT_COMMIT);
   std::printf("measured peak: fp32 %.0f GFLOP/s, bf16 (vdpbf16ps) %.0f GFLOP/s", pk.fp32, pk.bf16);
   if (pk.amx > 0) std::printf(", bf16 AMX %.0f GFLOP/s", pk.amx);
-  std::printf("\n%-10s %-5s %-26s %9s %20s %8s %8s%s\n", "op", "dtype", "shape", "median ms", "min..max ms", "GFLOP/s",
+  std::printf("\n%-13s %-5s %-26s %9s %20s %8s %8s%s\n", "op", "dtype", "shape", "median ms", "min..max ms", "GFLOP/s",
               "%peak", pk.amx > 0 ? " %AMXpeak" : "");
   bool ok = true;
-  const int64_t shapes[][2] = {{2048, 2048}, {2560, 2048}, {22016, 2048}, {2048, 11008}};  // {N, K}
+  // {N, K}: the decoder's output projection, stacked q·k·v (2048 + 2·256), stacked gate·up (2·11008) and down
+  // projection; then the vision tower's stacked q·k·v (3·1280), MLP up and MLP down.
+  const int64_t shapes[][2] = {{2048, 2048}, {2560, 2048}, {22016, 2048}, {2048, 11008},
+                               {3840, 1280}, {3420, 1280}, {1280, 3420}};
+  using oe::kernels::Bf16Gemm;
+  std::vector<Bf16Gemm> bf16_kernels{Bf16Gemm::OneDnn};
+  if (pk.amx > 0) bf16_kernels.push_back(Bf16Gemm::Amx);
   for (Compute c : {Compute::BF16, Compute::F32}) {
     if (gemm)
       for (int64_t m : {512, 2048})
-        for (const auto& nk : shapes) ok = bench_linear(m, nk[0], nk[1], c, reps, pk) && ok;
+        for (const auto& nk : shapes)
+          ok = bench_linear(m, nk[0], nk[1], c, c == Compute::BF16 ? bf16_kernels : std::vector{Bf16Gemm::Auto}, reps,
+                            pk) &&
+               ok;
     if (attn)
       for (int64_t s : {512, 2048}) ok = bench_attention(s, c, reps, pk) && ok;
   }

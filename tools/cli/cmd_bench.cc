@@ -22,6 +22,7 @@
 #include "core/threads.h"
 #include "core/timer.h"
 #include "io/hub.h"
+#include "kernels/matmul.h"
 #include "kernels/peak.h"
 #include "model/embedder.h"
 #include "model/test_model.h"
@@ -45,6 +46,7 @@ struct BenchArgs {
   double fps = 2.0;
   double audio_max_seconds = 128;
   std::string dtypes = "bf16,fp32";
+  std::string bf16_gemm = "auto";   // comma-separated bf16 GEMM kernels (a child takes one)
   int threads = 0;
   int repeats = 3;
   std::string peers = "torch,llama.cpp";
@@ -180,6 +182,13 @@ MediaRun time_media_item(const model::Embedder& e, int repeats, Prepare prepare,
   return r;
 }
 
+// The engine column of this process's rows: "omni-embed", or "omni-embed/onednn" and "omni-embed/amx" when bf16
+// runs on a kernel chosen with --bf16-gemm (the comparison rows).
+std::string& engine_label() {
+  static std::string label = "omni-embed";
+  return label;
+}
+
 // The JSON row of a media document; `tower` names the encoder's keys ("vision", "audio_encoder").
 json media_row(const MediaRun& r, double tower_flops, double decoder_flops, double peak, const char* peak_unit,
                kernels::Compute compute, const std::string& tower) {
@@ -187,7 +196,7 @@ json media_row(const MediaRun& r, double tower_flops, double decoder_flops, doub
   auto percent = [&](double flops, double seconds) {
     return peak > 0 && seconds > 0 ? 100.0 * flops / seconds / 1e9 / peak : 0.0;
   };
-  return json{{"engine", "omni-embed"}, {"dtype", kernels::compute_name(compute)}, {"tokens", r.input.n_tokens()},
+  return json{{"engine", engine_label()}, {"dtype", kernels::compute_name(compute)}, {"tokens", r.input.n_tokens()},
               {"threads", num_threads()}, {"seconds_median", med},
               {"seconds_min", *std::min_element(r.total.begin(), r.total.end())},
               {"seconds_max", *std::max_element(r.total.begin(), r.total.end())}, {tower + "_seconds", tower_med},
@@ -202,6 +211,10 @@ json media_row(const MediaRun& r, double tower_flops, double decoder_flops, doub
 int run_child(const BenchArgs& a) {
   set_num_threads(a.threads);
   const auto compute = parse_compute(a.dtypes);
+  const kernels::Bf16Gemm gemm = kernels::parse_bf16_gemm(a.bf16_gemm);
+  kernels::set_bf16_gemm(gemm);
+  if (compute == kernels::Compute::BF16 && gemm != kernels::Bf16Gemm::Auto)
+    engine_label() = std::string("omni-embed/") + kernels::bf16_gemm_name(gemm);
   // The peak of the unit the matmuls really run on: AMX tiles for bf16 where present, else AVX-512.
   const double vector_peak = kernels::measure_peak_gflops(compute, num_threads(), 1.0);
   const double amx_peak = compute == kernels::Compute::BF16 ? kernels::measure_amx_peak_gflops(num_threads(), 1.0) : 0;
@@ -240,7 +253,7 @@ int run_child(const BenchArgs& a) {
     }
     const double med = median(times);
     const double flops = model::decoder_flops(dec.config(), dec.matmul_params(), {n});
-    json j{{"engine", "omni-embed"}, {"dtype", kernels::compute_name(compute)}, {"tokens", n},
+    json j{{"engine", engine_label()}, {"dtype", kernels::compute_name(compute)}, {"tokens", n},
            {"threads", num_threads()}, {"seconds_median", med},
            {"seconds_min", *std::min_element(times.begin(), times.end())},
            {"seconds_max", *std::max_element(times.begin(), times.end())}, {"tokens_per_second", n / med},
@@ -559,17 +572,25 @@ int run_parent(BenchArgs a) {
   const int threads = a.threads > 0 ? a.threads : hardware_threads();
   std::vector<json> rows;
   const std::string self = fs::read_symlink("/proc/self/exe").string();
+  const std::vector<std::string> gemms = split(a.bf16_gemm);
+  if (gemms.empty()) throw InvalidInput("--bf16-gemm: expected auto, onednn, amx or a comma-separated list of them");
+  for (const auto& g : gemms)  // refuse an unknown name, or amx on a CPU without it, before any run
+    if (kernels::parse_bf16_gemm(g) == kernels::Bf16Gemm::Amx) kernels::set_bf16_gemm(kernels::Bf16Gemm::Amx);
+  kernels::set_bf16_gemm(kernels::Bf16Gemm::Auto);
   for (const auto& dt : split(a.dtypes)) {
-    parse_compute(dt);
-    std::string cmd =
-        fmt::format("{} bench --child --model {} --tokens {} --images {} --audio {} --video {} --video-fusion {} "
-                    "--dtype {} --threads {} --repeats {}",
-                    shell_quote(self), shell_quote(a.model), a.tokens, a.images, a.audio, a.video, a.video_fusion, dt,
-                    threads, a.repeats);
-    std::fprintf(stderr, "bench: omni-embed %s, tokens %s, %d threads\n", dt.c_str(), a.tokens.c_str(), threads);
-    auto r = run_json_lines(cmd);
-    if (r.empty()) throw InternalError(fmt::format("benchmark child failed: {}", cmd));
-    rows.insert(rows.end(), r.begin(), r.end());
+    // bf16 once per requested kernel; fp32 always runs on oneDNN, once.
+    for (const auto& g : parse_compute(dt) == kernels::Compute::BF16 ? gemms : std::vector<std::string>{"auto"}) {
+      std::string cmd =
+          fmt::format("{} bench --child --model {} --tokens {} --images {} --audio {} --video {} --video-fusion {} "
+                      "--dtype {} --bf16-gemm {} --threads {} --repeats {}",
+                      shell_quote(self), shell_quote(a.model), a.tokens, a.images, a.audio, a.video, a.video_fusion,
+                      dt, g, threads, a.repeats);
+      std::fprintf(stderr, "bench: omni-embed %s (bf16 GEMM: %s), tokens %s, %d threads\n", dt.c_str(), g.c_str(),
+                   a.tokens.c_str(), threads);
+      auto r = run_json_lines(cmd);
+      if (r.empty()) throw InternalError(fmt::format("benchmark child failed: {}", cmd));
+      rows.insert(rows.end(), r.begin(), r.end());
+    }
   }
   if (a.video_sweep) {
     // The paper's sequence-length experiment on a clip of the first --video length (60 s by default), one axis at a
@@ -679,6 +700,10 @@ VerbRunner register_bench(CLI::App& app) {
   sub->add_option("--fps", a->fps, "(internal) frames per second of a sweep child")->group("");
   sub->add_option("--audio-max-seconds", a->audio_max_seconds, "(internal) clip length of a sweep child")->group("");
   sub->add_option("--dtype", a->dtypes, "Comma-separated precisions: bf16, fp32")->capture_default_str();
+  sub->add_option("--bf16-gemm", a->bf16_gemm,
+                  "Comma-separated kernels for the bf16 rows, each in its own run: auto (the project's AMX GEMM where "
+                  "the CPU has AMX, else oneDNN), onednn, amx")
+      ->capture_default_str();
   sub->add_option("--threads", a->threads, "Threads (default: all cores)");
   sub->add_option("--repeats", a->repeats, "Timed runs per length (after one validated warm-up)")->capture_default_str();
   sub->add_option("--peers", a->peers, "Peers to run in the same invocation: torch, llama.cpp, none")->capture_default_str();
