@@ -311,6 +311,14 @@ TEST(Cli, UsageErrorsAreClear) {
   EXPECT_NE(out.find("--text needs --document"), std::string::npos) << out;
   EXPECT_NE(testing::run_command(fmt::format("{} embed --model /nonexistent/folder --query x", cli()), &out), 0);
   EXPECT_NE(out.find("/nonexistent/folder"), std::string::npos) << out;
+  // An unknown bf16 GEMM kernel is refused before any benchmark run starts.
+  EXPECT_NE(testing::run_command(fmt::format("{} bench --model {} --tokens 16 --images none --audio none --video none "
+                                             "--peers none --bf16-gemm auto,mkl",
+                                             cli(), model()),
+                                 &out),
+            0);
+  EXPECT_NE(out.find("unknown bf16 GEMM \"mkl\""), std::string::npos) << out;
+  EXPECT_EQ(out.find("bench: omni-embed"), std::string::npos) << out;
 }
 
 TEST(Cli, InspectDescribesTheCheckpointWithoutLoadingIt) {
