@@ -13,9 +13,9 @@
 
 namespace oe::kernels {
 
-// The kernel that runs BF16 linear layers. Auto: the project's AMX GEMM where the CPU has AMX-BF16 (1.1–1.9× oneDNN
-// 2.6's matmul on the decoder's shapes, about even on the vision tower's; docs/benchmarks.md, "Kernels"), oneDNN's
-// matmul otherwise. F32 layers always run on oneDNN.
+// The kernel that runs BF16 linear layers. Auto: the project's AMX GEMM where the CPU has AMX-BF16 (1.05–2.0×
+// oneDNN 2.6's matmul on the decoder's shapes, 0.84–1.7× on the vision tower's; docs/benchmarks.md, "Kernels"),
+// oneDNN's matmul otherwise. F32 layers always run on oneDNN.
 enum class Bf16Gemm { Auto, OneDnn, Amx };
 
 // Applies to PackedLinear objects constructed afterwards (a model loaded after the call). Amx on a CPU without it
