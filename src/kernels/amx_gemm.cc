@@ -62,21 +62,27 @@ __attribute__((target("avx512f,avx512bw"))) void convert_rows(const float* x, in
   }
 }
 
-// C (two row tiles × two column tiles) += A (rows of tiles a0, a1) · B (panel b) over steps [s0, s1); c00..c11 are
-// the four accumulator tiles (row tile, column half). zero: start from 0 instead of loading them.
-__attribute__((target("amx-tile,amx-bf16"))) void block_2x2(const uint16_t* a0, const uint16_t* a1, const uint16_t* b,
-                                                            int64_t s0, int64_t s1, bool zero, float* c00, float* c01,
-                                                            float* c10, float* c11) {
+// C (ROWS row tiles × two column tiles) += A (row tiles a0 and, for ROWS = 2, a1) · B (panel b) over steps
+// [s0, s1); c[r][h] is the accumulator tile of row tile r and column half h. zero: start from 0 instead of loading
+// them. ROWS = 1 serves the last row tile when their number is odd.
+template <int ROWS>
+__attribute__((target("amx-tile,amx-bf16"))) void block(const uint16_t* a0, const uint16_t* a1, const uint16_t* b,
+                                                        int64_t s0, int64_t s1, bool zero, float* const (&c)[2][2]) {
+  static_assert(ROWS == 1 || ROWS == 2);
   if (zero) {
     _tile_zero(0);
     _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+    if constexpr (ROWS == 2) {
+      _tile_zero(2);
+      _tile_zero(3);
+    }
   } else {
-    _tile_loadd(0, c00, 64);
-    _tile_loadd(1, c01, 64);
-    _tile_loadd(2, c10, 64);
-    _tile_loadd(3, c11, 64);
+    _tile_loadd(0, c[0][0], 64);
+    _tile_loadd(1, c[0][1], 64);
+    if constexpr (ROWS == 2) {
+      _tile_loadd(2, c[1][0], 64);
+      _tile_loadd(3, c[1][1], 64);
+    }
   }
   for (int64_t s = s0; s < s1; ++s) {
     _tile_loadd(4, a0 + s * TILE, 64);
@@ -84,35 +90,18 @@ __attribute__((target("amx-tile,amx-bf16"))) void block_2x2(const uint16_t* a0, 
     _tile_dpbf16ps(0, 4, 6);
     _tile_loadd(7, b + s * 2 * TILE + TILE, 64);
     _tile_dpbf16ps(1, 4, 7);
-    _tile_loadd(5, a1 + s * TILE, 64);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
+    if constexpr (ROWS == 2) {
+      _tile_loadd(5, a1 + s * TILE, 64);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
   }
-  _tile_stored(0, c00, 64);
-  _tile_stored(1, c01, 64);
-  _tile_stored(2, c10, 64);
-  _tile_stored(3, c11, 64);
-}
-
-// The last row tile when the number of row tiles is odd: C (one row tile × two column tiles) += A · B.
-__attribute__((target("amx-tile,amx-bf16"))) void block_1x2(const uint16_t* a0, const uint16_t* b, int64_t s0,
-                                                            int64_t s1, bool zero, float* c00, float* c01) {
-  if (zero) {
-    _tile_zero(0);
-    _tile_zero(1);
-  } else {
-    _tile_loadd(0, c00, 64);
-    _tile_loadd(1, c01, 64);
+  _tile_stored(0, c[0][0], 64);
+  _tile_stored(1, c[0][1], 64);
+  if constexpr (ROWS == 2) {
+    _tile_stored(2, c[1][0], 64);
+    _tile_stored(3, c[1][1], 64);
   }
-  for (int64_t s = s0; s < s1; ++s) {
-    _tile_loadd(4, a0 + s * TILE, 64);
-    _tile_loadd(6, b + s * 2 * TILE, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_loadd(7, b + s * 2 * TILE + TILE, 64);
-    _tile_dpbf16ps(1, 4, 7);
-  }
-  _tile_stored(0, c00, 64);
-  _tile_stored(1, c01, 64);
 }
 
 // One thread's share: panels [p0, p1) of the output, all rows.
@@ -135,10 +124,12 @@ void run_panels(const PackedWeight& w, const float* bias, const uint16_t* a, int
           const uint16_t* b = w.data() + p * steps * 2 * TILE;
           float* c0 = acc + ((t * NB + (p - pb)) * 2) * C_TILE;
           if (t + 1 < row_tiles) {
-            float* c1 = acc + (((t + 1) * NB + (p - pb)) * 2) * C_TILE;
-            block_2x2(a0, a0 + steps * TILE, b, s0, s1, s0 == 0, c0, c0 + C_TILE, c1, c1 + C_TILE);
+            float* c1 = c0 + NB * 2 * C_TILE;  // row tile t + 1
+            float* const c[2][2] = {{c0, c0 + C_TILE}, {c1, c1 + C_TILE}};
+            block<2>(a0, a0 + steps * TILE, b, s0, s1, s0 == 0, c);
           } else {
-            block_1x2(a0, b, s0, s1, s0 == 0, c0, c0 + C_TILE);
+            float* const c[2][2] = {{c0, c0 + C_TILE}, {nullptr, nullptr}};
+            block<1>(a0, nullptr, b, s0, s1, s0 == 0, c);
           }
         }
       }
