@@ -183,39 +183,21 @@ bool available() {
   return ok;
 }
 
-PackedWeight::PackedWeight(const void* w, DType t, int64_t n, int64_t k) : n_(n), k_(k) {
-  OE_CHECK(w != nullptr && n > 0 && k > 0, "AMX weight of shape [{}, {}]", n, k);
-  OE_CHECK(t == DType::F32 || t == DType::BF16 || t == DType::F16, "AMX weight of type {}", dtype_name(t));
+PackedWeight::PackedWeight(const uint16_t* w_bf16, int64_t n, int64_t k) : n_(n), k_(k) {
+  OE_CHECK(w_bf16 != nullptr && n > 0 && k > 0, "AMX weight of shape [{}, {}]", n, k);
   const int64_t panels = ceil_div(n, PANEL), steps = ceil_div(k, STEP);
   data_ = aligned_array<uint16_t>(bytes() / 2);
   uint16_t* out = data_.get();
-  const int64_t esize = static_cast<int64_t>(dtype_size(t));
-#pragma omp parallel
-  {
-    AlignedPtr<uint16_t> row = aligned_array<uint16_t>(static_cast<size_t>(steps * STEP));
-#pragma omp for schedule(static)
-    for (int64_t p = 0; p < panels; ++p) {
-      uint16_t* panel = out + p * steps * 2 * TILE;
-      std::memset(panel, 0, static_cast<size_t>(steps * 2 * TILE) * 2);
-      for (int64_t col = 0; col < PANEL && p * PANEL + col < n; ++col) {
-        const int64_t j = p * PANEL + col;
-        const char* src = static_cast<const char*>(w) + j * k * esize;
-        if (t == DType::BF16) {
-          std::memcpy(row.get(), src, static_cast<size_t>(k) * 2);
-        } else {
-          for (int64_t e = 0; e < k; ++e) {
-            float f = t == DType::F32 ? reinterpret_cast<const float*>(src)[e]
-                                      : f16_to_f32(reinterpret_cast<const f16_t*>(src)[e]);
-            row[e] = detail::to_bf16_bits(f);
-          }
-        }
-        std::fill(row.get() + k, row.get() + steps * STEP, uint16_t{0});
-        // Column col of the panel: tile half col/16, lane col%16; element e of step s goes to row e/2, pair
-        // slot e%2.
-        uint16_t* dst = panel + (col / 16) * TILE + (col % 16) * 2;
-        for (int64_t s = 0; s < steps; ++s)
-          for (int64_t e = 0; e < STEP; ++e) dst[s * 2 * TILE + (e / 2) * 32 + (e % 2)] = row[s * STEP + e];
-      }
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < panels; ++p) {
+    uint16_t* panel = out + p * steps * 2 * TILE;
+    std::memset(panel, 0, static_cast<size_t>(steps * 2 * TILE) * 2);
+    for (int64_t col = 0; col < PANEL && p * PANEL + col < n; ++col) {
+      const uint16_t* row = w_bf16 + (p * PANEL + col) * k;
+      // Column col of the panel: tile half col/16, lane col%16; input e goes to step e/32, tile row (e%32)/2, pair
+      // slot e%2.
+      uint16_t* dst = panel + (col / 16) * TILE + (col % 16) * 2;
+      for (int64_t e = 0; e < k; ++e) dst[(e / STEP) * 2 * TILE + (e % STEP / 2) * 32 + (e % 2)] = row[e];
     }
   }
 }

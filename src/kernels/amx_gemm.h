@@ -14,7 +14,6 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/dtype.h"
 #include "core/tensor.h"
 
 namespace oe::kernels::amx {
@@ -30,8 +29,8 @@ void release_tiles();
 class PackedWeight {
  public:
   PackedWeight() = default;
-  // w: n·k elements of type t (F32, BF16 or F16), row-major [n, k]; converted to bf16 (round to nearest even).
-  PackedWeight(const void* w, DType t, int64_t n, int64_t k);
+  // w_bf16: n·k bf16 bit patterns, row-major [n, k] (PackedLinear converts other storage types first).
+  PackedWeight(const uint16_t* w_bf16, int64_t n, int64_t k);
 
   int64_t n() const { return n_; }
   int64_t k() const { return k_; }

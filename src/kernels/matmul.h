@@ -22,6 +22,8 @@ enum class Bf16Gemm { Auto, OneDnn, Amx };
 // (or where the kernel refuses the tile state) throws Unsupported.
 void set_bf16_gemm(Bf16Gemm g);
 Bf16Gemm bf16_gemm();
+// The kernel g stands for on this CPU: Auto resolves to Amx or OneDnn.
+Bf16Gemm resolve_bf16_gemm(Bf16Gemm g);
 const char* bf16_gemm_name(Bf16Gemm g);
 // Parses "auto", "onednn" or "amx"; throws InvalidInput otherwise.
 Bf16Gemm parse_bf16_gemm(const std::string& s);

@@ -202,6 +202,11 @@ void set_bf16_gemm(Bf16Gemm g) {
 
 Bf16Gemm bf16_gemm() { return bf16_gemm_setting().load(); }
 
+Bf16Gemm resolve_bf16_gemm(Bf16Gemm g) {
+  if (g != Bf16Gemm::Auto) return g;
+  return amx::available() ? Bf16Gemm::Amx : Bf16Gemm::OneDnn;
+}
+
 const char* bf16_gemm_name(Bf16Gemm g) {
   return g == Bf16Gemm::Auto ? "auto" : g == Bf16Gemm::OneDnn ? "onednn" : "amx";
 }
@@ -256,8 +261,14 @@ PackedLinear::PackedLinear(const void* w, DType w_type, int64_t n_out, int64_t n
     impl->bias = aligned_array<float>(static_cast<size_t>(n_out));
     convert_to_f32(bias, bias_type, static_cast<size_t>(n_out), impl->bias.get());
   }
-  if (compute == Compute::BF16 && bf16_gemm() != Bf16Gemm::OneDnn && amx::available()) {
-    impl->amx_w = amx::PackedWeight(w, w_type, n_out, n_in);
+  if (compute == Compute::BF16 && resolve_bf16_gemm(bf16_gemm()) == Bf16Gemm::Amx) {
+    if (w_type == DType::BF16) {
+      impl->amx_w = amx::PackedWeight(static_cast<const uint16_t*>(w), n_out, n_in);
+    } else {  // a transient bf16 copy, then pack
+      AlignedPtr<uint16_t> tmp = aligned_array<uint16_t>(static_cast<size_t>(n_out * n_in));
+      to_bf16_bits(w, w_type, n_out * n_in, tmp.get());
+      impl->amx_w = amx::PackedWeight(tmp.get(), n_out, n_in);
+    }
     impl_ = std::move(impl);
     return;
   }

@@ -53,12 +53,7 @@ struct Shape {
 // The BF16 kernels this machine can run: oneDNN always, the AMX GEMM where the CPU has AMX-BF16.
 std::vector<Bf16Gemm> bf16_kernels() {
   std::vector<Bf16Gemm> k{Bf16Gemm::OneDnn};
-  try {
-    set_bf16_gemm(Bf16Gemm::Amx);
-    k.push_back(Bf16Gemm::Amx);
-  } catch (const Unsupported&) {
-  }
-  set_bf16_gemm(Bf16Gemm::Auto);
+  if (resolve_bf16_gemm(Bf16Gemm::Auto) == Bf16Gemm::Amx) k.push_back(Bf16Gemm::Amx);
   return k;
 }
 
