@@ -189,6 +189,15 @@ std::string& engine_label() {
   return label;
 }
 
+// The rows the peers are compared against: omni-embed in bf16 on the kernel it uses by default on this CPU (plain
+// "omni-embed", or that kernel's row in a --bf16-gemm comparison).
+bool is_reference_row(const json& r) {
+  const std::string engine = r.value("engine", "");
+  const std::string default_kernel =
+      std::string("omni-embed/") + kernels::bf16_gemm_name(kernels::resolve_bf16_gemm(kernels::Bf16Gemm::Auto));
+  return r.value("dtype", "") == "bf16" && (engine == "omni-embed" || engine == default_kernel);
+}
+
 // The JSON row of a media document; `tower` names the encoder's keys ("vision", "audio_encoder").
 json media_row(const MediaRun& r, double tower_flops, double decoder_flops, double peak, const char* peak_unit,
                kernels::Compute compute, const std::string& tower) {
@@ -214,7 +223,7 @@ int run_child(const BenchArgs& a) {
   const kernels::Bf16Gemm gemm = kernels::parse_bf16_gemm(a.bf16_gemm);
   kernels::set_bf16_gemm(gemm);
   if (compute == kernels::Compute::BF16 && gemm != kernels::Bf16Gemm::Auto)
-    engine_label() = std::string("omni-embed/") + kernels::bf16_gemm_name(gemm);
+    engine_label() = std::string("omni-embed/") + kernels::bf16_gemm_name(kernels::resolve_bf16_gemm(gemm));
   // The peak of the unit the matmuls really run on: AMX tiles for bf16 where present, else AVX-512.
   const double vector_peak = kernels::measure_peak_gflops(compute, num_threads(), 1.0);
   const double amx_peak = compute == kernels::Compute::BF16 ? kernels::measure_amx_peak_gflops(num_threads(), 1.0) : 0;
@@ -384,7 +393,6 @@ std::string machine_name() {
   return fmt::format("machine: {}, {} hardware threads", name, hardware_threads());
 }
 
-// One row per measurement; peers get their time ratio to omni-embed bf16 at the same length.
 // Table cells of a result row: its percent of peak and its peak RSS ("" when the row has none).
 std::string percent_cell(const json& r) {
   return r.contains("percent_of_peak") ? fmt::format("{:.1f}", r.value("percent_of_peak", 0.0)) : "";
@@ -405,7 +413,7 @@ void print_video_table(const std::vector<json>& rows) {
   };
   std::map<std::string, double> ours;
   for (const auto& r : rows)
-    if (r.contains("video_seconds") && r.value("engine", "") == "omni-embed" && r.value("dtype", "") == "bf16")
+    if (r.contains("video_seconds") && is_reference_row(r))
       ours[key(r)] = r.value("seconds_median", 0.0);
   bool header = false;
   for (const auto& r : rows) {
@@ -437,10 +445,11 @@ void print_video_table(const std::vector<json>& rows) {
   }
 }
 
+// One row per measurement; peers get their time ratio to omni-embed bf16 at the same length.
 void print_table(const std::vector<json>& rows) {
   std::map<int64_t, double> ours;
   for (const auto& r : rows)
-    if (r.value("engine", "") == "omni-embed" && r.value("dtype", "") == "bf16")
+    if (is_reference_row(r))
       ours[r.value("tokens", int64_t{0})] = r.value("seconds_median", 0.0);
   std::printf("\n%s\n", machine_name().c_str());
   std::printf("%-14s %-5s %7s %10s %10s %9s %8s %10s %s\n", "engine", "dtype", "tokens", "s/item", "tokens/s",
@@ -465,7 +474,7 @@ void print_table(const std::vector<json>& rows) {
   }
   std::map<int64_t, double> ours_image;
   for (const auto& r : rows)
-    if (r.contains("image") && r.value("engine", "") == "omni-embed" && r.value("dtype", "") == "bf16")
+    if (r.contains("image") && is_reference_row(r))
       ours_image[r.value("image", int64_t{0})] = r.value("seconds_median", 0.0);
   bool header = false;
   for (const auto& r : rows) {
@@ -492,7 +501,7 @@ void print_table(const std::vector<json>& rows) {
   }
   std::map<int64_t, double> ours_audio;
   for (const auto& r : rows)
-    if (r.contains("audio_seconds") && r.value("engine", "") == "omni-embed" && r.value("dtype", "") == "bf16")
+    if (r.contains("audio_seconds") && is_reference_row(r))
       ours_audio[r.value("audio_seconds", int64_t{0})] = r.value("seconds_median", 0.0);
   header = false;
   for (const auto& r : rows) {
