@@ -9,6 +9,7 @@
 #include "core/timer.h"
 #include "index/indexer.h"
 #include "index/knn.h"
+#include "index/late_fusion.h"
 #include "io/atomic_file.h"
 #include "io/hash.h"
 
@@ -157,15 +158,16 @@ DatasetRun run_dataset(const model::Embedder& embedder, const std::string& model
   OE_CHECK(std::count(query_vectors.sound.begin(), query_vectors.sound.end(), 1) == 0, "a query with two vectors");
   if (std::count(corpus_vectors.sound.begin(), corpus_vectors.sound.end(), 1) > 0) {
     // Late fusion: every row's score, then one score per document (frames and sound combined), ranked.
+    index::check_late_fusion_weight(o.late_weight);
     const auto all = index::exact_top_k(corpus_vectors.matrix.data(), n_rows, d, query_vectors.matrix.data(),
                                         static_cast<int64_t>(query_vectors.ids.size()), n_rows);
     for (size_t q = 0; q < query_vectors.ids.size(); ++q) {
-      std::map<std::string, std::pair<double, std::optional<double>>> by_doc;  // frames (or only) score, sound
+      std::map<std::string, std::pair<float, std::optional<float>>> by_doc;  // frames (or only) score, sound
       for (int64_t j = 0; j < all.k; ++j) {
         const int64_t row = all.labels[q * all.k + j];
         if (row < 0) continue;
         auto& entry = by_doc[corpus_vectors.ids[row]];
-        const double score = all.scores[q * all.k + j];
+        const float score = all.scores[q * all.k + j];
         if (corpus_vectors.sound[row])
           entry.second = score;
         else
@@ -173,8 +175,7 @@ DatasetRun run_dataset(const model::Embedder& embedder, const std::string& model
       }
       std::vector<ScoredDoc> docs;
       for (const auto& [docid, s] : by_doc)
-        docs.push_back({docid, static_cast<float>(s.second ? o.late_weight * s.first + (1 - o.late_weight) * *s.second
-                                                           : s.first)});
+        docs.push_back({docid, s.second ? index::late_fusion_score(s.first, *s.second, o.late_weight) : s.first});
       std::stable_sort(docs.begin(), docs.end(), [](const ScoredDoc& a, const ScoredDoc& b) { return a.score > b.score; });
       if (static_cast<int64_t>(docs.size()) > o.top) docs.resize(static_cast<size_t>(o.top));
       r.run[query_vectors.ids[q]] = std::move(docs);

@@ -8,10 +8,14 @@
 
 namespace oe::index {
 
-std::vector<Hit> late_fusion_search(const Store& store, const float* query, int64_t k, double weight,
-                                    const std::vector<std::string>& modalities, int64_t hnsw_ef_search) {
+void check_late_fusion_weight(double weight) {
   if (!(weight >= 0.0 && weight <= 1.0))
     throw InvalidInput(fmt::format("the late fusion weight {} is not within [0, 1]", weight));
+}
+
+std::vector<Hit> late_fusion_search(const Store& store, const float* query, int64_t k, double weight,
+                                    const std::vector<std::string>& modalities, int64_t hnsw_ef_search) {
+  check_late_fusion_weight(weight);
   if (k <= 0) return {};
   const int64_t n = store.stats().items;
   std::vector<Hit> all = store.search(query, n, {}, hnsw_ef_search > 0 ? std::max(hnsw_ef_search, n) : 0);
@@ -25,9 +29,7 @@ std::vector<Hit> late_fusion_search(const Store& store, const float* query, int6
     if (!modalities.empty() && std::find(modalities.begin(), modalities.end(), h.modality) == modalities.end())
       continue;
     auto it = sound.find({h.key, h.segment});
-    if (it != sound.end())
-      h.score = static_cast<float>(weight * static_cast<double>(h.score) +
-                                   (1.0 - weight) * static_cast<double>(it->second));
+    if (it != sound.end()) h.score = late_fusion_score(h.score, it->second, weight);
     out.push_back(std::move(h));
   }
   std::stable_sort(out.begin(), out.end(), [](const Hit& a, const Hit& b) { return a.score > b.score; });
