@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libdnnl-dev            # oneDNN 2.6: matmul
+  ocl-icd-opencl-dev     # oneDNN's CMake config requires OpenCL, which libdnnl-dev only recommends
   nlohmann-json3-dev libutf8proc-dev libcli11-dev libfmt-dev
   libcurl4-openssl-dev   # Hugging Face Hub downloads
+  ca-certificates        # TLS roots for those downloads (libcurl only recommends them)
   libssl-dev             # SHA-256 content hashes (libcrypto)
   libsqlite3-dev libhnswlib-dev  # the index: SQLite catalog, HNSW graphs
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev  # FFmpeg: media decoding
