@@ -699,12 +699,17 @@ CheckReport Store::check() const {
       [&](const Statement& st) { r.problems.push_back(fmt::format("source {} has no items", st.text(0))); });
   each("SELECT s.key FROM sources s WHERE s.status != 'ok' AND EXISTS (SELECT 1 FROM items i WHERE i.source_id = s.id)",
        [&](const Statement& st) { r.problems.push_back(fmt::format("failed source {} has items", st.text(0))); });
-  each("SELECT s.key, COUNT(*), MIN(i.segment), MAX(i.segment), COUNT(DISTINCT i.segment) FROM items i "
-       "JOIN sources s ON s.id = i.source_id GROUP BY i.source_id",
+  // A segment may have several views (a late-fusion video: frames and sound, two modalities), never two of one
+  // modality; the segments of a source are numbered 0..n-1.
+  each("SELECT s.key, COUNT(DISTINCT i.segment), MIN(i.segment), MAX(i.segment), COUNT(*), "
+       "COUNT(DISTINCT i.segment || '/' || i.modality) FROM items i JOIN sources s ON s.id = i.source_id "
+       "GROUP BY i.source_id",
        [&](const Statement& st) {
          const int64_t n = st.int64(1);
-         if (st.int64(2) != 0 || st.int64(3) != n - 1 || st.int64(4) != n)
+         if (st.int64(2) != 0 || st.int64(3) != n - 1)
            r.problems.push_back(fmt::format("source {}: its segments are not numbered 0..{}", st.text(0), n - 1));
+         if (st.int64(4) != st.int64(5))
+           r.problems.push_back(fmt::format("source {}: a segment has two items of one modality", st.text(0)));
        });
   const int64_t d = settings_.dim;
   each("SELECT id, vector FROM items", [&](const Statement& st) {

@@ -222,6 +222,39 @@ TEST(Store, CheckFindsOrphansAndBadVectors) {
   EXPECT_NE(all.find("vector of 8 bytes"), std::string::npos) << all;
 }
 
+// A late-fusion video has two views of one segment (frames and sound): consistent. Two items of one modality in
+// one segment, or a gap in the numbering, are not.
+TEST(Store, CheckTakesTwoViewsOfASegmentButNotTwoOfOneModality) {
+  TempDir tmp;
+  std::mt19937 rng(5);
+  auto store = Store::open_for_writing(tmp / "idx", settings());
+  auto sources = random_sources(2, rng);
+  Segment sound = sources[0].segments[0];
+  sound.modality = "video-sound";
+  sound.vector = unit_vector(rng);
+  sources[0].segments.push_back(sound);
+  store->put(sources);
+  EXPECT_TRUE(store->check().ok()) << store->check().problems.front();
+  {
+    Database db(tmp / "idx" / "catalog.sqlite", false);
+    db.exec("UPDATE items SET modality = 'text' WHERE modality = 'video-sound'");
+  }
+  auto report = store->check();
+  ASSERT_FALSE(report.ok());
+  EXPECT_NE(report.problems.front().find("a segment has two items of one modality"), std::string::npos)
+      << report.problems.front();
+  {
+    Database db(tmp / "idx" / "catalog.sqlite", false);
+    db.exec("UPDATE items SET modality = 'video-sound' WHERE modality = 'text' AND id = (SELECT MAX(id) FROM items "
+            "WHERE segment = 0 AND source_id = (SELECT MIN(source_id) FROM items));"
+            "UPDATE items SET segment = segment + 1 WHERE source_id = (SELECT MAX(source_id) FROM items)");
+  }
+  report = store->check();
+  ASSERT_FALSE(report.ok());
+  EXPECT_NE(report.problems.front().find("its segments are not numbered 0..1"), std::string::npos)
+      << report.problems.front();
+}
+
 TEST(Store, HnswFindsAlmostAllExactNeighboursAndCachesItsGraph) {
   TempDir tmp;
   std::mt19937 rng(5);
