@@ -108,11 +108,7 @@ bool bench_linear(int64_t m, int64_t n, int64_t k, Compute c, const std::vector<
   std::vector<float> x = random_bf16_values(static_cast<size_t>(m * k), -1.0f, 1.0f, 2);
   std::vector<float> y(static_cast<size_t>(m * n));
   std::vector<oe::kernels::PackedLinear> layers;
-  for (auto g : kernels) {
-    oe::kernels::set_bf16_gemm(g);
-    layers.emplace_back(w_bf16.data(), oe::DType::BF16, n, k, nullptr, oe::DType::F32, c);
-  }
-  oe::kernels::set_bf16_gemm(oe::kernels::Bf16Gemm::Auto);
+  for (auto g : kernels) layers.emplace_back(w_bf16.data(), oe::DType::BF16, n, k, nullptr, oe::DType::F32, c, g);
   std::vector<std::function<void()>> runs;
   for (const auto& lin : layers) {
     lin.forward(x.data(), m, y.data());

@@ -13,16 +13,13 @@
 
 namespace oe::kernels {
 
-// The kernel that runs BF16 linear layers. Auto: the project's AMX GEMM where the CPU has AMX-BF16 (1.05–2.0×
-// oneDNN 2.6's matmul on the decoder's shapes, 0.84–1.7× on the vision tower's; docs/benchmarks.md, "Kernels"),
-// oneDNN's matmul otherwise. F32 layers always run on oneDNN.
+// The kernel that runs BF16 linear layers, chosen per layer when it is packed (a model's load option). Auto: the
+// project's AMX GEMM where the CPU has AMX-BF16 (1.05–2.0× oneDNN 2.6's matmul on the decoder's shapes, 0.84–1.7×
+// on the vision tower's; docs/benchmarks.md, "Kernels"), oneDNN's matmul otherwise. F32 layers always run on oneDNN.
 enum class Bf16Gemm { Auto, OneDnn, Amx };
 
-// Applies to PackedLinear objects constructed afterwards (a model loaded after the call). Amx on a CPU without it
-// (or where the kernel refuses the tile state) throws Unsupported.
-void set_bf16_gemm(Bf16Gemm g);
-Bf16Gemm bf16_gemm();
-// The kernel g stands for on this CPU: Auto resolves to Amx or OneDnn.
+// The kernel g stands for on this CPU: Auto resolves to Amx or OneDnn. Amx on a CPU without it (or where the
+// operating system refuses the tile state) throws Unsupported.
 Bf16Gemm resolve_bf16_gemm(Bf16Gemm g);
 const char* bf16_gemm_name(Bf16Gemm g);
 // Parses "auto", "onednn" or "amx"; throws InvalidInput otherwise.
@@ -33,8 +30,9 @@ class PackedLinear {
   PackedLinear() = default;
   // w: n_out·n_in elements of type w_type (F32, BF16 or F16), row-major [n_out, n_in].
   // bias: n_out elements of type bias_type, or nullptr. Neither pointer is kept after construction.
+  // bf16_gemm: the kernel of a BF16 layer (Unsupported for Amx on a CPU without it).
   PackedLinear(const void* w, DType w_type, int64_t n_out, int64_t n_in, const void* bias, DType bias_type,
-               Compute compute);
+               Compute compute, Bf16Gemm bf16_gemm = Bf16Gemm::Auto);
 
   // y[m, n_out] = x[m, n_in] · Wᵀ + b, all row-major float; ldx/ldy are row strides in elements (0 = dense).
   // In BF16 mode x is converted to bf16 first (exact when x holds bf16 values); y is not rounded.

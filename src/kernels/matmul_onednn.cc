@@ -185,24 +185,13 @@ void to_f32(const void* src, DType t, int64_t n, float* dst) {
                    dst + c);
 }
 
-std::atomic<Bf16Gemm>& bf16_gemm_setting() {
-  static std::atomic<Bf16Gemm> g{Bf16Gemm::Auto};
-  return g;
-}
-
 }  // namespace
 
-void set_bf16_gemm(Bf16Gemm g) {
+Bf16Gemm resolve_bf16_gemm(Bf16Gemm g) {
   if (g == Bf16Gemm::Amx && !amx::available())
     throw Unsupported(
         "the AMX bf16 GEMM needs a CPU with AMX-BF16 (Intel Sapphire Rapids or later) and a kernel that grants the "
         "tile state");
-  bf16_gemm_setting().store(g);
-}
-
-Bf16Gemm bf16_gemm() { return bf16_gemm_setting().load(); }
-
-Bf16Gemm resolve_bf16_gemm(Bf16Gemm g) {
   if (g != Bf16Gemm::Auto) return g;
   return amx::available() ? Bf16Gemm::Amx : Bf16Gemm::OneDnn;
 }
@@ -249,7 +238,7 @@ struct PackedLinear::Impl {
 };
 
 PackedLinear::PackedLinear(const void* w, DType w_type, int64_t n_out, int64_t n_in, const void* bias, DType bias_type,
-                           Compute compute) {
+                           Compute compute, Bf16Gemm bf16_gemm) {
   OE_CHECK(w != nullptr && n_out > 0 && n_in > 0, "PackedLinear needs a weight, got [{}, {}]", n_out, n_in);
   if (w_type != DType::F32 && w_type != DType::BF16 && w_type != DType::F16)
     throw Unsupported(fmt::format("linear weight of type {} (expected F32, BF16 or F16)", dtype_name(w_type)));
@@ -261,7 +250,7 @@ PackedLinear::PackedLinear(const void* w, DType w_type, int64_t n_out, int64_t n
     impl->bias = aligned_array<float>(static_cast<size_t>(n_out));
     convert_to_f32(bias, bias_type, static_cast<size_t>(n_out), impl->bias.get());
   }
-  if (compute == Compute::BF16 && resolve_bf16_gemm(bf16_gemm()) == Bf16Gemm::Amx) {
+  if (compute == Compute::BF16 && resolve_bf16_gemm(bf16_gemm) == Bf16Gemm::Amx) {
     if (w_type == DType::BF16) {
       impl->amx_w = amx::PackedWeight(static_cast<const uint16_t*>(w), n_out, n_in);
     } else {  // a transient bf16 copy, then pack

@@ -82,11 +82,9 @@ struct AudioFeatureConfig {
   // zero-padded to it. preprocessor_config's n_samples is 4,800,000 (300 s); the embedding model's card passes
   // max_length 2,048,000 (128 s), which the embedder uses by default.
   int64_t max_samples = 4'800'000;
-
-  // Reads `dir`/preprocessor_config.json when present (feature_size, sampling_rate, n_fft, hop_length, n_samples);
-  // a missing file gives the defaults; invalid values throw InvalidInput naming the file.
-  static AudioFeatureConfig load(const std::filesystem::path& dir);
 };
+// InvalidInput ("audio feature settings: ...") naming the key that no front end could run with.
+void validate(const AudioFeatureConfig& config);
 
 struct LogMel {
   int64_t n_mel = 0;

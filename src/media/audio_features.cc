@@ -15,7 +15,6 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
-#include "io/json.h"
 #include "media/audio.h"
 #include "media/audio_fft.h"
 
@@ -224,22 +223,6 @@ SparseMelBank sparse_mel_bank(const AudioFeatureConfig& config) {
   return bank;
 }
 
-void validate(const AudioFeatureConfig& c) {
-  const auto require = [](bool ok, const std::string& what) {
-    if (!ok) throw InvalidInput("audio feature settings: " + what);
-  };
-  require(c.n_mel > 0 && c.n_mel <= MAX_N_MEL, fmt::format("feature_size must be in [1, {}], got {}", MAX_N_MEL,
-                                                             c.n_mel));
-  require(c.sampling_rate > 0, fmt::format("sampling_rate must be positive, got {}", c.sampling_rate));
-  require(c.n_fft >= 2 && c.n_fft <= MAX_N_FFT && c.n_fft % 2 == 0,
-          fmt::format("n_fft must be even and in [2, {}], got {}", MAX_N_FFT, c.n_fft));
-  require(c.hop_length > 0 && c.hop_length <= c.n_fft,
-          fmt::format("hop_length must be in [1, n_fft = {}], got {}", c.n_fft, c.hop_length));
-  // The reflection padding of n_fft/2 must fit in the clip (one reflection, as numpy's for a long enough clip).
-  require(c.max_samples >= c.n_fft && c.max_samples <= MAX_SAMPLES_LIMIT && c.max_samples % c.hop_length == 0,
-          fmt::format("n_samples must be a multiple of hop_length = {} in [n_fft = {}, {}], got {}", c.hop_length,
-                      c.n_fft, MAX_SAMPLES_LIMIT, c.max_samples));
-}
 
 // The clip as the STFT sees it: `length` real samples, zeros up to n, reflected (numpy "reflect", edge sample
 // not repeated) for n_fft/2 samples on both ends.
@@ -310,22 +293,21 @@ std::vector<double> frame_logs(const PaddedClip& clip, const AudioFeatureConfig&
 
 }  // namespace
 
-AudioFeatureConfig AudioFeatureConfig::load(const std::filesystem::path& dir) {
-  const std::filesystem::path file = dir / "preprocessor_config.json";
-  AudioFeatureConfig c;
-  std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) return c;
-  const nlohmann::json j = io::read_json_file(file);
-  with_context(file.string(), [&] {
-    if (!j.is_object()) throw InvalidInput("expected a JSON object");
-    c.n_mel = io::json_positive_int(j, "feature_size", c.n_mel);
-    c.sampling_rate = io::json_positive_int(j, "sampling_rate", c.sampling_rate);
-    c.n_fft = io::json_positive_int(j, "n_fft", c.n_fft);
-    c.hop_length = io::json_positive_int(j, "hop_length", c.hop_length);
-    c.max_samples = io::json_positive_int(j, "n_samples", c.max_samples);
-    validate(c);
-  });
-  return c;
+void validate(const AudioFeatureConfig& c) {
+  const auto require = [](bool ok, const std::string& what) {
+    if (!ok) throw InvalidInput("audio feature settings: " + what);
+  };
+  require(c.n_mel > 0 && c.n_mel <= MAX_N_MEL, fmt::format("feature_size must be in [1, {}], got {}", MAX_N_MEL,
+                                                             c.n_mel));
+  require(c.sampling_rate > 0, fmt::format("sampling_rate must be positive, got {}", c.sampling_rate));
+  require(c.n_fft >= 2 && c.n_fft <= MAX_N_FFT && c.n_fft % 2 == 0,
+          fmt::format("n_fft must be even and in [2, {}], got {}", MAX_N_FFT, c.n_fft));
+  require(c.hop_length > 0 && c.hop_length <= c.n_fft,
+          fmt::format("hop_length must be in [1, n_fft = {}], got {}", c.n_fft, c.hop_length));
+  // The reflection padding of n_fft/2 must fit in the clip (one reflection, as numpy's for a long enough clip).
+  require(c.max_samples >= c.n_fft && c.max_samples <= MAX_SAMPLES_LIMIT && c.max_samples % c.hop_length == 0,
+          fmt::format("n_samples must be a multiple of hop_length = {} in [n_fft = {}, {}], got {}", c.hop_length,
+                      c.n_fft, MAX_SAMPLES_LIMIT, c.max_samples));
 }
 
 std::vector<double> mel_filter_bank(const AudioFeatureConfig& config) {

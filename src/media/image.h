@@ -66,11 +66,10 @@ struct VisionPreprocessConfig {
   std::array<float, 3> mean = {0.48145466f, 0.4578275f, 0.40821073f};
   std::array<float, 3> std = {0.26862954f, 0.26130258f, 0.27577711f};
   int64_t factor() const { return patch_size * merge_size; }
-
-  // Reads `dir`/preprocessor_config.json when present (keys patch_size, temporal_patch_size, merge_size,
-  // min_pixels, max_pixels, image_mean, image_std); missing file = defaults. Invalid values throw InvalidInput.
-  static VisionPreprocessConfig load(const std::filesystem::path& dir);
 };
+// InvalidInput for settings no image could be processed with (min_pixels above max_pixels, a std that is not
+// positive).
+void validate(const VisionPreprocessConfig& config);
 
 // Patchified, normalised pixels of one image or video: rows of length C·temporal_patch·patch·patch (1176), one per
 // patch, in the reference's order (spec §6.1.3 step 4 / §4.2); grid in patch units.

@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
-#include "io/json.h"
 #include "media/image.h"
 
 namespace oe::media {
@@ -23,14 +22,6 @@ double round_half_even(double v) {
   return std::fmod(lower, 2.0) == 0.0 ? lower : lower + 1;
 }
 
-std::array<float, 3> json_triplet(const nlohmann::json& j, const char* key, std::array<float, 3> fallback) {
-  if (!j.contains(key)) return fallback;
-  const auto& v = j.at(key);
-  if (!v.is_array() || v.size() != 3 || !v[0].is_number() || !v[1].is_number() || !v[2].is_number()) {
-    throw InvalidInput(fmt::format("'{}' must be an array of 3 numbers, got {}", key, v.dump()));
-  }
-  return {v[0].get<float>(), v[1].get<float>(), v[2].get<float>()};
-}
 
 // Validates one frame against the config: patchify needs whole 2x2 blocks of patches.
 void check_frame(const RgbImage* frame, const RgbImage& first, int64_t block, size_t index) {
@@ -83,32 +74,11 @@ ResizedSize smart_resize(int64_t height, int64_t width, int64_t factor, int64_t 
                                  static_cast<double>(max_pixels));
 }
 
-VisionPreprocessConfig VisionPreprocessConfig::load(const std::filesystem::path& dir) {
-  const std::filesystem::path file = dir / "preprocessor_config.json";
-  VisionPreprocessConfig c;
-  std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) return c;
-  const nlohmann::json j = io::read_json_file(file);
-  with_context(file.string(), [&] {
-    if (!j.is_object()) throw InvalidInput("expected a JSON object");
-    c.patch_size = io::json_positive_int(j, "patch_size", c.patch_size);
-    c.temporal_patch_size = io::json_positive_int(j, "temporal_patch_size", c.temporal_patch_size);
-    c.merge_size = io::json_positive_int(j, "merge_size", c.merge_size);
-    // Newer transformers write the pixel limits as size.shortest_edge / size.longest_edge.
-    const nlohmann::json size =
-        j.contains("size") && j.at("size").is_object() ? j.at("size") : nlohmann::json::object();
-    c.min_pixels = io::json_positive_int(j, "min_pixels", io::json_positive_int(size, "shortest_edge", c.min_pixels));
-    c.max_pixels = io::json_positive_int(j, "max_pixels", io::json_positive_int(size, "longest_edge", c.max_pixels));
-    c.mean = json_triplet(j, "image_mean", c.mean);
-    c.std = json_triplet(j, "image_std", c.std);
-    if (c.min_pixels > c.max_pixels) {
-      throw InvalidInput(fmt::format("min_pixels {} is above max_pixels {}", c.min_pixels, c.max_pixels));
-    }
-    for (float s : c.std) {
-      if (!(s > 0.0f)) throw InvalidInput(fmt::format("image_std values must be positive, got {}", s));
-    }
-  });
-  return c;
+void validate(const VisionPreprocessConfig& c) {
+  if (c.min_pixels > c.max_pixels)
+    throw InvalidInput(fmt::format("min_pixels {} is above max_pixels {}", c.min_pixels, c.max_pixels));
+  for (float s : c.std)
+    if (!(s > 0.0f)) throw InvalidInput(fmt::format("image_std values must be positive, got {}", s));
 }
 
 PixelPatches patchify(std::span<const RgbImage* const> frames, const VisionPreprocessConfig& config) {

@@ -36,7 +36,8 @@ kernels::PackedLinear conv_as_linear(WeightTable& w, const std::string& name, in
                                      kernels::Compute compute) {
   const auto weight = taps_outermost(w.floats(name + ".weight", {d_out, d_in, 3}, compute), d_out, d_in);
   const auto bias = w.floats(name + ".bias", {d_out}, compute);
-  return kernels::PackedLinear(weight.data(), DType::F32, d_out, 3 * d_in, bias.data(), DType::F32, compute);
+  return kernels::PackedLinear(weight.data(), DType::F32, d_out, 3 * d_in, bias.data(), DType::F32, compute,
+                               w.bf16_gemm());
 }
 
 // One chunk of one audio: its first mel frame, its length and where its encoder frames start.
@@ -48,14 +49,15 @@ struct Chunk {
 }  // namespace
 
 AudioEncoder::AudioEncoder(const AudioConfig& c, const io::Checkpoint& ckpt, const std::string& prefix,
-                           kernels::Compute compute, const LoadProgress& progress)
+                           kernels::Compute compute, kernels::Bf16Gemm bf16_gemm,
+                         const LoadProgress& progress)
     : config_(c), compute_(compute) {
   if (c.d_model <= 0 || c.n_heads <= 0 || c.d_model % c.n_heads != 0 || c.n_window <= 0 || c.n_mel <= 0 ||
       c.d_model % 2 != 0 || c.d_model < 4 || c.n_window > c.max_source_positions)
     throw InvalidInput(fmt::format("audio_config: d_model {} must be even and split into {} heads, n_window {} "
                                    "must be positive and within max_source_positions {}",
                                    c.d_model, c.n_heads, c.n_window, c.max_source_positions));
-  WeightTable w(ckpt, prefix);
+  WeightTable w(ckpt, prefix, bf16_gemm);
   const int64_t d = c.d_model;
   conv1_ = conv_as_linear(w, "audio_tower.conv1", d, c.n_mel, compute);
   conv2_ = conv_as_linear(w, "audio_tower.conv2", d, d, compute);

@@ -43,7 +43,8 @@ class AudioEncoder {
  public:
   // Loads and packs the `audio_tower.*` weights. Throws InvalidInput naming a missing or mis-shaped tensor.
   AudioEncoder(const AudioConfig& config, const io::Checkpoint& ckpt, const std::string& prefix,
-               kernels::Compute compute, const LoadProgress& progress = {});
+               kernels::Compute compute, kernels::Bf16Gemm bf16_gemm,
+              const LoadProgress& progress = {});
 
   // Encodes the audios (each needs at least 3 valid frames, else InvalidInput) and writes their rows
   // [Σ tokens(T_i), out_d_model] in order to `out`; in BF16 mode they hold bf16 values.

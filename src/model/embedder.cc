@@ -12,23 +12,6 @@
 
 namespace oe::model {
 
-const char* fusion_name(Fusion f) {
-  switch (f) {
-    case Fusion::Separate: return "separate";
-    case Fusion::Interleaved: return "interleaved";
-    case Fusion::Video: return "video";
-    case Fusion::Audio: return "audio";
-    case Fusion::Late: return "late";
-  }
-  return "?";
-}
-
-Fusion parse_fusion(const std::string& name) {
-  for (Fusion f : {Fusion::Separate, Fusion::Interleaved, Fusion::Video, Fusion::Audio, Fusion::Late})
-    if (name == fusion_name(f)) return f;
-  throw InvalidInput(fmt::format("unknown fusion mode \"{}\": choose separate, interleaved, video, audio or late", name));
-}
-
 namespace {
 
 void write_patches(const std::filesystem::path& dir, const char* values_name, const char* grid_name,
@@ -92,8 +75,9 @@ void write_prepared_input(const std::filesystem::path& dir, const PreparedInput&
 }
 
 Embedder::Embedder(std::shared_ptr<const Model> model, EmbedOptions options)
-    : model_(std::move(model)), options_(std::move(options)) {
-  auto tail = model_->tokenizer().encode(text::chat_parts(options_.prompts).tail);
+    : model_(std::move(model)), options_(std::move(options)), prompts_(resolve_prompts(options_, *model_)) {
+  options_.validate();
+  auto tail = model_->tokenizer().encode(text::chat_parts(prompts_).tail);
   tail_ids_.assign(tail.begin(), tail.end());
   if (max_tokens() <= static_cast<int64_t>(tail_ids_.size()) + 1)
     throw InvalidInput(fmt::format("max_tokens {} is too small for the prompt layout", max_tokens()));
@@ -108,16 +92,16 @@ media::VisionPreprocessConfig Embedder::image_config() const {
   media::VisionPreprocessConfig c = model_->vision_preprocess();
   if (options_.image_min_pixels > 0) c.min_pixels = options_.image_min_pixels;
   if (options_.image_max_pixels > 0) c.max_pixels = options_.image_max_pixels;
-  if (c.min_pixels > c.max_pixels)
-    throw InvalidInput(fmt::format("image min_pixels {} is larger than max_pixels {}", c.min_pixels, c.max_pixels));
+  check_pixel_budget("image", c.min_pixels, c.max_pixels);
   return c;
 }
 
 media::AudioFeatureConfig Embedder::audio_config() const {
   media::AudioFeatureConfig c = model_->audio_preprocess();
-  if (options_.audio_max_samples > 0) {
+  const int64_t max_samples = resolved_audio_max_samples(options_, *model_);
+  if (max_samples > 0) {
     // The clip length is a whole number of hops (the processor pads to it and frames it exactly).
-    c.max_samples = (options_.audio_max_samples + c.hop_length - 1) / c.hop_length * c.hop_length;
+    c.max_samples = (max_samples + c.hop_length - 1) / c.hop_length * c.hop_length;
   }
   return c;
 }
@@ -180,7 +164,7 @@ PreparedInput Embedder::prepare(const EmbedRequest& request, Fusion fusion) cons
       has_sound = vf.info.has_audio;
       silent_videos += has_sound ? 0 : 1;
     }
-    if (fusion == Fusion::Video || fusion == Fusion::Late) continue;
+    if (fusion == Fusion::Video) continue;
     if (!has_sound) {  // known from the frames' decoding; in audio mode decode_audio refuses a silent file
       log_warn("{}: the video has no audio track; its frames alone are embedded", path.string());
       m.video_has_track.push_back(false);
@@ -252,8 +236,8 @@ PreparedInput Embedder::assemble(text::Role role, const std::string& text, Media
   // The user content is the prefixed text, then each video block, each audio block and each image block (the
   // document order of spec omni-embed-nemotron.md §2 item 2: text, video, audio, image). Special tokens split the
   // text before pre-tokenization, so tokenizing the parts separately gives the ids of the whole.
-  const text::ChatParts parts = text::chat_parts(options_.prompts);
-  auto head = tok.encode(parts.head + options_.prompts.prefix(role) + text);
+  const text::ChatParts parts = text::chat_parts(prompts_);
+  auto head = tok.encode(parts.head + prompts_.prefix(role) + text);
   for (int64_t reserved : {ids.image, ids.video, ids.audio})
     if (std::find(head.begin(), head.end(), reserved) != head.end())
       throw InvalidInput(fmt::format("the text contains the special token {}, which only media placeholders may use",

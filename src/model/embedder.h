@@ -14,44 +14,13 @@
 #include "media/audio.h"
 #include "media/image.h"
 #include "media/video.h"
+#include "model/embed_options.h"
 #include "model/model.h"
 #include "model/vision_encoder.h"
 #include "model/text_decoder.h"
 #include "text/prompt.h"
 
 namespace oe::model {
-
-// How a video's frames and its sound enter the model (the paper's fusion ablation, omni-embed-nemotron.md §3).
-enum class Fusion {
-  Separate,     // the video block, then its audio block, in one sequence (the released recipe, the default)
-  Interleaved,  // one block with the frames and the sound interleaved in 2-second chunks (TMRoPE early fusion)
-  Video,        // the frames alone
-  Audio,        // the sound alone
-  Late,         // two embeddings (frames alone, sound alone) whose scores are combined at search time
-};
-// "separate", "interleaved", "video", "audio", "late"; parse_fusion throws InvalidInput listing the choices.
-const char* fusion_name(Fusion f);
-Fusion parse_fusion(const std::string& name);
-
-struct EmbedOptions {
-  AttentionMode attention = AttentionMode::Bidirectional;
-  // Prompt layout; start from Model::prompt_defaults() and override.
-  text::PromptOptions prompts;
-  // Longest token sequence; 0 = the config's max_position_embeddings. Longer items are truncated (the user text
-  // is cut, the closing "<|im_end|>\n" kept) and flagged.
-  int64_t max_tokens = 0;
-  // Image budget in pixels (smart_resize limits); 0 = the checkpoint's preprocessor_config.json.
-  int64_t image_min_pixels = 0;
-  int64_t image_max_pixels = 0;
-  media::ImageDecodeOptions image_decode;
-  // Audio clip length in samples at 16 kHz: longer audio is cut (and flagged), shorter is zero-padded for the
-  // features. The model card's default is 2,048,000 (128 s, at most 3,200 audio tokens); 0 = the checkpoint's
-  // preprocessor_config.json n_samples (4,800,000 = 300 s for the base model).
-  int64_t audio_max_samples = 2'048'000;
-  // Videos: frame sampling and sizes (the model card's defaults), and how frames and sound are combined.
-  media::VideoOptions video;
-  Fusion fusion = Fusion::Separate;
-};
 
 struct EmbedRequest {
   text::Role role = text::Role::Query;
@@ -113,8 +82,7 @@ class Embedder {
   // Renders and tokenizes one item, decoding and preprocessing its images. InvalidInput for bad UTF-8, an
   // unreadable image and the like, naming the input.
   PreparedInput prepare(const EmbedRequest& request) const;
-  // The same with another fusion mode than the options'. Late is two inputs: callers prepare its two views with
-  // Fusion::Video and Fusion::Audio (given Late, prepare gives the frames view).
+  // The same with another fusion mode than the options' (late fusion prepares a video's two views, Video and Audio).
   PreparedInput prepare(const EmbedRequest& request, Fusion fusion) const;
   // The same for images and audio already decoded (names are used in messages).
   PreparedInput prepare(text::Role role, const std::string& text, const std::vector<media::RgbImage>& images,
@@ -133,11 +101,14 @@ class Embedder {
 
   const Model& model() const { return *model_; }
   const EmbedOptions& options() const { return options_; }
+  // The prompt layout in use: the options' overrides over the checkpoint's defaults.
+  const text::PromptOptions& prompts() const { return prompts_; }
   int64_t max_tokens() const;
 
  private:
   std::shared_ptr<const Model> model_;
   EmbedOptions options_;
+  text::PromptOptions prompts_;
   media::VisionPreprocessConfig image_config() const;
   media::AudioFeatureConfig audio_config() const;
   // Log-mel features of the clips (InvalidInput naming a clip too short for one audio token); sets *truncated when

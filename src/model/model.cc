@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include "model/preprocessor_config.h"
+
 #include "core/error.h"
 #include "core/log.h"
 #include "core/timer.h"
@@ -34,6 +36,7 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
   std::shared_ptr<Model> m(new Model());
   m->dir_ = dir;
   m->compute_ = options.compute;
+  m->bf16_gemm_ = kernels::resolve_bf16_gemm(options.bf16_gemm);  // Unsupported before any work when it cannot run
   m->config_ = with_context("loading config", [&] { return ModelConfig::load(dir); });
   m->tokenizer_ = with_context("loading tokenizer", [&] {
     return std::make_unique<text::Tokenizer>(text::Tokenizer::from_file(dir / "tokenizer.json"));
@@ -41,13 +44,13 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
   with_context("loading prompts", [&] { read_sentence_transformers_prompts(dir, m->prompts_); });
   m->ckpt_ = with_context("opening weights", [&] { return std::make_unique<io::Checkpoint>(io::Checkpoint::open(dir)); });
   m->text_ = with_context("loading text decoder", [&] {
-    return std::make_unique<TextDecoder>(m->config_.text, *m->ckpt_, m->config_.tensor_prefix, options.compute,
+    return std::make_unique<TextDecoder>(m->config_.text, *m->ckpt_, m->config_.tensor_prefix, options.compute, m->bf16_gemm_,
                                          options.progress);
   });
-  m->vision_preprocess_ = with_context("loading preprocessor_config.json",
-                                       [&] { return media::VisionPreprocessConfig::load(dir); });
-  m->audio_preprocess_ = with_context("loading preprocessor_config.json",
-                                      [&] { return media::AudioFeatureConfig::load(dir); });
+  const PreprocessorConfig preprocess =
+      with_context("loading preprocessor_config.json", [&] { return PreprocessorConfig::load(dir); });
+  m->vision_preprocess_ = preprocess.vision;
+  m->audio_preprocess_ = preprocess.audio;
   if (options.load_vision) m->vision_encoder();
   if (m->tokenizer_->vocab_size() > m->config_.text.vocab_size)
     throw InvalidInput(fmt::format("tokenizer.json has {} ids but the model's vocab_size is {}",
@@ -110,7 +113,7 @@ const VisionEncoder& Model::vision_encoder() const {
   if (!vision_) {
     Timer timer;
     vision_ = with_context("loading vision encoder", [&] {
-      return std::make_unique<VisionEncoder>(config_.vision, *ckpt_, config_.tensor_prefix, compute_);
+      return std::make_unique<VisionEncoder>(config_.vision, *ckpt_, config_.tensor_prefix, compute_, bf16_gemm_);
     });
     log_debug("loaded the vision encoder in {:.2f} s", timer.seconds());
   }
@@ -127,7 +130,7 @@ const AudioEncoder& Model::audio_encoder() const {
   if (!audio_) {
     Timer timer;
     audio_ = with_context("loading audio encoder", [&] {
-      return std::make_unique<AudioEncoder>(config_.audio, *ckpt_, config_.tensor_prefix, compute_);
+      return std::make_unique<AudioEncoder>(config_.audio, *ckpt_, config_.tensor_prefix, compute_, bf16_gemm_);
     });
     log_debug("loaded the audio encoder in {:.2f} s", timer.seconds());
   }

@@ -25,6 +25,8 @@ struct LoadOptions {
   kernels::Compute compute = kernels::Compute::BF16;
   LoadProgress progress;  // called as the decoder's layers are packed
   bool load_vision = false;  // load the vision tower now rather than on first use
+  // The kernel of every BF16 linear layer of the towers (Unsupported: amx on a CPU without AMX).
+  kernels::Bf16Gemm bf16_gemm = kernels::Bf16Gemm::Auto;
 };
 
 class Model {
@@ -52,6 +54,7 @@ class Model {
   // Prompt defaults: the chat template's system turn and the prefixes from config_sentence_transformers.json.
   const text::PromptOptions& prompt_defaults() const { return prompts_; }
   kernels::Compute compute() const { return compute_; }
+  kernels::Bf16Gemm bf16_gemm() const { return bf16_gemm_; }
   double load_seconds() const { return load_seconds_; }
   // Which weights these are: model_fingerprint(dir()), computed on the first call (only the index and the
   // evaluation need it, so loading for `embed` does not pay for it). Thread-safe.
@@ -72,6 +75,7 @@ class Model {
   media::AudioFeatureConfig audio_preprocess_;
   text::PromptOptions prompts_;
   kernels::Compute compute_ = kernels::Compute::BF16;
+  kernels::Bf16Gemm bf16_gemm_ = kernels::Bf16Gemm::Auto;
   double load_seconds_ = 0;
   mutable std::once_flag fingerprint_once_;
   mutable std::string fingerprint_;

@@ -22,9 +22,10 @@ std::string layer_name(int64_t il, const char* rest) { return fmt::format("model
 }  // namespace
 
 TextDecoder::TextDecoder(const TextConfig& c, const io::Checkpoint& ckpt, const std::string& prefix,
-                         kernels::Compute compute, const LoadProgress& progress)
+                         kernels::Compute compute, kernels::Bf16Gemm bf16_gemm,
+                         const LoadProgress& progress)
     : config_(c), compute_(compute) {
-  WeightTable w(ckpt, prefix);
+  WeightTable w(ckpt, prefix, bf16_gemm);
   embed_tokens_ = w.get("model.embed_tokens.weight", {c.vocab_size, c.d_model});
   const int64_t q_dim = c.n_heads * c.d_head, kv_dim = c.n_kv_heads * c.d_head;
   layers_.resize(static_cast<size_t>(c.n_layers));

@@ -45,7 +45,8 @@ class TextDecoder {
  public:
   // Loads and packs the decoder weights (embed_tokens stays memory-mapped). Throws naming the tensor.
   TextDecoder(const TextConfig& config, const io::Checkpoint& ckpt, const std::string& prefix,
-              kernels::Compute compute, const LoadProgress& progress = {});
+              kernels::Compute compute, kernels::Bf16Gemm bf16_gemm,
+              const LoadProgress& progress = {});
 
   // Rows of embed_tokens for `ids` into out [n, d_model] (rounded to bf16 in BF16 mode). Ids out of range throw.
   void embed(const int64_t* ids, int64_t n, float* out) const;

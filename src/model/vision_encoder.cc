@@ -59,16 +59,17 @@ VisionLayout vision_layout(const std::vector<GridTHW>& grids, int64_t merge, int
 }
 
 VisionEncoder::VisionEncoder(const VisionConfig& c, const io::Checkpoint& ckpt, const std::string& prefix,
-                             kernels::Compute compute, const LoadProgress& progress)
+                             kernels::Compute compute, kernels::Bf16Gemm bf16_gemm,
+                         const LoadProgress& progress)
     : config_(c), compute_(compute) {
-  WeightTable w(ckpt, prefix);
+  WeightTable w(ckpt, prefix, bf16_gemm);
   const int64_t d = c.d_model;
   {
     // The Conv3d kernel [d, C, T, P, P] flattened is a [d, C·T·P·P] linear with the patch rows' (c, t, y, x) order.
     const std::string name = "visual.patch_embed.proj.weight";
     const io::TensorInfo& t =
         w.get(name, {d, c.in_channels, c.temporal_patch_size, c.patch_size, c.patch_size});
-    patch_embed_ = kernels::PackedLinear(t.data, t.dtype, d, row_len(), nullptr, DType::F32, compute);
+    patch_embed_ = kernels::PackedLinear(t.data, t.dtype, d, row_len(), nullptr, DType::F32, compute, bf16_gemm);
     ckpt.release(prefix + name);
   }
   blocks_.resize(static_cast<size_t>(c.depth));

@@ -55,7 +55,8 @@ class VisionEncoder {
  public:
   // Loads and packs the `visual.*` weights. Throws naming the tensor.
   VisionEncoder(const VisionConfig& config, const io::Checkpoint& ckpt, const std::string& prefix,
-                kernels::Compute compute, const LoadProgress& progress = {});
+                kernels::Compute compute, kernels::Bf16Gemm bf16_gemm,
+              const LoadProgress& progress = {});
 
   // pixels: [Σ patches, row_len()] in processor order (spec §6.1.3), grids in the same order. Writes the merged
   // rows [Σ patches / 4, out_d_model] in processor order to `out`; in BF16 mode they are bf16 values.

@@ -58,7 +58,7 @@ kernels::PackedLinear WeightTable::linear(const std::vector<std::string>& weight
   bool same_dtype = true;
   for (auto* p : parts) same_dtype &= p->dtype == parts[0]->dtype;
   if (parts.size() == 1) {
-    packed = kernels::PackedLinear(parts[0]->data, parts[0]->dtype, n_out, n_in, bias_ptr, DType::F32, compute);
+    packed = kernels::PackedLinear(parts[0]->data, parts[0]->dtype, n_out, n_in, bias_ptr, DType::F32, compute, bf16_gemm_);
   } else if (same_dtype) {
     // Stack the parts in their stored dtype (a transient copy of this one weight), then pack.
     size_t esz = dtype_size(parts[0]->dtype), off = 0;
@@ -67,7 +67,7 @@ kernels::PackedLinear WeightTable::linear(const std::vector<std::string>& weight
       std::memcpy(stacked.get() + off, p->data, p->nbytes);
       off += p->nbytes;
     }
-    packed = kernels::PackedLinear(stacked.get(), parts[0]->dtype, n_out, n_in, bias_ptr, DType::F32, compute);
+    packed = kernels::PackedLinear(stacked.get(), parts[0]->dtype, n_out, n_in, bias_ptr, DType::F32, compute, bf16_gemm_);
   } else {
     std::vector<float> stacked(static_cast<size_t>(n_out * n_in));
     size_t off = 0;
@@ -76,7 +76,7 @@ kernels::PackedLinear WeightTable::linear(const std::vector<std::string>& weight
       convert_to_f32(p->data, p->dtype, n, stacked.data() + off);
       off += n;
     }
-    packed = kernels::PackedLinear(stacked.data(), DType::F32, n_out, n_in, bias_ptr, DType::F32, compute);
+    packed = kernels::PackedLinear(stacked.data(), DType::F32, n_out, n_in, bias_ptr, DType::F32, compute, bf16_gemm_);
   }
   for (size_t i = 0; i < parts.size(); ++i) ckpt_.release(prefix_ + weight_names[i]);
   return packed;

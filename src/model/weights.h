@@ -15,7 +15,10 @@ namespace oe::model {
 // Collects the tensor names a tower expects, to report missing, mis-shaped and unexpected tensors.
 class WeightTable {
  public:
-  WeightTable(const io::Checkpoint& ckpt, std::string prefix) : ckpt_(ckpt), prefix_(std::move(prefix)) {}
+  // bf16_gemm: the kernel of the BF16 linear layers it packs.
+  WeightTable(const io::Checkpoint& ckpt, std::string prefix, kernels::Bf16Gemm bf16_gemm)
+      : ckpt_(ckpt), prefix_(std::move(prefix)), bf16_gemm_(bf16_gemm) {}
+  kernels::Bf16Gemm bf16_gemm() const { return bf16_gemm_; }
 
   // The tensor `prefix + name`, checked against `shape`; InvalidInput naming it when absent or mis-shaped.
   const io::TensorInfo& get(const std::string& name, const Shape& shape);
@@ -31,6 +34,7 @@ class WeightTable {
  private:
   const io::Checkpoint& ckpt_;
   std::string prefix_;
+  kernels::Bf16Gemm bf16_gemm_;
   std::set<std::string> taken_;
 };
 

@@ -57,12 +57,6 @@ std::vector<Bf16Gemm> bf16_kernels() {
   return k;
 }
 
-// Selects the BF16 kernel for the layers constructed in its lifetime.
-struct Bf16GemmScope {
-  explicit Bf16GemmScope(Bf16Gemm g) { set_bf16_gemm(g); }
-  ~Bf16GemmScope() { set_bf16_gemm(Bf16Gemm::Auto); }
-};
-
 // Small integers: every product and partial sum is an integer below 2^24, so fp32 accumulation is exact in any
 // order, and the values are exact in bf16 and f16. The result must equal the reference exactly.
 TEST(PackedLinear, ExactOnSmallIntegersAllTypesAndStrides) {
@@ -73,14 +67,13 @@ TEST(PackedLinear, ExactOnSmallIntegersAllTypesAndStrides) {
         for (const Shape& s : shapes)
           for (bool with_bias : {false, true})
             for (int64_t pad : {0, 5}) {
-              Bf16GemmScope scope(g);
               SCOPED_TRACE(::testing::Message()
                            << bf16_gemm_name(g) << " " << compute_name(c) << " " << dtype_name(wt) << " m=" << s.m
                            << " n_out=" << s.n_out << " n_in=" << s.n_in << " bias=" << with_bias << " pad=" << pad);
               auto x = random_ints(s.m * s.n_in, -4, 4, 1);
               auto w = store(random_ints(s.n_out * s.n_in, -4, 4, 2), wt);
               auto b = random_ints(s.n_out, -20, 20, 3);
-              PackedLinear lin(w.bytes.data(), wt, s.n_out, s.n_in, with_bias ? b.data() : nullptr, DType::F32, c);
+              PackedLinear lin(w.bytes.data(), wt, s.n_out, s.n_in, with_bias ? b.data() : nullptr, DType::F32, c, g);
               const int64_t ldx = s.n_in + pad, ldy = s.n_out + pad;
               std::vector<float> xs(s.m * ldx, 1e30f), y(s.m * ldy, -7.0f);
               for (int64_t i = 0; i < s.m; ++i) std::copy_n(x.begin() + i * s.n_in, s.n_in, xs.begin() + i * ldx);
@@ -105,7 +98,6 @@ TEST(PackedLinear, RandomWithinFp32AccumulationBound) {
     for (Compute c : ALL_COMPUTE)
       for (DType wt : {DType::F32, DType::BF16, DType::F16})
         for (const Shape& s : shapes) {
-          Bf16GemmScope scope(g);
           SCOPED_TRACE(::testing::Message()
                        << bf16_gemm_name(g) << " " << compute_name(c) << " " << dtype_name(wt) << " m=" << s.m);
           auto x = random_floats(s.m * s.n_in, -2.0f, 2.0f, 11);
@@ -114,7 +106,7 @@ TEST(PackedLinear, RandomWithinFp32AccumulationBound) {
           std::vector<uint16_t> b_bf16(s.n_out);
           for (int64_t o = 0; o < s.n_out; ++o) b_bf16[o] = f32_to_bf16(b[o]);
           for (int64_t o = 0; o < s.n_out; ++o) b[o] = bf16_to_f32(b_bf16[o]);  // a BF16 bias, converted exactly
-          PackedLinear lin(w.bytes.data(), wt, s.n_out, s.n_in, b_bf16.data(), DType::BF16, c);
+          PackedLinear lin(w.bytes.data(), wt, s.n_out, s.n_in, b_bf16.data(), DType::BF16, c, g);
           std::vector<float> y(s.m * s.n_out), want(s.m * s.n_out);
           lin.forward(x.data(), s.m, y.data());
           ref::linear(x.data(), s.m, w.values.data(), s.n_out, s.n_in, b.data(), want.data(), c);
@@ -139,13 +131,12 @@ TEST(PackedLinear, Bf16ExactAcrossBlocksAndChunks) {
   const Shape shapes[] = {{1, 600, 1100}, {33, 600, 1100}, {50, 70, 2000}, {96, 1030, 40}};
   for (Bf16Gemm g : bf16_kernels())
     for (const Shape& s : shapes) {
-      Bf16GemmScope scope(g);
       SCOPED_TRACE(::testing::Message() << bf16_gemm_name(g) << " m=" << s.m << " n_out=" << s.n_out
                                         << " n_in=" << s.n_in);
       auto x = random_ints(s.m * s.n_in, -4, 4, 41);
       auto w = store(random_ints(s.n_out * s.n_in, -4, 4, 42), DType::BF16);
       auto b = random_ints(s.n_out, -20, 20, 43);
-      PackedLinear lin(w.bytes.data(), DType::BF16, s.n_out, s.n_in, b.data(), DType::F32, Compute::BF16);
+      PackedLinear lin(w.bytes.data(), DType::BF16, s.n_out, s.n_in, b.data(), DType::F32, Compute::BF16, g);
       EXPECT_STREQ(lin.kernel_name(), g == Bf16Gemm::Amx ? "amx" : "onednn");
       const int64_t ldx = s.n_in + 3, ldy = s.n_out + 7;
       std::vector<float> xs(s.m * ldx, 1e30f), y(s.m * ldy, -7.0f);
@@ -173,7 +164,7 @@ TEST(PackedLinear, AutoKernelChoice) {
   EXPECT_EQ(parse_bf16_gemm("auto"), Bf16Gemm::Auto);
   EXPECT_THROW(parse_bf16_gemm("mkl"), InvalidInput);
   if (!amx) {
-    EXPECT_THROW(set_bf16_gemm(Bf16Gemm::Amx), Unsupported);
+    EXPECT_THROW(resolve_bf16_gemm(Bf16Gemm::Amx), Unsupported);
     GTEST_SKIP() << "this CPU has no AMX-BF16: only the oneDNN kernel was checked";
   }
 }
@@ -201,8 +192,7 @@ TEST(PackedLinear, ConcurrentForwardFromTwoThreads) {
   auto b = random_ints(n_out, -9, 9, 22);
   for (Bf16Gemm g : bf16_kernels())
     for (Compute c : ALL_COMPUTE) {
-      Bf16GemmScope scope(g);
-      PackedLinear lin(w.data(), DType::F32, n_out, n_in, b.data(), DType::F32, c);
+      PackedLinear lin(w.data(), DType::F32, n_out, n_in, b.data(), DType::F32, c, g);
       auto worker = [&](int64_t m0, uint32_t seed, int* failures) {
         for (int rep = 0; rep < 12; ++rep) {
           const int64_t m = m0 + rep % 3;  // a few distinct M per thread, none shared with the other thread
@@ -230,8 +220,7 @@ TEST(PackedLinear, Bf16ModeRoundsActivationsToNearestEven) {
   std::vector<float> x(n_in);
   for (int64_t j = 0; j < n_in; ++j) x[j] = 1.0f + std::ldexp(static_cast<float>(j % 5), -9);  // ties and not
   for (Bf16Gemm g : bf16_kernels()) {
-    Bf16GemmScope scope(g);
-    PackedLinear lin(w.data(), DType::F32, n_out, n_in, nullptr, DType::F32, Compute::BF16);
+    PackedLinear lin(w.data(), DType::F32, n_out, n_in, nullptr, DType::F32, Compute::BF16, g);
     std::vector<float> y(n_out), want(n_out);
     lin.forward(x.data(), 1, y.data());
     for (int64_t o = 0; o < n_out; ++o) {

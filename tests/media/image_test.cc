@@ -276,57 +276,6 @@ TEST(PreprocessImage, GridFollowsSmartResize) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// VisionPreprocessConfig::load
-
-TEST(VisionPreprocessConfig, MissingFileGivesDefaults) {
-  TempDir dir;
-  const VisionPreprocessConfig c = VisionPreprocessConfig::load(dir.path());
-  EXPECT_EQ(c.patch_size, 14);
-  EXPECT_EQ(c.temporal_patch_size, 2);
-  EXPECT_EQ(c.merge_size, 2);
-  EXPECT_EQ(c.min_pixels, 3136);
-  EXPECT_EQ(c.max_pixels, 12845056);
-  EXPECT_EQ(c.factor(), 28);
-}
-
-void write_config(const TempDir& dir, const std::string& text) {
-  std::ofstream(dir / "preprocessor_config.json") << text;
-}
-
-TEST(VisionPreprocessConfig, ReadsKeysAndToleratesMissingOnes) {
-  TempDir dir;
-  write_config(dir, R"({"processor_class": "Qwen2_5OmniProcessor", "min_pixels": 1000, "max_pixels": 50000.0,
-                        "patch_size": 16, "image_mean": [0.5, 0.25, 0.125], "do_resize": true})");
-  const VisionPreprocessConfig c = VisionPreprocessConfig::load(dir.path());
-  EXPECT_EQ(c.patch_size, 16);
-  EXPECT_EQ(c.merge_size, 2);  // absent: default
-  EXPECT_EQ(c.min_pixels, 1000);
-  EXPECT_EQ(c.max_pixels, 50000);
-  EXPECT_EQ(c.mean[1], 0.25f);
-  EXPECT_EQ(c.std[0], 0.26862954f);  // absent: default
-  EXPECT_EQ(c.factor(), 32);
-}
-
-TEST(VisionPreprocessConfig, ReadsSizeEdgesOfNewerTransformers) {
-  TempDir dir;
-  write_config(dir, R"({"size": {"shortest_edge": 3136, "longest_edge": 1003520}})");
-  const VisionPreprocessConfig c = VisionPreprocessConfig::load(dir.path());
-  EXPECT_EQ(c.min_pixels, 3136);
-  EXPECT_EQ(c.max_pixels, 1003520);
-}
-
-TEST(VisionPreprocessConfig, RefusesInvalidValues) {
-  for (const char* text : {R"({"patch_size": -14})", R"({"merge_size": 2.5})", R"({"image_std": [1, 0, 1]})",
-                           R"({"image_mean": [0.5, 0.5]})", R"({"min_pixels": 100, "max_pixels": 10})", "[1, 2]",
-                           R"({"patch_size": )"}) {
-    TempDir dir;
-    write_config(dir, text);
-    const std::string m = error_message<InvalidInput>([&] { VisionPreprocessConfig::load(dir.path()); });
-    EXPECT_NE(m.find("preprocessor_config.json"), std::string::npos) << text << " -> " << m;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // Decoding hand-built files
 
 TEST(DecodeImage, PngRoundTripIsExact) {

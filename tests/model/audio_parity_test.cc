@@ -62,7 +62,6 @@ struct EngineRun {
 
 EmbedOptions options_for(const Model& m) {
   EmbedOptions eo;
-  eo.prompts = m.prompt_defaults();
   return eo;
 }
 
@@ -177,7 +176,7 @@ TEST(AudioEmbedder, PromptLayoutAndLimits) {
 
   // A clip longer than the clip length is cut to it and flagged.
   EmbedOptions shorter = options_for(*m);
-  shorter.audio_max_samples = 32000;
+  shorter.audio_max_seconds = 2.0;  // 32,000 samples
   Embedder es(m, shorter);
   auto cut = es.prepare(text::Role::Document, "", {}, {clip(Signal::Sine, 48000)});
   EXPECT_TRUE(cut.audio_truncated);

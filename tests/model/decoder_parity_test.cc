@@ -25,7 +25,6 @@ Captured run_engine(const fs::path& model_dir, kernels::Compute compute, Attenti
   lo.compute = compute;
   auto m = Model::load(model_dir, lo);
   EmbedOptions eo;
-  eo.prompts = m->prompt_defaults();
   eo.attention = mode;
   Embedder e(m, eo);
   Captured c;

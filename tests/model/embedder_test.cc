@@ -12,7 +12,6 @@ std::unique_ptr<Embedder> make_embedder(const char* model, kernels::Compute comp
   lo.compute = compute;
   auto m = Model::load(testing::test_model(model), lo);
   EmbedOptions eo;
-  eo.prompts = m->prompt_defaults();
   eo.max_tokens = max_tokens;
   return std::make_unique<Embedder>(m, eo);
 }
@@ -74,7 +73,6 @@ TEST(Embedder, AttentionModeMatters) {
   lo.compute = kernels::Compute::F32;
   auto m = Model::load(testing::test_model("tiny-f32"), lo);
   EmbedOptions bi, causal;
-  bi.prompts = causal.prompts = m->prompt_defaults();
   causal.attention = AttentionMode::Causal;
   auto a = Embedder(m, bi).embed({text::Role::Query, "direction"}).vector;
   auto b = Embedder(m, causal).embed({text::Role::Query, "direction"}).vector;

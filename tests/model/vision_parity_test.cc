@@ -52,7 +52,6 @@ EngineRun run_engine(const fs::path& model, kernels::Compute compute, const Case
   lo.compute = compute;
   auto m = Model::load(model, lo);
   EmbedOptions eo;
-  eo.prompts = m->prompt_defaults();
   Embedder e(m, eo);
   std::vector<media::RgbImage> images;
   uint32_t seed = 7;
@@ -133,7 +132,6 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(VisionEncoder, ImagesAreIndependent) {
   auto m = Model::load(testing::test_model("tiny-f32"), {kernels::Compute::F32, {}, false});
   EmbedOptions eo;
-  eo.prompts = m->prompt_defaults();
   Embedder e(m, eo);
   auto a = e.prepare(text::Role::Document, "", {noise_image(112, 84, 1)});
   auto b = e.prepare(text::Role::Document, "", {noise_image(140, 56, 2)});
@@ -156,7 +154,6 @@ TEST(VisionEncoder, ImagesAreIndependent) {
 TEST(VisionEmbedder, PackedBatchEqualsOneByOne) {
   auto m = Model::load(testing::test_model("tiny-f32"), {kernels::Compute::F32, {}, false});
   EmbedOptions eo;
-  eo.prompts = m->prompt_defaults();
   Embedder e(m, eo);
   std::vector<PreparedInput> items = {e.prepare({text::Role::Query, "first query", {}}),
                                       e.prepare(text::Role::Document, "caption", {noise_image(84, 112, 3)}),
@@ -171,7 +168,6 @@ TEST(VisionEmbedder, PackedBatchEqualsOneByOne) {
 TEST(VisionEmbedder, PromptLayoutAndLimits) {
   auto m = Model::load(testing::test_model("tiny-f32"), {kernels::Compute::F32, {}, false});
   EmbedOptions eo;
-  eo.prompts = m->prompt_defaults();
   Embedder e(m, eo);
   const auto& t = m->config().tokens;
   // Text first, then <|vision_bos|> <|IMAGE|> × (h·w/4) <|vision_eos|>, then the closing tokens.
