@@ -1,0 +1,413 @@
+#include "index/catalog.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace oe::index {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr const char* SCHEMA = R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sources(
+  id INTEGER PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
+  path TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  content_hash TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  modality TEXT NOT NULL,
+  duration REAL NOT NULL,
+  status TEXT NOT NULL,
+  error TEXT NOT NULL,
+  indexed_at TEXT NOT NULL DEFAULT (datetime('now')));
+CREATE TABLE items(
+  id INTEGER PRIMARY KEY,
+  source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+  segment INTEGER NOT NULL,
+  modality TEXT NOT NULL,
+  start REAL NOT NULL,
+  end REAL NOT NULL,
+  unit TEXT NOT NULL,
+  preview TEXT NOT NULL,
+  n_tokens INTEGER NOT NULL,
+  vector BLOB NOT NULL);
+CREATE INDEX items_by_source ON items(source_id);
+CREATE INDEX items_by_modality ON items(modality);
+)sql";
+
+json settings_json(const IndexSettings& s) {
+  return json{{"model", s.model},
+              {"model_fingerprint", s.model_fingerprint},
+              {"embedding", s.embedding},
+              {"dim", s.dim},
+              {"vectors", s.vectors},
+              {"hnsw_m", s.hnsw_m},
+              {"hnsw_ef_construction", s.hnsw_ef_construction},
+              {"text_window", s.text_window},
+              {"text_overlap", s.text_overlap},
+              {"media_window", s.media_window},
+              {"media_overlap", s.media_overlap}};
+}
+
+IndexSettings settings_from_json(const json& j) {
+  IndexSettings s;
+  s.model = j.at("model").get<std::string>();
+  s.model_fingerprint = j.at("model_fingerprint").get<std::string>();
+  s.embedding = j.at("embedding").get<std::string>();
+  s.dim = j.at("dim").get<int64_t>();
+  s.vectors = j.at("vectors").get<std::string>();
+  s.hnsw_m = j.at("hnsw_m").get<int64_t>();
+  s.hnsw_ef_construction = j.at("hnsw_ef_construction").get<int64_t>();
+  s.text_window = j.at("text_window").get<int64_t>();
+  s.text_overlap = j.at("text_overlap").get<int64_t>();
+  s.media_window = j.at("media_window").get<double>();
+  s.media_overlap = j.at("media_overlap").get<double>();
+  return s;
+}
+
+std::string meta_value(Database& db, const std::string& key) {
+  auto st = db.prepare("SELECT value FROM meta WHERE key = ?");
+  st.bind(1, key);
+  return st.step() ? st.text(0) : std::string();
+}
+
+void set_meta(Database& db, const std::string& key, const std::string& value) {
+  db.prepare("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+      .bind(1, key)
+      .bind(2, value)
+      .run();
+}
+
+bool has_meta_table(Database& db) {
+  auto st = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'");
+  return st.step();
+}
+
+// A database without any table: what SQLite leaves when a process dies after opening a new file and before its first
+// commit (catalogs are created by rename now, but a zero-byte file can still be met).
+bool has_no_table(Database& db) { return !db.prepare("SELECT 1 FROM sqlite_master").step(); }
+
+// Validates the format version and returns the stored settings.
+IndexSettings read_checked_settings(Database& db, const fs::path& dir) {
+  if (has_no_table(db))
+    throw InvalidInput(fmt::format("index {} was never completely created (its catalog is empty): run omni-embed "
+                                   "index into it again",
+                                   dir.string()));
+  if (!has_meta_table(db))
+    throw InvalidInput(fmt::format("{} is not an omni-embed index (its catalog has no meta table)", dir.string()));
+  const std::string version = meta_value(db, "format_version");
+  if (version != std::to_string(FORMAT_VERSION))
+    throw InvalidInput(fmt::format(
+        "index {} has format version {}, and this omni-embed reads version {}: build a new index in another folder "
+        "(the existing one is left untouched)",
+        dir.string(), version.empty() ? "(none)" : version, FORMAT_VERSION));
+  try {
+    return settings_from_json(json::parse(meta_value(db, "settings")));
+  } catch (const json::exception& e) {
+    throw InvalidInput(fmt::format("index {}: unreadable settings in its catalog ({})", dir.string(), e.what()));
+  }
+}
+
+std::string modality_filter_sql(const std::vector<std::string>& modalities) {
+  if (modalities.empty()) return "";
+  std::string sql = " WHERE modality IN (";
+  for (size_t i = 0; i < modalities.size(); ++i) sql += i ? ",?" : "?";
+  return sql + ")";
+}
+
+SourceRecord source_from_row(const Statement& st) {
+  SourceRecord r;
+  r.id = st.int64(0);
+  r.key = st.text(1);
+  r.path = st.text(2);
+  r.origin = st.text(3);
+  r.content_hash = st.text(4);
+  r.size = st.int64(5);
+  r.modality = st.text(6);
+  r.duration = st.real(7);
+  r.status = st.text(8);
+  r.error = st.text(9);
+  return r;
+}
+
+constexpr const char* SOURCE_COLUMNS =
+    "id, key, path, origin, content_hash, size, modality, duration, status, error";
+
+// The rows of `sql` (an id, then a text) as a map of id -> text.
+template <typename Map>
+Map text_by_id(Database& db, const char* sql) {
+  auto st = db.prepare(sql);
+  Map out;
+  while (st.step()) out.emplace(st.int64(0), st.text(1));
+  return out;
+}
+
+// The row of "SELECT id, vector FROM items": its vector must have d floats and unit length.
+void check_vector(const Statement& st, int64_t d, CheckReport& r) {
+  std::string_view b = st.blob(1);
+  if (b.size() != static_cast<size_t>(d) * sizeof(float)) {
+    r.problems.push_back(fmt::format("item {}: vector of {} bytes, expected {}", st.int64(0), b.size(), d * 4));
+    return;
+  }
+  std::vector<float> v(static_cast<size_t>(d));
+  std::memcpy(v.data(), b.data(), b.size());
+  double norm = 0;
+  for (float x : v) norm += static_cast<double>(x) * x;
+  if (!std::isfinite(norm) || std::abs(std::sqrt(norm) - 1.0) > 1e-3)
+    r.problems.push_back(fmt::format("item {}: vector norm {} is not 1", st.int64(0), std::sqrt(norm)));
+}
+
+}  // namespace
+
+std::unique_ptr<Catalog> Catalog::open_existing(const fs::path& dir) {
+  if (!fs::exists(dir / CATALOG))
+    throw InvalidInput(fmt::format("{} is not an omni-embed index (no {} in it)", dir.string(), CATALOG));
+  return std::make_unique<Catalog>(dir, /*read_only=*/true);
+}
+
+// Writes a complete new catalog (schema, format version, settings) under a temporary name and renames it into place,
+// so that a crash leaves no catalog or a complete one; never an empty database file, which SQLite would otherwise
+// create the moment the connection opens, before any table exists. Called with the writer's lock held.
+void Catalog::create(const fs::path& dir, const IndexSettings& settings) {
+  const fs::path tmp = dir / (std::string(CATALOG) + ".new");
+  std::error_code ec;
+  for (const char* suffix : {"", "-journal", "-wal", "-shm"}) fs::remove(tmp.string() + suffix, ec);
+  {
+    Database db(tmp, false);
+    db.exec("PRAGMA synchronous=FULL");
+    Transaction tx(db);
+    db.exec(SCHEMA);
+    set_meta(db, "format_version", std::to_string(FORMAT_VERSION));
+    set_meta(db, "settings", settings_json(settings).dump());
+    set_meta(db, "generation", "0");
+    tx.commit();
+  }
+  fs::rename(tmp, dir / CATALOG, ec);
+  if (ec) throw IoError(fmt::format("cannot create {}: {}", (dir / CATALOG).string(), ec.message()));
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+bool Catalog::is_blank(const fs::path& dir) {
+  Database probe(dir / CATALOG, false);
+  return has_no_table(probe);
+}
+
+Catalog::Catalog(const fs::path& dir, bool read_only)
+    : dir_(dir), db_(std::make_unique<Database>(dir / CATALOG, read_only)) {
+  if (read_only) return;
+  db_->exec("PRAGMA journal_mode=WAL");
+  db_->exec("PRAGMA synchronous=NORMAL");
+  db_->exec("PRAGMA foreign_keys=ON");
+}
+
+IndexSettings Catalog::read_settings() const { return read_checked_settings(*db_, dir_); }
+
+void Catalog::write_settings(const IndexSettings& settings) {
+  Transaction tx(*db_);
+  set_meta(*db_, "settings", settings_json(settings).dump());
+  tx.commit();
+}
+
+void Catalog::reset(const IndexSettings& settings) {
+  Transaction tx(*db_);
+  db_->exec("DELETE FROM items; DELETE FROM sources;");
+  set_meta(*db_, "settings", settings_json(settings).dump());
+  bump_generation();
+  tx.commit();
+}
+
+int64_t Catalog::generation() const { return std::stoll(meta_value(*db_, "generation")); }
+
+void Catalog::bump_generation() { set_meta(*db_, "generation", std::to_string(generation() + 1)); }
+
+std::optional<SourceRecord> Catalog::find_source(const std::string& key) const {
+  auto st = db_->prepare(fmt::format("SELECT {} FROM sources WHERE key = ?", SOURCE_COLUMNS));
+  st.bind(1, key);
+  if (!st.step()) return std::nullopt;
+  return source_from_row(st);
+}
+
+std::vector<SourceRecord> Catalog::sources() const {
+  auto st = db_->prepare(fmt::format("SELECT {} FROM sources ORDER BY key", SOURCE_COLUMNS));
+  std::vector<SourceRecord> out;
+  while (st.step()) out.push_back(source_from_row(st));
+  return out;
+}
+
+StoreStats Catalog::stats() const {
+  Database& db = *db_;
+  StoreStats s;
+  auto q = [&](const char* sql) {
+    auto st = db.prepare(sql);
+    return st.step() ? st.int64(0) : int64_t{0};
+  };
+  s.sources = q("SELECT COUNT(*) FROM sources");
+  s.failed = q("SELECT COUNT(*) FROM sources WHERE status != 'ok'");
+  s.items = q("SELECT COUNT(*) FROM items");
+  s.generation = generation();
+  return s;
+}
+
+void Catalog::put(const std::vector<Store::SourceUpdate>& updates, int64_t dim) {
+  Database& db = *db_;
+  Transaction tx(db);
+  auto del = db.prepare("DELETE FROM sources WHERE key = ?");
+  auto ins = db.prepare(
+      "INSERT INTO sources(key, path, origin, content_hash, size, modality, duration, status, error) "
+      "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  auto item = db.prepare(
+      "INSERT INTO items(source_id, segment, modality, start, end, unit, preview, n_tokens, vector) "
+      "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  for (const auto& u : updates) {
+    const SourceRecord& r = u.source;
+    del.bind(1, r.key).run();  // its old items go with it (ON DELETE CASCADE)
+    ins.bind(1, r.key).bind(2, r.path).bind(3, r.origin).bind(4, r.content_hash).bind(5, r.size);
+    ins.bind(6, r.modality).bind(7, r.duration).bind(8, r.status).bind(9, r.error).run();
+    const int64_t source_id = db.last_insert_rowid();
+    for (const auto& seg : u.segments) {
+      if (static_cast<int64_t>(seg.vector.size()) != dim)
+        throw InternalError(
+            fmt::format("{}: a {}-d vector for an index of {} dimensions", r.key, seg.vector.size(), dim));
+      item.bind(1, source_id).bind(2, seg.index).bind(3, seg.modality).bind(4, seg.start).bind(5, seg.end);
+      item.bind(6, seg.unit).bind(7, seg.preview).bind(8, seg.n_tokens);
+      item.bind_blob(9, seg.vector.data(), seg.vector.size() * sizeof(float)).run();
+    }
+  }
+  bump_generation();
+  tx.commit();
+}
+
+int64_t Catalog::remove(const std::vector<std::string>& keys) {
+  Database& db = *db_;
+  Transaction tx(db);
+  auto del = db.prepare("DELETE FROM sources WHERE key = ?");
+  int64_t n = 0;
+  for (const auto& k : keys) {
+    del.bind(1, k).run();
+    n += db.changes();
+  }
+  bump_generation();
+  tx.commit();
+  return n;
+}
+
+void Catalog::load_vectors(std::vector<int64_t>& ids, std::vector<float>& matrix,
+                           const std::vector<std::string>& modalities, int64_t dim) const {
+  Database& db = *db_;
+  ids.clear();
+  matrix.clear();
+  {
+    auto count = db.prepare("SELECT COUNT(*) FROM items" + modality_filter_sql(modalities));
+    for (size_t i = 0; i < modalities.size(); ++i) count.bind(static_cast<int>(i + 1), modalities[i]);
+    if (count.step()) {
+      ids.reserve(static_cast<size_t>(count.int64(0)));
+      matrix.reserve(static_cast<size_t>(count.int64(0) * dim));
+    }
+  }
+  auto st = db.prepare("SELECT id, vector FROM items" + modality_filter_sql(modalities) + " ORDER BY id");
+  for (size_t i = 0; i < modalities.size(); ++i) st.bind(static_cast<int>(i + 1), modalities[i]);
+  while (st.step()) {
+    std::string_view b = st.blob(1);
+    if (b.size() != static_cast<size_t>(dim) * sizeof(float))
+      throw IoError(fmt::format("index {}: item {} has a vector of {} bytes, expected {}", dir_.string(), st.int64(0),
+                                b.size(), dim * 4));
+    ids.push_back(st.int64(0));
+    const size_t at = matrix.size();
+    matrix.resize(at + static_cast<size_t>(dim));
+    std::memcpy(matrix.data() + at, b.data(), b.size());
+  }
+}
+
+std::vector<std::string> Catalog::item_modalities() const {
+  auto st = db_->prepare("SELECT modality FROM items ORDER BY id");
+  std::vector<std::string> out;
+  while (st.step()) out.push_back(st.text(0));
+  return out;
+}
+
+std::unordered_map<int64_t, std::string> Catalog::modality_by_item() const {
+  return text_by_id<std::unordered_map<int64_t, std::string>>(*db_, "SELECT id, modality FROM items");
+}
+
+std::vector<Hit> Catalog::describe(const std::vector<int64_t>& item_ids) const {
+  auto st = db_->prepare(
+      "SELECT i.id, s.path, s.key, i.modality, i.segment, i.start, i.end, i.unit, i.preview FROM items i "
+      "JOIN sources s ON s.id = i.source_id WHERE i.id = ?");
+  std::vector<Hit> out;
+  for (int64_t id : item_ids) {
+    st.bind(1, id);
+    Hit h;
+    h.item_id = id;
+    if (st.step()) {
+      h.path = st.text(1);
+      h.key = st.text(2);
+      h.modality = st.text(3);
+      h.segment = st.int64(4);
+      h.start = st.real(5);
+      h.end = st.real(6);
+      h.unit = st.text(7);
+      h.preview = st.text(8);
+    }
+    st.reset();
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
+std::map<int64_t, std::string> Catalog::item_keys() const {
+  using Keys = std::map<int64_t, std::string>;
+  return text_by_id<Keys>(*db_, "SELECT i.id, s.key FROM items i JOIN sources s ON s.id = i.source_id");
+}
+
+CheckReport Catalog::check(int64_t dim) const {
+  Database& db = *db_;
+  CheckReport r;
+  {
+    auto st = db.prepare("PRAGMA integrity_check");
+    while (st.step())
+      if (st.text(0) != "ok") r.problems.push_back("SQLite integrity: " + st.text(0));
+  }
+  auto each = [&](const std::string& sql, const std::function<void(const Statement&)>& f) {
+    auto st = db.prepare(sql);
+    while (st.step()) f(st);
+  };
+  each("SELECT i.id FROM items i LEFT JOIN sources s ON s.id = i.source_id WHERE s.id IS NULL",
+       [&](const Statement& st) { r.problems.push_back(fmt::format("item {} has no source (orphan)", st.int64(0))); });
+  each(
+      "SELECT s.key FROM sources s WHERE s.status = 'ok' AND NOT EXISTS (SELECT 1 FROM items i WHERE i.source_id = "
+      "s.id)",
+      [&](const Statement& st) { r.problems.push_back(fmt::format("source {} has no items", st.text(0))); });
+  each("SELECT s.key FROM sources s WHERE s.status != 'ok' AND EXISTS (SELECT 1 FROM items i WHERE i.source_id = s.id)",
+       [&](const Statement& st) { r.problems.push_back(fmt::format("failed source {} has items", st.text(0))); });
+  // A segment may have several views (a late-fusion video: frames and sound, two modalities), never two of one
+  // modality; the segments of a source are numbered 0..n-1.
+  each("SELECT s.key, COUNT(DISTINCT i.segment), MIN(i.segment), MAX(i.segment), COUNT(*), "
+       "COUNT(DISTINCT i.segment || '/' || i.modality) FROM items i JOIN sources s ON s.id = i.source_id "
+       "GROUP BY i.source_id",
+       [&](const Statement& st) {
+         const int64_t n = st.int64(1);
+         if (st.int64(2) != 0 || st.int64(3) != n - 1)
+           r.problems.push_back(fmt::format("source {}: its segments are not numbered 0..{}", st.text(0), n - 1));
+         if (st.int64(4) != st.int64(5))
+           r.problems.push_back(fmt::format("source {}: a segment has two items of one modality", st.text(0)));
+       });
+  each("SELECT id, vector FROM items", [&](const Statement& st) { check_vector(st, dim, r); });
+  return r;
+}
+
+}  // namespace oe::index
