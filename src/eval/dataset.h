@@ -3,8 +3,9 @@
 // searched exactly over the corpus, and the run is scored with trec_eval's definitions (metrics.h).
 //
 //   DATASET/corpus.jsonl   {"_id", "title", "text", and optionally "image" / "audio" / "video": paths relative to
-//   DATASET} DATASET/queries.jsonl  {"_id", "text", and optionally media as above} DATASET/qrels/SPLIT.tsv  query-id \t
-//   corpus-id \t score (header line first)
+//                          DATASET}
+//   DATASET/queries.jsonl  {"_id", "text", and optionally media as above}
+//   DATASET/qrels/SPLIT.tsv  query-id \t corpus-id \t score (header line first)
 //
 // A modality mode restricts what of each corpus item is embedded (the paper's ablation): "all" (everything the item
 // has), "text", "image", "audio", "video". Items with nothing of that modality are left out of that mode's corpus.
@@ -18,7 +19,7 @@
 
 #include "eval/metrics.h"
 #include "eval/trec.h"
-#include "model/embedder.h"
+#include "pipeline/encoder.h"
 
 namespace oe::eval {
 
@@ -29,11 +30,9 @@ struct DatasetOptions {
   std::string modality = "all";
   int64_t top = 1000;           // documents retrieved per query
   int64_t batch_tokens = 4096;
-  // Late fusion (the corpus embedder's fusion is Late): a video document's score is late_weight · frames score +
-  // (1 − late_weight) · sound score. Queries are one vector each: `query_embedder` embeds them (null: the corpus
-  // embedder; give one with another fusion mode when queries may hold videos).
+  // Late fusion (the corpus options' late_fusion): a video document's score is late_weight · frames score +
+  // (1 − late_weight) · sound score. Queries are one vector each (search/retriever.h).
   double late_weight = 0.5;
-  const model::Embedder* query_embedder = nullptr;
 };
 
 struct DatasetRun {
@@ -54,8 +53,8 @@ using DatasetProgress = std::function<void(const std::string& stage, int64_t don
 // Embeds (or loads from the cache) and ranks; InvalidInput for a dataset that is not in the BEIR layout. Qrels that
 // name corpus ids not in the corpus are kept (they count as relevant documents never retrieved, as in BEIR) and
 // reported in `warnings`.
-DatasetRun run_dataset(const model::Embedder& embedder, const std::string& model_name, const DatasetOptions& options,
-                       const DatasetProgress& progress = {});
+DatasetRun run_dataset(const pipeline::Encoder& corpus_encoder, const std::string& model_name,
+                       const DatasetOptions& options, const DatasetProgress& progress = {});
 
 // Writes a run in TREC format (qid Q0 docid rank score tag), best first; scores printed so they read back exactly.
 void write_run(const std::filesystem::path& path, const Run& run, const std::string& tag);

@@ -10,6 +10,7 @@
 #include "io/hub.h"
 #include "io/hub_download.h"
 #include "model/embedder.h"
+#include "pipeline/encoder.h"
 #include "model/test_model.h"
 
 namespace oe::cli {
@@ -44,7 +45,7 @@ media::RgbImage demo_picture(bool disc) {
 }
 
 fs::path demo_test_model() {
-  const fs::path dir = omni_embed_cache_dir() / "test-models" / "tiny";
+  const fs::path dir = model::test_models_dir() / "tiny";
   if (!fs::exists(dir / "config.json")) {
     model::TestModelOptions o;
     model::write_test_model(dir, o);
@@ -82,9 +83,9 @@ int run_demo(DemoArgs a) {
   auto m = load_model(a.model);
   std::printf("model: %s (%s, %d threads, loaded in %.1f s)%s\n\n", a.model.model.c_str(),
               kernels::compute_name(m->compute()), num_threads(), load.seconds(), real ? "" : " [random weights]");
-  model::EmbedOptions eo;
-  eo.prompts = m->prompt_defaults();
-  model::Embedder e(m, eo);
+  // The model card's defaults (pipeline/options.h).
+  const pipeline::Encoder encoder(m, pipeline::EmbedOptions{});
+  const model::Embedder& e = encoder.embedder();
   const std::vector<std::string> queries = {"Drawing of a cat", "Drawing of a guitar", "Man walking down the street",
                                             "A red circle"};
   const std::vector<std::string> docs = {

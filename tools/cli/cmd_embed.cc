@@ -1,9 +1,7 @@
 // omni-embed embed: embeds queries and documents; one JSON line per item on stdout (or a .npy matrix).
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -12,7 +10,9 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "io/npy.h"
-#include "model/embedder.h"
+#include "pipeline/encoder.h"
+#include "pipeline/item.h"
+#include "pipeline/stream.h"
 
 namespace oe::cli {
 namespace {
@@ -26,29 +26,19 @@ struct EmbedArgs {
   std::string format = "json";
   std::string output;
   std::string dump_inputs;
-  EmbedSettingsArgs settings;
+  pipeline::EmbedOptions options;
   int64_t batch_tokens = 2048;
   std::vector<std::string> images;
   std::vector<std::string> audios;
   std::vector<std::string> videos;
 };
 
-// One item to embed, or the reason it cannot be.
-struct Item {
-  int64_t index = 0;
-  nlohmann::json id;  // from the JSONL "id", when given
-  model::EmbedRequest request;
-  std::string error;
-  int views = 0;  // prepared inputs of the item in the batch: 2 for a video in late fusion (frames, sound)
-};
-
-std::vector<Item> items_from_args(const EmbedArgs& a) {
-  std::vector<Item> items;
+std::vector<pipeline::EmbedItem> items_from_args(const EmbedArgs& a) {
+  std::vector<pipeline::EmbedItem> items;
   auto add = [&](text::Role role, const std::string& text) {
-    Item it;
-    it.index = static_cast<int64_t>(items.size());
-    it.request.role = role;
-    it.request.text = text;
+    pipeline::EmbedItem it;
+    it.role = role;
+    it.text = text;
     items.push_back(std::move(it));
   };
   for (const auto& q : a.queries) add(text::Role::Query, q);
@@ -66,223 +56,110 @@ std::vector<Item> items_from_args(const EmbedArgs& a) {
     if (items.size() != 1)
       throw InvalidInput("--image, --audio and --video belong to a single item: give one --document (with at most one "
                          "--text) or one --query; use --input ITEMS.jsonl for several items with media");
-    for (const auto& im : a.images) items.front().request.images.emplace_back(im);
-    for (const auto& au : a.audios) items.front().request.audios.emplace_back(au);
-    for (const auto& v : a.videos) items.front().request.videos.emplace_back(v);
+    items.front().images.assign(a.images.begin(), a.images.end());
+    items.front().audios.assign(a.audios.begin(), a.audios.end());
+    items.front().videos.assign(a.videos.begin(), a.videos.end());
   }
   return items;
 }
 
-// "image": "PATH" or ["PATH", ...]; relative paths are relative to the JSONL file's folder.
-std::vector<std::filesystem::path> media_paths(const nlohmann::json& v, const char* key,
-                                               const std::filesystem::path& base) {
-  std::vector<std::filesystem::path> out;
-  auto add = [&](const nlohmann::json& e) {
-    if (!e.is_string() || e.get<std::string>().empty())
-      throw InvalidInput(fmt::format("\"{}\" must be a file path or a list of file paths", key));
-    std::filesystem::path p = e.get<std::string>();
-    out.push_back(p.is_absolute() ? p : base / p);
-  };
-  if (v.is_array()) {
-    for (const auto& e : v) add(e);
-  } else {
-    add(v);
-  }
-  return out;
-}
-
-Item item_from_line(const std::string& line, int64_t index, const std::string& source) {
-  Item it;
-  it.index = index;
-  try {
-    auto j = nlohmann::json::parse(line);
-    if (!j.is_object()) throw InvalidInput("expected a JSON object");
-    if (j.contains("id")) it.id = j["id"];
-    std::string role = j.value("role", "document");
-    it.request.role = text::parse_role(role);
-    const std::filesystem::path base = std::filesystem::path(source).parent_path();
-    if (j.contains("image")) it.request.images = media_paths(j["image"], "image", base);
-    if (j.contains("audio")) it.request.audios = media_paths(j["audio"], "audio", base);
-    if (j.contains("video")) it.request.videos = media_paths(j["video"], "video", base);
-    if (j.contains("text")) {
-      if (!j["text"].is_string()) throw InvalidInput("\"text\" must be a string");
-      it.request.text = j["text"].get<std::string>();
-    } else if (it.request.role == text::Role::Query && it.request.images.empty() && it.request.audios.empty() &&
-               it.request.videos.empty()) {
-      throw InvalidInput("a query needs \"text\", \"image\", \"audio\" or \"video\"");
-    }
-  } catch (const nlohmann::json::exception& e) {
-    it.error = fmt::format("{} line {}: not valid JSON ({})", source, index + 1, e.what());
-  } catch (const Error& e) {
-    it.error = fmt::format("{} line {}: {}", source, index + 1, e.what());
-  }
-  return it;
-}
-
-// One output line: ordered keys, the vector with the shortest decimal form of each float32 that round-trips.
-// `sound` is the second vector of a video in late fusion (its sound alone; `e` is then the frames alone).
-std::string result_line(const Item& it, const model::Embedding* e, double seconds,
-                        const model::Embedding* sound = nullptr) {
+// One output line: ordered keys, the vector with the shortest decimal form of each float32 that round-trips. Under
+// late fusion a video's line holds "embedding" (its frames) and "audio_embedding" (its sound).
+std::string result_line(const pipeline::ItemResult& r) {
   nlohmann::ordered_json j;
-  j["index"] = it.index;
-  if (!it.id.is_null()) j["id"] = it.id;
-  j["role"] = text::role_name(it.request.role);
-  if (!e) {
-    j["error"] = it.error;
+  j["index"] = r.index;
+  if (!r.item.id.is_null()) j["id"] = r.item.id;
+  j["role"] = text::role_name(r.item.role);
+  if (!r.ok()) {
+    j["error"] = r.error;
     // Error texts may quote the bad input's bytes; invalid UTF-8 is replaced, never fatal.
     return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   }
-  j["n_tokens"] = e->n_tokens + (sound ? sound->n_tokens : 0);
-  j["seconds"] = std::round(seconds * 1e6) / 1e6;
-  if (e->truncated || (sound && sound->truncated)) j["truncated"] = true;
+  const model::Embedding& e = r.vectors.front();
+  const model::Embedding* sound = r.vectors.size() == 2 ? &r.vectors[1] : nullptr;
+  j["n_tokens"] = e.n_tokens + (sound ? sound->n_tokens : 0);
+  j["seconds"] = std::round(r.seconds * 1e6) / 1e6;
+  if (e.truncated || (sound && sound->truncated)) j["truncated"] = true;
   if (sound) j["fusion"] = "late";
   std::string line = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   line.pop_back();  // reopen the object to append the vectors
-  line += fmt::format(",\"embedding\":[{}]", fmt::join(e->vector, ","));
+  line += fmt::format(",\"embedding\":[{}]", fmt::join(e.vector, ","));
   if (sound) line += fmt::format(",\"audio_embedding\":[{}]", fmt::join(sound->vector, ","));
   return line + "}";
 }
 
-class Runner {
- public:
-  explicit Runner(const EmbedArgs& a) : a_(a) {}
-  int run();
-
- private:
-  void flush_batch();
-  void emit(const Item& it, const model::Embedding* e, double seconds, const model::Embedding* sound = nullptr);
-
-  const EmbedArgs& a_;
-  std::unique_ptr<model::Embedder> embedder_;
-  std::vector<Item> pending_;
-  std::vector<model::PreparedInput> prepared_;
-  int64_t pending_tokens_ = 0;
-  std::vector<std::vector<float>> matrix_;  // for --format npy
-  int64_t failures_ = 0, done_ = 0, tokens_ = 0;
-  Progress* progress_ = nullptr;
-};
-
-void Runner::emit(const Item& it, const model::Embedding* e, double seconds, const model::Embedding* sound) {
-  ++done_;
-  if (progress_) progress_->clear();
-  if (!e) {
-    ++failures_;
-    log_warn("item {}: {}", it.index, it.error);
-  } else {
-    tokens_ += e->n_tokens;
-  }
-  if (a_.format == "npy") {
-    if (e) matrix_.push_back(e->vector);
-    return;
-  }
-  std::cout << result_line(it, e, seconds, sound) << '\n' << std::flush;
+void write_npy_matrix(const std::string& path, const std::vector<std::vector<float>>& rows) {
+  if (path.empty()) throw InvalidInput("--format npy needs --output FILE.npy");
+  const int64_t d = rows.empty() ? 0 : static_cast<int64_t>(rows[0].size());
+  Tensor m({static_cast<int64_t>(rows.size()), d}, DType::F32);
+  for (size_t i = 0; i < rows.size(); ++i) std::copy(rows[i].begin(), rows[i].end(), m.ptr<float>() + i * d);
+  io::write_npy(path, m);
 }
 
-// Embeds the pending items in one pass and prints every pending line (failed items included) in input order.
-void Runner::flush_batch() {
-  if (pending_.empty()) return;
-  std::vector<model::Embedding> embs;
-  double secs = 0;
-  if (!prepared_.empty()) {
-    Timer t;
-    embs = embedder_->embed_prepared(prepared_);
-    secs = t.seconds();
-  }
-  size_t k = 0;
-  for (const auto& it : pending_) {
-    if (!it.error.empty()) {
-      emit(it, nullptr, 0);
-      continue;
-    }
-    // The batch's wall time, apportioned by token count.
-    const auto& e = embs[k++];
-    const model::Embedding* sound = it.views == 2 ? &embs[k++] : nullptr;
-    const int64_t n = e.n_tokens + (sound ? sound->n_tokens : 0);
-    emit(it, &e, secs * static_cast<double>(n) / static_cast<double>(pending_tokens_), sound);
-  }
-  pending_.clear();
-  prepared_.clear();
-  pending_tokens_ = 0;
-}
-
-int Runner::run() {
-  std::vector<Item> items = items_from_args(a_);
-  std::vector<std::string> lines;
-  if (!a_.input.empty()) {
-    std::ifstream in(a_.input);
-    if (!in) throw IoError(fmt::format("cannot open --input {}", a_.input));
-    for (std::string line; std::getline(in, line);)
-      if (line.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(line);
+int run_embed(const EmbedArgs& a) {
+  std::vector<pipeline::EmbedItem> items = items_from_args(a);
+  std::vector<pipeline::ItemLine> lines;
+  if (!a.input.empty()) {
+    pipeline::ItemFormat format;
+    format.base = std::filesystem::path(a.input).parent_path();
+    pipeline::read_item_lines(a.input, format, [&](pipeline::ItemLine l) { lines.push_back(std::move(l)); });
   }
   if (items.empty() && lines.empty())
     throw InvalidInput("nothing to embed: give --query TEXT, --document [--text TEXT] or --input ITEMS.jsonl");
-
-  auto model = load_model(a_.model);
-  embedder_ = std::make_unique<model::Embedder>(model, make_embed_options(*model, a_.settings));
-
-  const bool late = embedder_->options().fusion == model::Fusion::Late;
-  if (late && a_.format == "npy")
+  if (a.options.late_fusion && a.format == "npy")
     throw InvalidInput("--fusion late gives two vectors per video (frames and sound); use --format json");
+  a.options.validate();
+
+  const pipeline::Encoder encoder(load_model(a.model), a.options);
   const int64_t total = static_cast<int64_t>(items.size() + lines.size());
   Progress progress("embedding", total);
-  progress_ = &progress;
   Timer wall;
-  auto handle = [&](Item it) {
-    if (it.error.empty()) {
-      try {
-        // Late fusion embeds a video twice: its frames alone (the "embedding") and its sound alone.
-        std::vector<model::PreparedInput> views;
-        if (late && !it.request.videos.empty()) {
-          views.push_back(embedder_->prepare(it.request, model::Fusion::Video));
-          if (views.front().silent_videos == 0)
-            views.push_back(embedder_->prepare(it.request, model::Fusion::Audio));
-          else
-            log_warn("item {}: a video has no audio track, so only its frames are embedded (no \"audio_embedding\")",
-                     it.index);
-        } else {
-          views.push_back(embedder_->prepare(it.request, late ? model::Fusion::Separate : embedder_->options().fusion));
-        }
-        int64_t n_tokens = 0;
-        for (size_t v = 0; v < views.size(); ++v) {
-          const auto& p = views[v];
-          if (p.truncated)
-            log_warn("item {}: {} tokens truncated to {} (--max-tokens / the model's context limit)", it.index,
-                     p.original_tokens, p.n_tokens());
-          if (!a_.dump_inputs.empty())
-            model::write_prepared_input(std::filesystem::path(a_.dump_inputs) /
-                                            (std::to_string(it.index) + (v == 1 ? "-audio" : "")),
-                                        p);
-          n_tokens += p.n_tokens();
-        }
-        if (pending_tokens_ > 0 && pending_tokens_ + n_tokens > a_.batch_tokens) flush_batch();
-        pending_tokens_ += n_tokens;
-        it.views = static_cast<int>(views.size());
-        for (auto& p : views) prepared_.push_back(std::move(p));
-      } catch (const Error& e) {
-        if (e.kind() == ErrorKind::Internal) throw;
-        it.error = e.what();
-      }
+  int64_t failures = 0, done = 0, tokens = 0;
+  std::vector<std::vector<float>> matrix;  // for --format npy
+  auto print = [&](const pipeline::ItemResult& r) {
+    ++done;
+    progress.clear();
+    if (!r.ok()) {
+      ++failures;
+      log_warn("item {}: {}", r.index, r.error);
     }
-    pending_.push_back(std::move(it));  // failed items wait too, so lines keep the input order
-    if (pending_tokens_ >= a_.batch_tokens) flush_batch();
-    progress.update(done_, fmt::format("{:.0f} tokens/s", static_cast<double>(tokens_) / std::max(wall.seconds(), 1e-9)));
+    for (const auto& v : r.vectors) tokens += v.n_tokens;
+    if (a.format == "npy") {
+      if (r.ok()) matrix.push_back(r.vectors.front().vector);
+    } else {
+      std::cout << result_line(r) << '\n' << std::flush;
+    }
   };
-  for (auto& it : items) handle(std::move(it));
-  for (size_t i = 0; i < lines.size(); ++i)
-    handle(item_from_line(lines[i], static_cast<int64_t>(items.size() + i), a_.input));
-  flush_batch();
-  progress.update(done_);
-  progress.finish();
-
-  if (a_.format == "npy") {
-    if (a_.output.empty()) throw InvalidInput("--format npy needs --output FILE.npy");
-    const int64_t d = matrix_.empty() ? 0 : static_cast<int64_t>(matrix_[0].size());
-    Tensor m({static_cast<int64_t>(matrix_.size()), d}, DType::F32);
-    for (size_t i = 0; i < matrix_.size(); ++i) std::copy(matrix_[i].begin(), matrix_[i].end(), m.ptr<float>() + i * d);
-    io::write_npy(a_.output, m);
+  auto prepared = [&](const pipeline::ItemResult& r, const pipeline::PreparedView& v) {
+    if (v.input.truncated)
+      log_warn("item {}: {} tokens truncated to {} (--max-tokens / the model's context limit)", r.index,
+               v.input.original_tokens, v.input.n_tokens());
+    if (!a.dump_inputs.empty())
+      model::write_prepared_input(std::filesystem::path(a.dump_inputs) /
+                                      (std::to_string(r.index) + (v.view == pipeline::View::Sound ? "-audio" : "")),
+                                  v.input);
+  };
+  pipeline::ItemStream stream(encoder, a.batch_tokens, print, prepared);
+  auto step = [&] {
+    progress.update(done, fmt::format("{:.0f} tokens/s", static_cast<double>(tokens) / std::max(wall.seconds(), 1e-9)));
+  };
+  for (auto& it : items) {
+    stream.add(std::move(it));
+    step();
   }
-  if (failures_ > 0) {
-    log_warn("{} of {} items failed", failures_, total);
+  for (auto& l : lines) {
+    if (l.item)
+      stream.add(std::move(*l.item));
+    else
+      stream.add_error({}, std::move(l.error));
+    step();
+  }
+  stream.finish();
+  progress.update(done);
+  progress.finish();
+  if (a.format == "npy") write_npy_matrix(a.output, matrix);
+  if (failures > 0) {
+    log_warn("{} of {} items failed", failures, total);
     return 1;
   }
   return 0;
@@ -319,7 +196,7 @@ VerbRunner register_embed(CLI::App& app) {
                   "embedded as --fusion says. Alone it makes a video document; with --fusion late each item line "
                   "also has \"audio_embedding\" (the sound alone) next to \"embedding\" (the frames alone)")
       ->allow_extra_args(false);
-  add_embed_settings_options(*sub, a->settings);
+  add_embed_options(*sub, a->options);
   sub->add_option("--dump-inputs", a->dump_inputs,
                   "Write what the model saw per item: DIR/<index>/input_ids.npy [1,S], position_ids.npy [3,1,S]; "
                   "with images also pixel_values.npy [patches,1176] and image_grid_thw.npy [n,3]; with audio "
@@ -329,7 +206,7 @@ VerbRunner register_embed(CLI::App& app) {
   sub->add_option("--batch-tokens", a->batch_tokens, "Pack items into one forward pass up to this many tokens")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  return [a] { return Runner(*a).run(); };
+  return [a] { return run_embed(*a); };
 }
 
 }  // namespace oe::cli

@@ -11,6 +11,7 @@
 #include "eval/metrics.h"
 #include "eval/report.h"
 #include "eval/trec.h"
+#include "pipeline/encoder.h"
 
 namespace oe::cli {
 namespace {
@@ -18,7 +19,7 @@ namespace {
 struct EvalArgs {
   // Scoring a dataset end to end.
   ModelArgs model;
-  EmbedSettingsArgs settings;
+  pipeline::EmbedOptions options;
   std::string dataset;
   std::string split = "test";
   double late_weight = 0.5;
@@ -83,12 +84,8 @@ std::string modes_table(const std::vector<std::pair<std::string, eval::EvalResul
 int run_dataset_eval(const EvalArgs& a) {
   for (int k : a.cutoffs)
     if (k < 1) throw InvalidInput(fmt::format("--k: cutoff {} is not a positive rank", k));
-  auto model = load_model(a.model);
-  model::Embedder embedder(model, make_embed_options(*model, a.settings));
-  // Late fusion ranks a video document by its two vectors; a query is one vector (a video query: separate).
-  model::EmbedOptions query_options = embedder.options();
-  if (query_options.fusion == model::Fusion::Late) query_options.fusion = model::Fusion::Separate;
-  model::Embedder query_embedder(model, query_options);
+  a.options.validate();
+  const pipeline::Encoder encoder(load_model(a.model), a.options);
   eval::EvalOptions options;
   options.cutoffs = a.cutoffs;
   options.complete = a.complete;
@@ -106,10 +103,9 @@ int run_dataset_eval(const EvalArgs& a) {
     o.top = a.top;
     o.batch_tokens = a.batch_tokens;
     o.late_weight = a.late_weight;
-    o.query_embedder = &query_embedder;
     Progress progress("embedding", 0);
     std::string stage;
-    auto r = eval::run_dataset(embedder, a.model.model, o, [&](const std::string& s, int64_t done, int64_t total) {
+    auto r = eval::run_dataset(encoder, a.model.model, o, [&](const std::string& s, int64_t done, int64_t total) {
       if (s != stage) {
         progress.clear();
         progress = Progress(s, total);
@@ -198,7 +194,7 @@ VerbRunner register_eval(CLI::App& app) {
   auto* sub = app.add_subcommand("eval", "Embed and score a BEIR-format dataset, or score a ranked run, with nDCG, "
                                          "recall, MAP, MRR at k exactly as trec_eval / pytrec_eval / BEIR compute them");
   add_model_options(*sub, a->model);
-  add_embed_settings_options(*sub, a->settings);
+  add_embed_options(*sub, a->options);
   sub->add_option("--dataset", a->dataset,
                   "BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv (items may name image, audio, "
                   "video files relative to it)")

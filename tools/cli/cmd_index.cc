@@ -6,7 +6,9 @@
 #include "common.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "index/indexer.h"
+#include "ingest/discovery.h"
+#include "ingest/indexer.h"
+#include "pipeline/encoder.h"
 
 namespace oe::cli {
 namespace {
@@ -15,7 +17,7 @@ namespace fs = std::filesystem;
 
 struct IndexArgs {
   ModelArgs model;
-  EmbedSettingsArgs settings;
+  pipeline::EmbedOptions options;
   std::vector<std::string> inputs;
   std::string index;
   bool prune = false;
@@ -52,21 +54,21 @@ int run_index(const IndexArgs& a) {
   if (a.media_overlap >= a.media_window)
     throw InvalidInput(fmt::format("--media-overlap ({} s) must be shorter than --media-window ({} s)",
                                    a.media_overlap, a.media_window));
-  if (a.media_window > a.settings.audio_max_seconds)
+  if (a.media_window > a.options.model.audio_max_seconds)
     throw InvalidInput(fmt::format("--media-window ({} s) is longer than the audio clip length --audio-max-seconds "
                                    "({} s)",
-                                   a.media_window, a.settings.audio_max_seconds));
+                                   a.media_window, a.options.model.audio_max_seconds));
+  a.options.validate();
   std::vector<fs::path> inputs(a.inputs.begin(), a.inputs.end());
-  index::Discovery found = index::discover(inputs, a.index);
+  ingest::Discovery found = ingest::discover(inputs, a.index);
   for (const auto& e : found.errors) log_warn("{}", e);
 
-  auto model = load_model(a.model);
-  model::Embedder embedder(model, make_embed_options(*model, a.settings));
+  const pipeline::Encoder encoder(load_model(a.model), a.options);
   index::IndexSettings settings;
   settings.model = a.model.model;
-  settings.model_fingerprint = model->fingerprint();
-  settings.embedding = index::embedding_settings_json(embedder.options());
-  settings.dim = model->config().text.d_model;
+  settings.model_fingerprint = encoder.model().fingerprint();
+  settings.embedding = encoder.recorded_json();
+  settings.dim = encoder.model().config().text.d_model;
   settings.vectors = a.vectors;
   settings.hnsw_m = a.hnsw_m;
   settings.hnsw_ef_construction = a.hnsw_ef_construction;
@@ -76,10 +78,10 @@ int run_index(const IndexArgs& a) {
   settings.media_overlap = a.media_overlap;
   auto store = index::Store::open_for_writing(a.index, settings, a.rebuild);
 
-  index::IndexerOptions io;
+  ingest::IndexerOptions io;
   io.batch_tokens = a.batch_tokens;
   io.prune = a.prune;
-  index::Indexer indexer(embedder, *store, io);
+  ingest::Indexer indexer(encoder, *store, io);
   Progress progress("indexing", static_cast<int64_t>(found.sources.size()));
   auto report = indexer.run(found, [&](int64_t done, int64_t total, const std::string& current) {
     progress.set_total(total);
@@ -133,7 +135,7 @@ VerbRunner register_index(CLI::App& app) {
   auto* sub = app.add_subcommand(
       "index", "Embed folders, files and JSONL manifests into an index folder (incremental; safe to interrupt)");
   add_model_options(*sub, a->model);
-  add_embed_settings_options(*sub, a->settings);
+  add_embed_options(*sub, a->options);
   sub->add_option("inputs", a->inputs,
                   "Folders (walked recursively), files (.txt .md, images), or manifests (.jsonl: {\"id\", \"text\", "
                   "\"image\", \"audio\", \"video\"} per line)");

@@ -7,8 +7,8 @@
 #include "common.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "index/indexer.h"
-#include "index/late_fusion.h"
+#include "core/modality.h"
+#include "search/retriever.h"
 
 namespace oe::cli {
 namespace {
@@ -36,40 +36,24 @@ std::string span_of(const index::Hit& h) {
 int run_search(SearchArgs a) {
   if (a.text.empty() && a.images.empty() && a.audio.empty() && a.video.empty())
     throw InvalidInput("nothing to search for: give a query TEXT, --image, --audio or --video");
-  for (const auto& m : a.modalities)
-    if (m != "text" && m != "image" && m != "audio" && m != "video" && m != "mixed")
-      throw InvalidInput(fmt::format("--modality {}: expected text, image, audio, video or mixed", m));
+  std::vector<Modality> modalities;
+  for (const auto& m : a.modalities) modalities.push_back(parse_hit_modality(m));
   auto store = index::Store::open(a.index);
-  const index::IndexSettings& s = store->settings();
-  if (!a.model_given) a.model.model = s.model;
-  auto model = load_model(a.model);
-  if (model->fingerprint() != s.model_fingerprint) {
-    const std::string msg = fmt::format("index {} was built with model {} (fingerprint {}), not {} (fingerprint {})",
-                                        a.index, s.model, s.model_fingerprint.substr(0, 12), a.model.model,
-                                        model->fingerprint().substr(0, 12));
-    if (!a.allow_mismatch) throw InvalidInput(msg + "; --allow-mismatch searches anyway");
-    log_warn("{}: the scores are not meaningful", msg);
-  }
-  // The query is embedded with the prompt layout the index was built with.
-  model::EmbedOptions options = index::embed_options_from_settings(s.embedding, model::EmbedOptions{});
-  const bool late = options.fusion == model::Fusion::Late;
-  // A video query is one vector: in a late-fusion index it is embedded the model card's way (separate).
-  if (late) options.fusion = model::Fusion::Separate;
-  model::Embedder embedder(model, options);
-  model::EmbedRequest req;
-  req.role = text::Role::Query;
-  req.text = a.text;
-  for (const auto& im : a.images) req.images.emplace_back(im);
-  for (const auto& au : a.audio) req.audios.emplace_back(au);
-  for (const auto& v : a.video) req.videos.emplace_back(v);
-  const model::Embedding q = with_context("embedding the query", [&] { return embedder.embed(req); });
-  if (static_cast<int64_t>(q.vector.size()) != s.dim)
-    throw InvalidInput(
-        fmt::format("the model gives {}-d vectors but the index holds {}-d ones", q.vector.size(), s.dim));
-  // A late-fusion index ranks each video by the weighted sum of its frames and sound scores.
-  const auto hits = late ? index::late_fusion_search(*store, q.vector.data(), a.k, a.late_weight, a.modalities,
-                                                     a.ef_search)
-                         : store->search(q.vector.data(), a.k, a.modalities, a.ef_search);
+  if (!a.model_given) a.model.model = store->settings().model;
+  search::RetrieverOptions ro;
+  ro.late_weight = a.late_weight;
+  ro.hnsw_ef_search = a.ef_search;
+  ro.allow_mismatch = a.allow_mismatch;
+  // The query is embedded as the index was built (its recorded settings), one vector.
+  const search::Retriever retriever(load_model(a.model), *store, ro);
+  pipeline::EmbedItem query;
+  query.role = text::Role::Query;
+  query.text = a.text;
+  query.images.assign(a.images.begin(), a.images.end());
+  query.audios.assign(a.audio.begin(), a.audio.end());
+  query.videos.assign(a.video.begin(), a.video.end());
+  const model::Embedding q = retriever.embed_query(query);
+  const auto hits = retriever.search(*store, q.vector.data(), a.k, modalities);
 
   if (a.format == "json") {
     for (size_t i = 0; i < hits.size(); ++i) {

@@ -1,15 +1,16 @@
-#include <cmath>
 #include "common.h"
+
+#include <cmath>
 
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 
 #include "core/error.h"
 #include "core/threads.h"
 #include "io/hub.h"
+#include "kernels/matmul.h"
 
 namespace oe::cli {
 namespace {
@@ -20,13 +21,6 @@ double now_seconds() {
 
 }  // namespace
 
-std::filesystem::path omni_embed_cache_dir() {
-  const char* cache = std::getenv("OMNI_EMBED_CACHE");
-  if (cache && *cache) return cache;
-  const char* home = std::getenv("HOME");
-  return std::filesystem::path(home && *home ? home : ".") / ".cache" / "omni-embed";
-}
-
 void add_model_options(CLI::App& app, ModelArgs& args) {
   app.add_option("--model", args.model,
                  "Checkpoint folder, or a Hugging Face id looked up in the local Hub cache (HF_HUB_CACHE / HF_HOME)")
@@ -35,97 +29,79 @@ void add_model_options(CLI::App& app, ModelArgs& args) {
   app.add_option("--dtype", args.dtype, "Compute precision: bf16 (weights bf16, fp32 accumulation) or fp32")
       ->check(CLI::IsMember({"bf16", "fp32", "f32"}))
       ->capture_default_str();
+  app.add_option("--bf16-gemm", args.bf16_gemm,
+                 "Kernel of the bf16 linear layers: auto (the AMX GEMM where the CPU has AMX, else oneDNN), onednn or amx")
+      ->check(CLI::IsMember({"auto", "onednn", "amx"}))
+      ->capture_default_str();
   app.add_option("--threads", args.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
 }
 
-void add_embed_settings_options(CLI::App& app, EmbedSettingsArgs& a) {
-  app.add_option("--image-min-pixels", a.image_min_pixels,
+void add_embed_options(CLI::App& app, pipeline::EmbedOptions& o) {
+  model::EmbedOptions& m = o.model;
+  app.add_option("--image-min-pixels", m.image_min_pixels,
                  "Smallest image area after resizing (default: the model's preprocessor_config.json, 3136)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--image-max-pixels", a.image_max_pixels,
+  app.add_option("--image-max-pixels", m.image_max_pixels,
                  "Largest image area after resizing (default: the model's preprocessor_config.json, 12845056)")
       ->check(CLI::PositiveNumber);
-  app.add_flag("--exif-orientation", a.exif_orientation,
+  app.add_flag("--exif-orientation", m.image_decode.apply_exif_orientation,
                "Rotate images by their EXIF orientation first (the reference does not)");
-  app.add_option("--max-image-pixels", a.max_image_pixels,
-                 "Refuse image files larger than this many pixels before decoding (default 178956970)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--audio-max-seconds", a.audio_max_seconds,
+  app.add_option("--max-image-pixels", m.image_decode.max_decoded_pixels,
+                 "Refuse image files larger than this many pixels before decoding")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--audio-max-seconds", m.audio_max_seconds,
                  "Audio clip length: longer audio is cut (with a warning), the rest is not even decoded")
       ->check(CLI::Range(0.03, 3600.0))
       ->capture_default_str();
-  app.add_option("--fusion", a.fusion,
-                 "How a video's frames and sound are embedded: separate (video block then audio block, one vector: the "
-                 "model card's), interleaved (2-second chunks, TMRoPE), video (frames only), audio (sound only), late "
-                 "(two vectors, frames and sound, scores combined at search time)")
+  app.add_option_function<std::string>(
+         "--fusion", [&o](const std::string& v) { o.set_fusion(v); },
+         "How a video's frames and sound are embedded: separate (video block then audio block, one vector: the "
+         "model card's), interleaved (2-second chunks, TMRoPE), video (frames only), audio (sound only), late "
+         "(two vectors, frames and sound, scores combined at search time)")
       ->check(CLI::IsMember({"separate", "interleaved", "video", "audio", "late"}))
-      ->capture_default_str();
-  app.add_option("--video-pipeline", a.video_pipeline,
-                 "Video frame preprocessing: card (qwen-omni-utils sampling and resize, then the processor's; the "
-                 "model card's) or st (the sentence-transformers processor path)")
+      ->default_str(o.fusion_name());
+  app.add_option_function<std::string>(
+         "--video-pipeline",
+         [&m](const std::string& v) { m.video.pipeline = v == "st" ? media::VideoPipeline::St : media::VideoPipeline::Card; },
+         "Video frame preprocessing: card (qwen-omni-utils sampling and resize, then the processor's; the model "
+         "card's) or st (the sentence-transformers processor path)")
       ->check(CLI::IsMember({"card", "st"}))
-      ->capture_default_str();
-  app.add_option("--fps", a.fps, "Video frames sampled per second")->check(CLI::Range(0.01, 60.0))->capture_default_str();
-  app.add_option("--video-min-pixels", a.video_min_pixels, "Smallest video frame area after resizing")
+      ->default_str(m.video.pipeline == media::VideoPipeline::St ? "st" : "card");
+  app.add_option("--fps", m.video.fps, "Video frames sampled per second")->check(CLI::Range(0.01, 60.0))->capture_default_str();
+  app.add_option("--video-min-pixels", m.video.min_pixels, "Smallest video frame area after resizing")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--video-max-pixels", a.video_max_pixels,
+  app.add_option("--video-max-pixels", m.video.max_pixels,
                  "Largest video frame area after resizing (at most 64 merged tokens per 2 frames at the default)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--max-frames", a.max_frames,
+  app.add_option("--max-frames", m.video.max_frames,
                  "Most frames sampled from one video: longer videos are sampled more sparsely (with a warning)")
       ->check(CLI::Range(int64_t{2}, int64_t{100'000}))
       ->capture_default_str();
-  app.add_option("--attention", a.attention, "Decoder attention: bidirectional (the model's) or causal")
+  app.add_option_function<std::string>(
+         "--attention", [&m](const std::string& v) { m.attention = model::parse_attention(v); },
+         "Decoder attention: bidirectional (the model's) or causal")
       ->check(CLI::IsMember({"bidirectional", "causal"}))
-      ->capture_default_str();
-  app.add_option("--query-prefix", a.query_prefix, "Override the query prefix (default from the model: \"query: \")");
-  app.add_option("--document-prefix", a.document_prefix,
+      ->default_str(model::attention_name(m.attention));
+  // Before the prefixes: an explicit prefix given with it wins (callbacks run in the order options are added).
+  app.add_flag_callback(
+      "--no-prefix", [&m] { m.query_prefix = m.document_prefix = std::string(); }, "Use no role prefixes");
+  app.add_option("--query-prefix", m.query_prefix, "Override the query prefix (default from the model: \"query: \")");
+  app.add_option("--document-prefix", m.document_prefix,
                  "Override the document prefix (default from the model: \"passage: \")");
-  app.add_flag("--no-prefix", a.no_prefix, "Use no role prefixes");
-  app.add_option("--system-prompt", a.system_prompt, "Override the chat layout's system turn");
-  app.add_option("--max-tokens", a.max_tokens, "Truncate items longer than this (default: the model's context)")
+  app.add_option("--system-prompt", m.system_prompt, "Override the chat layout's system turn");
+  app.add_option("--max-tokens", m.max_tokens, "Truncate items longer than this (default: the model's context)")
       ->check(CLI::PositiveNumber);
-}
-
-model::EmbedOptions make_embed_options(const model::Model& model, const EmbedSettingsArgs& a) {
-  model::EmbedOptions eo;
-  eo.prompts = model.prompt_defaults();
-  if (a.no_prefix) eo.prompts.query_prefix = eo.prompts.document_prefix = "";
-  if (a.query_prefix) eo.prompts.query_prefix = *a.query_prefix;
-  if (a.document_prefix) eo.prompts.document_prefix = *a.document_prefix;
-  if (a.system_prompt) eo.prompts.system_prompt = *a.system_prompt;
-  eo.attention = a.attention == "causal" ? model::AttentionMode::Causal : model::AttentionMode::Bidirectional;
-  eo.max_tokens = a.max_tokens;
-  eo.image_min_pixels = a.image_min_pixels;
-  eo.image_max_pixels = a.image_max_pixels;
-  eo.image_decode.apply_exif_orientation = a.exif_orientation;
-  if (a.max_image_pixels > 0) eo.image_decode.max_decoded_pixels = a.max_image_pixels;
-  eo.audio_max_samples = std::llround(a.audio_max_seconds * static_cast<double>(model.audio_preprocess().sampling_rate));
-  eo.fusion = model::parse_fusion(a.fusion);
-  eo.video.pipeline = a.video_pipeline == "st" ? media::VideoPipeline::St : media::VideoPipeline::Card;
-  eo.video.fps = a.fps;
-  eo.video.min_pixels = a.video_min_pixels;
-  eo.video.max_pixels = a.video_max_pixels;
-  eo.video.max_frames = a.max_frames;
-  if (eo.video.min_pixels > eo.video.max_pixels)
-    throw InvalidInput(fmt::format("--video-min-pixels {} is larger than --video-max-pixels {}", eo.video.min_pixels,
-                                   eo.video.max_pixels));
-  return eo;
-}
-
-kernels::Compute parse_compute(const std::string& dtype) {
-  if (dtype == "bf16") return kernels::Compute::BF16;
-  if (dtype == "fp32" || dtype == "f32") return kernels::Compute::F32;
-  throw InvalidInput(fmt::format("unknown dtype '{}': expected bf16 or fp32", dtype));
 }
 
 std::shared_ptr<const model::Model> load_model(const ModelArgs& args) {
   set_num_threads(args.threads);
   std::filesystem::path dir = io::resolve_model_path(args.model, args.revision);
   model::LoadOptions lo;
-  lo.compute = parse_compute(args.dtype);
+  lo.compute = kernels::parse_compute(args.dtype);
+  lo.bf16_gemm = kernels::parse_bf16_gemm(args.bf16_gemm);
   Progress progress("loading weights (layers)", 0);
   lo.progress = [&](int64_t done, int64_t total) {
     progress.set_total(total);

@@ -9,8 +9,8 @@
 #include <CLI/CLI.hpp>
 
 #include "kernels/compute.h"
-#include "model/embedder.h"
 #include "model/model.h"
+#include "pipeline/options.h"
 
 namespace oe::cli {
 
@@ -20,37 +20,16 @@ struct ModelArgs {
   std::string model = DEFAULT_MODEL;
   std::string revision = "main";
   std::string dtype = "bf16";
+  std::string bf16_gemm = "auto";
   int threads = 0;
 };
 
-// Where omni-embed keeps what it generates for itself (test models for the demo and the benchmark):
-// $OMNI_EMBED_CACHE, else ~/.cache/omni-embed.
-std::filesystem::path omni_embed_cache_dir();
+// Binds the flags of how items are embedded (prompt layout, attention, limits, media budgets, --fusion) to `options`,
+// the pipeline's own struct: its defaults are the flags' defaults. Shared by embed, index and eval.
+void add_embed_options(CLI::App& app, pipeline::EmbedOptions& options);
 
-// How items are embedded (prompt layout, attention, limits): the options shared by embed, index and eval.
-struct EmbedSettingsArgs {
-  std::string attention = "bidirectional";
-  std::optional<std::string> query_prefix, document_prefix, system_prompt;
-  bool no_prefix = false;
-  int64_t max_tokens = 0;
-  int64_t image_min_pixels = 0, image_max_pixels = 0;
-  bool exif_orientation = false;
-  int64_t max_image_pixels = 0;
-  double audio_max_seconds = 128.0;  // the model card's max_length, 2,048,000 samples at 16 kHz
-  // Videos (the model card's budget by default).
-  std::string fusion = "separate";
-  std::string video_pipeline = "card";
-  double fps = 2.0;
-  int64_t video_min_pixels = 6'272, video_max_pixels = 50'176;
-  int64_t max_frames = 768;
-};
-void add_embed_settings_options(CLI::App& app, EmbedSettingsArgs& args);
-// The model's defaults with the user's overrides applied.
-model::EmbedOptions make_embed_options(const model::Model& model, const EmbedSettingsArgs& args);
-
-// Adds --model, --revision, --dtype, --threads to a verb.
+// Adds --model, --revision, --dtype, --bf16-gemm, --threads to a verb.
 void add_model_options(CLI::App& app, ModelArgs& args);
-kernels::Compute parse_compute(const std::string& dtype);  // "bf16" | "fp32" (also "f32")
 // Sets the thread count, resolves --model (local folder or Hugging Face cache) and loads the model.
 std::shared_ptr<const model::Model> load_model(const ModelArgs& args);
 
@@ -78,7 +57,6 @@ VerbRunner register_embed(CLI::App& app);
 VerbRunner register_inspect(CLI::App& app);
 VerbRunner register_make_test_model(CLI::App& app);
 VerbRunner register_tokenize(CLI::App& app);
-VerbRunner register_bench(CLI::App& app);
 VerbRunner register_demo(CLI::App& app);
 VerbRunner register_download(CLI::App& app);
 VerbRunner register_eval(CLI::App& app);

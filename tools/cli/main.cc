@@ -14,7 +14,6 @@ int main(int argc, char** argv) {
   verbs["inspect"] = oe::cli::register_inspect(app);
   verbs["make-test-model"] = oe::cli::register_make_test_model(app);
   verbs["tokenize"] = oe::cli::register_tokenize(app);
-  verbs["bench"] = oe::cli::register_bench(app);
   verbs["demo"] = oe::cli::register_demo(app);
   verbs["download"] = oe::cli::register_download(app);
   verbs["eval"] = oe::cli::register_eval(app);

@@ -2,11 +2,11 @@
 // token budget, and cut only between words (so every window is valid UTF-8).
 #include <gtest/gtest.h>
 
-#include "index/indexer.h"
+#include "ingest/segments.h"
 #include "test_util.h"
 #include "text/tokenizer.h"
 
-namespace oe::index {
+namespace oe::ingest {
 namespace {
 
 const text::Tokenizer& tokenizer() {
@@ -68,4 +68,4 @@ TEST(TextWindows, AWordLongerThanTheWindowStandsAlone) {
 }
 
 }  // namespace
-}  // namespace oe::index
+}  // namespace oe::ingest

@@ -1,0 +1,96 @@
+#include "search/retriever.h"
+
+#include <algorithm>
+#include <map>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "index/knn.h"
+#include "search/late_fusion.h"
+
+namespace oe::search {
+namespace {
+
+// The options an index was built with, checked against the model that is to embed its queries.
+pipeline::EmbedOptions index_options(const model::Model& model, const index::Store& store, bool allow_mismatch) {
+  const index::IndexSettings& s = store.settings();
+  if (model.fingerprint() != s.model_fingerprint) {
+    const std::string msg = fmt::format("index {} was built with model {} (fingerprint {}), not {} (fingerprint {})",
+                                        store.dir().string(), s.model, s.model_fingerprint.substr(0, 12),
+                                        model.dir().string(), model.fingerprint().substr(0, 12));
+    if (!allow_mismatch) throw InvalidInput(msg + "; --allow-mismatch searches anyway");
+    log_warn("{}: the scores are not meaningful", msg);
+  }
+  if (model.config().text.d_model != s.dim)
+    throw InvalidInput(fmt::format("the model gives {}-d vectors but the index holds {}-d ones",
+                                   model.config().text.d_model, s.dim));
+  return pipeline::EmbedOptions::from_recorded(s.embedding, model);
+}
+
+}  // namespace
+
+Retriever::Retriever(std::shared_ptr<const model::Model> model, const index::Store& store, RetrieverOptions options)
+    : Retriever(model, index_options(*model, store, options.allow_mismatch), options) {}
+
+Retriever::Retriever(std::shared_ptr<const model::Model> model, const pipeline::EmbedOptions& corpus_options,
+                     RetrieverOptions options)
+    : options_(options), late_(corpus_options.late_fusion), query_encoder_(std::move(model), corpus_options.for_queries()) {
+  check_late_fusion_weight(options_.late_weight);
+}
+
+model::Embedding Retriever::embed_query(const pipeline::EmbedItem& query) const {
+  return with_context("embedding the query",
+                      [&] { return query_encoder_.embedder().embed(query.request()); });
+}
+
+std::vector<index::Hit> Retriever::search(const index::Store& store, const float* query, int64_t k,
+                                          const std::vector<Modality>& modalities) const {
+  std::vector<std::string> names;
+  for (Modality m : modalities) names.push_back(modality_name(m));
+  if (!late_) return store.search(query, k, names, options_.hnsw_ef_search);
+  if (k <= 0) return {};
+  // Every item is scored (an HNSW index is searched for all of them), then each video's two views are fused.
+  const int64_t n = store.stats().items;
+  const int64_t ef = options_.hnsw_ef_search > 0 ? std::max(options_.hnsw_ef_search, n) : 0;
+  std::vector<index::Hit> all = store.search(query, n, {}, ef);
+  std::vector<ScoredView> rows;
+  for (const index::Hit& h : all)
+    rows.push_back({fmt::format("{}#{}", h.key, h.segment), h.modality == modality_name(Modality::VideoSound), h.score});
+  std::vector<index::Hit> out;
+  for (const auto& [row, score] : fuse_views(rows, options_.late_weight)) {
+    index::Hit h = all[row];
+    if (!names.empty() && std::find(names.begin(), names.end(), h.modality) == names.end()) continue;
+    h.score = score;
+    out.push_back(std::move(h));
+    if (static_cast<int64_t>(out.size()) == k) break;
+  }
+  return out;
+}
+
+std::vector<std::vector<RankedDoc>> Retriever::rank(const CorpusMatrix& corpus, const float* queries, int64_t nq,
+                                                    int64_t d, int64_t k) const {
+  std::vector<std::vector<RankedDoc>> out(static_cast<size_t>(nq));
+  const int64_t n = corpus.rows();
+  // Under late fusion every row is scored, then the views of each document fused.
+  const auto top = index::exact_top_k(corpus.vectors.data(), n, d, queries, nq, late_ ? n : k);
+  for (int64_t q = 0; q < nq; ++q) {
+    std::vector<ScoredView> rows;
+    for (int64_t j = 0; j < top.k; ++j) {
+      const int64_t row = top.labels[q * top.k + j];
+      if (row >= 0) rows.push_back({corpus.ids[row], late_ && corpus.sound[row] != 0, top.scores[q * top.k + j]});
+    }
+    if (late_) {
+      // Equal fused scores rank by document id.
+      std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.document < b.document; });
+      for (const auto& [row, score] : fuse_views(rows, options_.late_weight)) {
+        if (static_cast<int64_t>(out[q].size()) == k) break;
+        out[q].push_back({rows[row].document, score});
+      }
+    } else {
+      for (const auto& r : rows) out[q].push_back({r.document, r.score});
+    }
+  }
+  return out;
+}
+
+}  // namespace oe::search
