@@ -8,12 +8,12 @@ cd "$(dirname "$0")/../.."
 size="${1:-448}"
 rounds="${2:-4}"
 model="${3:-${OMNI_EMBED_CACHE:-$HOME/.cache/omni-embed}/test-models/3b-bf16}"
-[ -f "$model/config.json" ] || { echo "no model at $model: run 'omni-embed bench' once to write it" >&2; exit 1; }
+[ -f "$model/config.json" ] || { echo "no model at $model: run 'omni-embed-bench' once to write it" >&2; exit 1; }
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 for round in $(seq "$rounds"); do
   echo "round $round/$rounds" >&2
-  build/tools/cli/omni-embed bench --child --model "$model" --tokens 16 --images "$size" --dtype bf16 --threads 2 \
+  build/bench/omni-embed-bench --child --model "$model" --tokens 16 --images "$size" --dtype bf16 --threads 2 \
       --repeats 2 2>/dev/null | grep '"image"' | tee -a "$out"
   /usr/bin/python3 bench/peers/torch_vision.py --images "$size" --threads 2 --repeats 2 --warmup 1 2>/dev/null \
       | tee -a "$out"

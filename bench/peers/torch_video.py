@@ -2,7 +2,7 @@
 """PyTorch eager peer: one VIDEO document with its sound, end to end, on the Qwen2.5-Omni-3B shapes, bf16, random
 weights.
 
-The input is a real file: the 640x360, 25 fps H.264 + AAC test clip that `omni-embed bench` also makes (the same
+The input is a real file: the 640x360, 25 fps H.264 + AAC test clip that `omni-embed-bench` also makes (the same
 ffmpeg command), written once per length into a temporary folder before timing. Timed, as a user of the reference
 pays it (thinker spec §6.2, §6.3, §7.3, §8; embedding spec §2):
   1. decode (the "decode" stage: everything before the model):
@@ -148,7 +148,7 @@ def parse_args(argv):
 
 # ---- the test clip and ffmpeg --------------------------------------------------------------------------------------
 def make_clip(folder, seconds):
-    """The 640x360, 25 fps H.264 test clip with a 44.1 kHz stereo AAC tone: the same command as omni-embed bench's."""
+    """The 640x360, 25 fps H.264 test clip with a 44.1 kHz stereo AAC tone: the same command as omni-embed-bench's."""
     path = os.path.join(folder, f"bench-{seconds}s.mp4")
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y",
            "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=25:duration={seconds}",

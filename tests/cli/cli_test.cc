@@ -312,13 +312,33 @@ TEST(Cli, UsageErrorsAreClear) {
   EXPECT_NE(testing::run_command(fmt::format("{} embed --model /nonexistent/folder --query x", cli()), &out), 0);
   EXPECT_NE(out.find("/nonexistent/folder"), std::string::npos) << out;
   // An unknown bf16 GEMM kernel is refused before any benchmark run starts.
-  EXPECT_NE(testing::run_command(fmt::format("{} bench --model {} --tokens 16 --images none --audio none --video none "
+  EXPECT_NE(testing::run_command(fmt::format("{} --model {} --tokens 16 --images none --audio none --video none "
                                              "--peers none --bf16-gemm auto,mkl",
-                                             cli(), model()),
+                                             OE_BENCH, model()),
                                  &out),
             0);
   EXPECT_NE(out.find("unknown bf16 GEMM \"mkl\""), std::string::npos) << out;
   EXPECT_EQ(out.find("bench: omni-embed"), std::string::npos) << out;
+}
+
+// A benchmark child applies its clip length to the audio rows: a 2 s clip cut at 1 s gives a 1 s clip's tokens
+// (the child once built its embedder before setting the clip length, and timed the whole 2 s).
+TEST(Cli, BenchChildCutsAudioAtItsClipLength) {
+  auto audio_tokens = [](const char* audio) {
+    std::string out;
+    EXPECT_EQ(testing::run_command(fmt::format("{} --child --model {} --tokens none --images none --video none "
+                                               "--dtype fp32 --repeats 1 {} 2>/dev/null",
+                                               OE_BENCH, model(), audio),
+                                   &out),
+              0)
+        << out;
+    auto rows = json_lines(out);
+    EXPECT_EQ(rows.size(), 1u) << out;
+    return rows.empty() ? int64_t{-1} : rows[0].value("audio_tokens", int64_t{-1});
+  };
+  const int64_t one_second = audio_tokens("--audio 1");
+  EXPECT_GT(one_second, 0);
+  EXPECT_EQ(audio_tokens("--audio 2 --audio-max-seconds 1"), one_second);
 }
 
 TEST(Cli, InspectDescribesTheCheckpointWithoutLoadingIt) {
