@@ -3,9 +3,10 @@
 // first catalog format and what `search` found in them). Here the binary under test embeds and searches the same
 // inputs with the same tiny test models.
 //
-// Bit for bit where this CPU has the kernel features of the machine that wrote the fixtures (cpu.txt: the kernels'
-// rounding depends on them), otherwise within the parity tolerances (fp32 cosine ≥ 0.99999, bf16 ≥ 0.999; search
-// scores within 1e-4 and the same ranking).
+// Bit for bit where this CPU has the kernel features of the machine that wrote the fixtures and this is the same
+// build type (cpu.txt: the kernels' rounding depends on both; a debug build does not contract multiply-adds),
+// otherwise within the parity tolerances (fp32 cosine ≥ 0.99999, bf16 ≥ 0.999; search scores within 1e-4 and the
+// same ranking).
 #include <fstream>
 #include <regex>
 #include <set>
@@ -31,7 +32,7 @@ const char* const VIDEO_BUDGET = "--video-min-pixels 3136 --video-max-pixels 627
 
 fs::path data() { return fs::path(OE_SOURCE_DIR) / "tests" / "compat" / "data"; }
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string q(const fs::path& p) { return fmt::format("'{}'", p.string()); }
 
 // The CPU features listed in cpu.txt, read here the same way.
 std::string cpu_flags() {
@@ -50,17 +51,21 @@ std::string cpu_flags() {
   return "";
 }
 
+// The value of `key=` in cpu.txt.
+std::string fixture_value(const std::string& key) {
+  const std::string text = testing::read_file(data() / "cpu.txt");
+  std::smatch m;
+  return std::regex_search(text, m, std::regex("(^|\n)" + key + "=([^\n]*)")) ? m[2].str() : "?";
+}
+
 bool same_cpu_kind() {
   static const bool same = [] {
-    const std::string text = testing::read_file(data() / "cpu.txt");
-    const std::smatch m = [&] {
-      std::smatch r;
-      std::regex_search(text, r, std::regex("flags=([^\n]*)"));
-      return r;
-    }();
-    const bool s = !m.empty() && m[1].str() == cpu_flags();
-    if (!s) std::printf("fixtures written on a CPU with [%s], this one has [%s]: comparing within tolerances\n",
-                        m.empty() ? "?" : m[1].str().c_str(), cpu_flags().c_str());
+    const std::string flags = fixture_value("flags"), build = fixture_value("build");
+    const bool s = flags == cpu_flags() && build == OE_COMPAT_BUILD;
+    if (!s)
+      std::printf("fixtures written by a %s build on a CPU with [%s]; this is a %s build on [%s]: comparing within "
+                  "tolerances\n",
+                  build.c_str(), flags.c_str(), OE_COMPAT_BUILD, cpu_flags().c_str());
     return s;
   }();
   return same;
@@ -114,7 +119,9 @@ TEST_P(CompatEmbed, SameLinesAndVectors) {
     g.erase("seconds");
     for (const char* key : {"index", "id", "role", "n_tokens", "truncated", "fusion"}) {
       EXPECT_EQ(w.contains(key), g.contains(key)) << what << ": " << key;
-      if (w.contains(key) && g.contains(key)) EXPECT_EQ(w[key], g[key]) << what << ": " << key;
+      if (w.contains(key) && g.contains(key)) {
+        EXPECT_EQ(w[key], g[key]) << what << ": " << key;
+      }
     }
     if (w.contains("error")) {
       ASSERT_TRUE(g.contains("error")) << what;
@@ -160,12 +167,15 @@ void expect_same_hits(const fs::path& fixture, const std::string& out) {
     const std::string what = fmt::format("{} hit {}", fixture.filename().string(), i + 1);
     for (const char* key : {"rank", "path", "modality", "segment", "start", "end", "unit", "preview", "key"}) {
       EXPECT_EQ(want[i].contains(key), got[i].contains(key)) << what << ": " << key;
-      if (want[i].contains(key) && got[i].contains(key)) EXPECT_EQ(want[i][key], got[i][key]) << what << ": " << key;
+      if (want[i].contains(key) && got[i].contains(key)) {
+        EXPECT_EQ(want[i][key], got[i][key]) << what << ": " << key;
+      }
     }
-    if (same_cpu_kind())
+    if (same_cpu_kind()) {
       EXPECT_EQ(want[i]["score"], got[i]["score"]) << what;
-    else
+    } else {
       EXPECT_NEAR(want[i]["score"].get<double>(), got[i]["score"].get<double>(), 1e-4) << what;
+    }
   }
 }
 

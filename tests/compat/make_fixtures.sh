@@ -2,7 +2,8 @@
 # Writes tests/compat/data: what the omni-embed binary BUILD/tools/cli/omni-embed gives for a fixed set of items,
 # so later changes can be held to it (tests/compat/compat_test.cc).
 #
-#   tests/compat/make_fixtures.sh BUILD_DIR
+#   tests/compat/make_fixtures.sh BUILD_DIR      (a Release build; OE_FIXTURE_COMMIT names the commit it was built
+#                                                 from, default HEAD)
 #
 # - media/: small generated media (a PNG, a 22.05 kHz WAV, a video with sound, a silent video), kept in the
 #   repository so the fixtures never depend on an encoder's version;
@@ -11,7 +12,8 @@
 #   (fp32 on tiny-f32 seed 1, bf16 on tiny-bf16 seed 2), without the timing field;
 # - index-format1/, index-late-format1/: index folders (catalog only) built from manifest.jsonl, and
 #   search-*.jsonl: `search --format json` over them;
-# - cpu.txt: the CPU features that decide the kernels' rounding on the machine that wrote them.
+# - cpu.txt: what decides the kernels' rounding: the CPU features of the machine that wrote them and the build type
+#   (an optimised build contracts multiply-adds that a debug build does not).
 # Everything is made under /tmp/omni-embed-compat, so the paths an index records are the same on every machine.
 set -euo pipefail
 BUILD=$(cd "$1" && pwd)
@@ -100,7 +102,10 @@ done
   -k 10 --format json > "$OUT/search-late-video.jsonl"
 
 {
-  echo "# written by tests/compat/make_fixtures.sh at commit $(git -C "$SRC" rev-parse --short HEAD)"
+  echo "# written by tests/compat/make_fixtures.sh with the binary of commit ${OE_FIXTURE_COMMIT:-$(git -C "$SRC" rev-parse --short HEAD)}"
+  build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+  grep -q '^OE_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" && build_type="$build_type+sanitize"
+  echo "build=$build_type"
   echo "flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512_bf16|avx512_vnni|amx_bf16|amx_tile)$' | sort | tr '\n' ' ' | sed 's/ $//')"
 } > "$OUT/cpu.txt"
 rm -rf "$WORK"
