@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "media/video.h"
+#include "model/embed_options.h"
+
 namespace oe::bench {
 
 struct BenchArgs {
@@ -18,10 +21,10 @@ struct BenchArgs {
   std::string video = "10,60";      // seconds of 640×360 video with sound
   std::string video_fusion = "separate,interleaved";
   bool video_sweep = false;         // the paper's sequence-length experiment on a 60 s clip
-  // internal (sweep children): the video budget of this run
-  int64_t video_max_pixels = 50'176;
-  double fps = 2.0;
-  double audio_max_seconds = 128;
+  // internal (sweep children): the video budget of this run (the model card's by default)
+  int64_t video_max_pixels = media::VideoOptions{}.max_pixels;
+  double fps = media::VideoOptions{}.fps;
+  double audio_max_seconds = model::EmbedOptions{}.audio_max_seconds;
   std::string dtypes = "bf16,fp32";
   std::string bf16_gemm = "auto";   // comma-separated bf16 GEMM kernels (a child takes one)
   int threads = 0;

@@ -1,6 +1,8 @@
 // The result tables and the --report file of omni-embed-bench (report.h).
 #include "report.h"
 
+#include "args.h"
+
 #include <algorithm>
 #include <iterator>
 #include <cstdio>
@@ -79,11 +81,14 @@ Rows rows_with(const Rows& rows, const char* field) {
   return out;
 }
 
+// The video budget of a row written without one (the model card's).
+const BenchArgs DEFAULTS;
+
 std::string text_key(const json& r) { return std::to_string(r.value("tokens", int64_t{0})); }
 std::string video_key(const json& r) {
   return fmt::format("{}|{}|{}|{}|{}", r.value("video_seconds", int64_t{0}), r.value("fusion", ""),
-                     r.value("video_max_pixels", int64_t{50176}), r.value("fps", 2.0),
-                     r.value("audio_max_seconds", 128.0));
+                     r.value("video_max_pixels", DEFAULTS.video_max_pixels), r.value("fps", DEFAULTS.fps),
+                     r.value("audio_max_seconds", DEFAULTS.audio_max_seconds));
 }
 
 // Text items, one row per measurement; peers get their time ratio to omni-embed bf16 at the same length.
@@ -166,8 +171,9 @@ void print_video_table(const Rows& rows) {
     std::printf("%-20s %-5s %5s %-11s %7lld %4g %5g %7lld %7.1f %8.2f %7.2f %8.2f %7.2f %7.2f %6s %9s %s\n",
                 name_of(r).c_str(), r.value("dtype", "").c_str(),
                 fmt::format("{} s", r.value("video_seconds", int64_t{0})).c_str(), r.value("fusion", "").c_str(),
-                static_cast<long long>(r.value("video_max_pixels", int64_t{50176})), r.value("fps", 2.0),
-                r.value("audio_max_seconds", 128.0), static_cast<long long>(r.value("tokens", int64_t{0})),
+                static_cast<long long>(r.value("video_max_pixels", DEFAULTS.video_max_pixels)),
+                r.value("fps", DEFAULTS.fps), r.value("audio_max_seconds", DEFAULTS.audio_max_seconds),
+                static_cast<long long>(r.value("tokens", int64_t{0})),
                 media_tokens_per_s, r.value("seconds_median", 0.0), r.value("decode_seconds", 0.0),
                 r.value("vision_seconds", 0.0), r.value("audio_encoder_seconds", 0.0), r.value("decoder_seconds", 0.0),
                 percent_cell(r).c_str(), rss_cell(r).c_str(), ratio_cell(r, ours, video_key).c_str());

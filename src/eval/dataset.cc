@@ -16,8 +16,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::set<std::string> MODES = {"all", "text", "image", "audio", "video"};
-
 // Keeps only the content of `mode`; false when nothing is left.
 bool restrict_to(ingest::SourceSpec& s, const std::string& mode) {
   if (mode == "all") return true;
@@ -106,7 +104,7 @@ void read_dataset(const DatasetOptions& o, const fs::path& corpus_path, const fs
 DatasetRun run_dataset(const pipeline::Encoder& encoder, const std::string& model_name, const DatasetOptions& o,
                        const DatasetProgress& progress) {
   Timer timer;
-  if (!MODES.count(o.modality))
+  if (std::find(MODALITY_MODES.begin(), MODALITY_MODES.end(), o.modality) == MODALITY_MODES.end())
     throw InvalidInput(fmt::format("modality '{}': expected all, text, image, audio or video", o.modality));
   const fs::path corpus_path = o.dataset / "corpus.jsonl", queries_path = o.dataset / "queries.jsonl",
                  qrels_path = o.dataset / "qrels" / (o.split + ".tsv");

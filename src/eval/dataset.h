@@ -23,6 +23,9 @@
 
 namespace oe::eval {
 
+// The modality modes of an evaluation: "all" and the four kinds of content.
+inline const std::vector<std::string> MODALITY_MODES = {"all", "text", "image", "audio", "video"};
+
 struct DatasetOptions {
   std::filesystem::path dataset;
   std::string split = "test";

@@ -204,7 +204,7 @@ VerbRunner register_eval(CLI::App& app) {
                   "What of each corpus item to embed, comma separated for one row per mode: all, text, image, audio, "
                   "video")
       ->delimiter(',')
-      ->check(CLI::IsMember({"all", "text", "image", "audio", "video"}))
+      ->check(CLI::IsMember(eval::MODALITY_MODES))
       ->capture_default_str();
   sub->add_option("--late-weight", a->late_weight,
                   "With --fusion late: a video document's score is W · frames score + (1 − W) · sound score")
