@@ -1,5 +1,7 @@
 #include "eval/trec.h"
 
+#include "io/read.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cerrno>
@@ -81,8 +83,10 @@ template <typename F>
 void for_each_content_line(std::istream& in, const std::string& name, F&& f) {
   std::string line;
   int64_t number = 0;
-  while (std::getline(in, line)) {
-    ++number;
+  // Lines of run and qrels files are short; a longer one is not such a file (and is never read whole).
+  const io::ReadCap cap{io::MiB, "line"};
+  while (io::read_line(in, line, cap, name, number + 1)) {
+    if (++number == 1) io::strip_utf8_bom(line);
     if (line.find('\0') != std::string::npos) throw InvalidInput(fmt::format("{}:{}: holds a NUL byte", name, number));
     std::string_view content = trim(line);
     if (content.empty() || content.front() == '#') continue;
@@ -93,8 +97,7 @@ void for_each_content_line(std::istream& in, const std::string& name, F&& f) {
 }
 
 std::ifstream open_input(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw IoError(fmt::format("{}: is a folder, expected a file", path.string()));
+  io::check_regular_file(path);  // a folder, a FIFO or /dev/zero is refused before any read
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(fmt::format("{}: cannot open: {}", path.string(), std::strerror(errno)));
   return in;

@@ -33,12 +33,13 @@ SourceSpec entry_source(pipeline::EmbedItem item, const fs::path& manifest, cons
   return s;
 }
 
-void read_manifest(const fs::path& manifest, Discovery& d) {
+void read_manifest(const fs::path& manifest, int64_t max_line_bytes, Discovery& d) {
   const std::string origin = absolute_string(manifest);
   pipeline::ItemFormat format;
   format.base = fs::path(origin).parent_path();
   format.role = text::Role::Document;
   format.catalogued = true;
+  format.max_line_bytes = max_line_bytes;
   try {
     pipeline::read_item_lines(manifest, format, [&](pipeline::ItemLine line) {
       if (!line.item) {
@@ -47,8 +48,10 @@ void read_manifest(const fs::path& manifest, Discovery& d) {
       }
       d.sources.push_back(entry_source(std::move(*line.item), manifest, origin, line.canonical));
     });
-  } catch (const IoError&) {
-    d.errors.push_back(fmt::format("{}: cannot open the manifest", manifest.string()));
+  } catch (const IoError& e) {
+    d.errors.push_back(fmt::format("cannot read the manifest: {}", e.what()));
+  } catch (const InvalidInput& e) {
+    d.errors.push_back(fmt::format("{} (the entries after it are not read)", e.what()));
   }
 }
 
@@ -103,7 +106,7 @@ std::optional<Modality> modality_of_file(const fs::path& path) {
   return it->second;
 }
 
-Discovery discover(const std::vector<fs::path>& inputs, const fs::path& skip) {
+Discovery discover(const std::vector<fs::path>& inputs, const fs::path& skip, int64_t max_line_bytes) {
   Discovery d;
   const std::string skip_abs = skip.empty() ? "" : absolute_string(skip);
   for (const auto& input : inputs) {
@@ -119,7 +122,7 @@ Discovery discover(const std::vector<fs::path>& inputs, const fs::path& skip) {
           ++d.ignored;
       }
     } else if (input.extension() == ".jsonl") {
-      read_manifest(input, d);
+      read_manifest(input, max_line_bytes, d);
     } else if (const auto m = modality_of_file(input)) {
       d.sources.push_back(file_source(input, *m, origin));
     } else {

@@ -39,7 +39,8 @@ std::optional<Modality> modality_of_file(const std::filesystem::path& path);
 
 // Walks folders (sorted, hidden entries and `skip` excluded), takes single files as they are, and reads *.jsonl
 // inputs as manifests (media paths relative to the manifest's folder; ids required and unique; a BEIR corpus line's
-// title joined to its text). InvalidInput when an input does not exist.
-Discovery discover(const std::vector<std::filesystem::path>& inputs, const std::filesystem::path& skip = {});
+// title joined to its text; lines of at most `max_line_bytes`). InvalidInput when an input does not exist.
+Discovery discover(const std::vector<std::filesystem::path>& inputs, const std::filesystem::path& skip = {},
+                   int64_t max_line_bytes = pipeline::ItemFormat{}.max_line_bytes);
 
 }  // namespace oe::ingest

@@ -1,5 +1,7 @@
 #include "io/hash.h"
 
+#include "io/read.h"
+
 #include <openssl/evp.h>
 
 #include <cerrno>
@@ -30,6 +32,7 @@ Sha256& Sha256::update(const void* data, size_t n) {
 }
 
 Sha256& Sha256::update_file(const std::filesystem::path& path) {
+  check_regular_file(path);  // a FIFO or /dev/zero would block or never end
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw IoError(fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
   std::vector<char> buf(1 << 20);

@@ -18,7 +18,7 @@ class Sha256 {
 
   Sha256& update(const void* data, size_t n);
   Sha256& update(std::string_view s) { return update(s.data(), s.size()); }
-  // Feeds the file's bytes; IoError naming the file when it cannot be read.
+  // Feeds the file's bytes; IoError naming the file when it cannot be read or is not a regular file.
   Sha256& update_file(const std::filesystem::path& path);
   // Lower-case hex of the digest; the object cannot be updated afterwards.
   std::string hex();

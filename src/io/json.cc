@@ -1,5 +1,7 @@
 #include "io/json.h"
 
+#include "io/read.h"
+
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -32,18 +34,7 @@ std::pair<size_t, size_t> line_column(const std::string& text, size_t pos) {
 
 }  // namespace
 
-std::string read_text_file(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    throw IoError(fmt::format("{}: is a folder, expected a file", path.string()));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(fmt::format("{}: cannot open: {}", path.string(), std::strerror(errno)));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw IoError(fmt::format("{}: read failed", path.string()));
-  return ss.str();
-}
+std::string read_text_file(const std::filesystem::path& path) { return read_file(path, JSON_FILE_CAP); }
 
 void write_text_file(const std::filesystem::path& path, const std::string& text) {
   AtomicFile f(path);

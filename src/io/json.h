@@ -13,7 +13,8 @@ namespace oe::io {
 nlohmann::json read_json_file(const std::filesystem::path& path);
 // Writes pretty JSON atomically (tmp + rename).
 void write_json_file(const std::filesystem::path& path, const nlohmann::json& j);
-// Whole file as a string; IoError naming the path when unreadable.
+// Whole file as a string: a regular file of at most 64 MiB (io/read.h JSON_FILE_CAP); IoError naming the path when
+// unreadable or not a regular file, InvalidInput when larger.
 std::string read_text_file(const std::filesystem::path& path);
 void write_text_file(const std::filesystem::path& path, const std::string& text);
 

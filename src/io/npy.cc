@@ -4,6 +4,8 @@
 // starts at a multiple of 64 bytes; then the array bytes in C order.
 #include "io/npy.h"
 
+#include "io/read.h"
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -184,6 +186,7 @@ void write_npy(const fs::path& path, const Tensor& t) {
 
 Tensor read_npy(const fs::path& path) {
   const std::string file = path.string();
+  check_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   std::error_code ec;
   if (!in || fs::is_directory(path, ec)) throw IoError(fmt::format("{}: cannot open: {}", file, std::strerror(errno)));

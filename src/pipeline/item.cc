@@ -1,9 +1,9 @@
 #include "pipeline/item.h"
 
-#include <fstream>
 #include <set>
 
 #include "core/error.h"
+#include "io/read.h"
 
 namespace oe::pipeline {
 namespace {
@@ -11,7 +11,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// "image": "PATH" or ["PATH", ...] (null: none, in a catalogued entry); relative paths are relative to `base`.
+// "image": "PATH" or ["PATH", ...] (null: none); relative paths are relative to `base`.
 std::vector<fs::path> media_paths(const json& v, const char* key, const ItemFormat& format) {
   std::vector<fs::path> out;
   auto add = [&](const json& e) {
@@ -22,11 +22,14 @@ std::vector<fs::path> media_paths(const json& v, const char* key, const ItemForm
   };
   if (v.is_array()) {
     for (const auto& e : v) add(e);
-  } else if (!(v.is_null() && format.catalogued)) {
+  } else if (!v.is_null()) {
     add(v);
   }
   return out;
 }
+
+// A key with a value: null is the same as absent.
+bool has(const json& entry, const char* key) { return entry.contains(key) && !entry[key].is_null(); }
 
 std::string strip(const std::string& s) {
   const size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
@@ -35,7 +38,7 @@ std::string strip(const std::string& s) {
 
 // A manifest entry's id: "id", else BEIR's "_id"; a string or an integer, not empty.
 json catalogue_id(const json& entry) {
-  const json* id = entry.contains("id") ? &entry["id"] : entry.contains("_id") ? &entry["_id"] : nullptr;
+  const json* id = has(entry, "id") ? &entry["id"] : has(entry, "_id") ? &entry["_id"] : nullptr;
   if (!id || !(id->is_string() || id->is_number_integer()))
     throw InvalidInput("every entry needs an \"id\" (a string or an integer)");
   const std::string s = id->is_string() ? id->get<std::string>() : std::to_string(id->get<int64_t>());
@@ -46,10 +49,9 @@ json catalogue_id(const json& entry) {
 // BEIR's text: the title and the text joined with a space, stripped (as BEIR's loader and MTEB do).
 std::string catalogue_text(const json& entry) {
   for (const char* k : {"title", "text"})
-    if (entry.contains(k) && !entry[k].is_string() && !entry[k].is_null())
-      throw InvalidInput(fmt::format("\"{}\" must be a string", k));
-  const std::string title = entry.contains("title") && entry["title"].is_string() ? entry["title"].get<std::string>() : "";
-  const std::string body = entry.contains("text") && entry["text"].is_string() ? entry["text"].get<std::string>() : "";
+    if (has(entry, k) && !entry[k].is_string()) throw InvalidInput(fmt::format("\"{}\" must be a string", k));
+  const std::string title = has(entry, "title") ? entry["title"].get<std::string>() : "";
+  const std::string body = has(entry, "text") ? entry["text"].get<std::string>() : "";
   return strip(title.empty() ? body : title + " " + body);
 }
 
@@ -85,18 +87,19 @@ EmbedItem parse_item(const json& entry, const ItemFormat& format) {
   EmbedItem it;
   if (format.catalogued) {
     it.id = catalogue_id(entry);
-  } else if (entry.contains("id")) {
+  } else if (has(entry, "id")) {
     it.id = entry["id"];
   }
-  it.role = format.role ? *format.role : text::parse_role(entry.value("role", "document"));
+  it.role = format.role ? *format.role : has(entry, "role") ? text::parse_role(entry["role"].get<std::string>())
+                                                             : text::Role::Document;
   if (entry.contains("image")) it.images = media_paths(entry["image"], "image", format);
   if (entry.contains("audio")) it.audios = media_paths(entry["audio"], "audio", format);
   if (entry.contains("video")) it.videos = media_paths(entry["video"], "video", format);
   if (format.catalogued) {
     it.text = catalogue_text(entry);
-    if (it.text.empty() && !it.has_media() && !entry.contains("text"))
+    if (it.text.empty() && !it.has_media() && !has(entry, "text"))
       throw InvalidInput("the entry has no \"text\", \"image\", \"audio\" or \"video\"");
-  } else if (entry.contains("text")) {
+  } else if (has(entry, "text")) {
     if (!entry["text"].is_string()) throw InvalidInput("\"text\" must be a string");
     it.text = entry["text"].get<std::string>();
   } else if (it.role == text::Role::Query && !it.has_media()) {
@@ -106,11 +109,11 @@ EmbedItem parse_item(const json& entry, const ItemFormat& format) {
 }
 
 void read_item_lines(const fs::path& file, const ItemFormat& format, const std::function<void(ItemLine)>& take) {
-  std::ifstream in(file);
-  if (!in) throw IoError(fmt::format("cannot open {}", file.string()));
+  io::LineReader in(file, io::ReadCap{static_cast<uint64_t>(format.max_line_bytes), "JSONL line", "--max-text-bytes"});
   std::set<std::string> ids;
   std::string line;
-  for (int64_t n = 1; std::getline(in, line); ++n) {
+  while (in.next(line)) {
+    const int64_t n = in.line_number();
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     ItemLine out;
     out.line = n;

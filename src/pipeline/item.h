@@ -43,6 +43,8 @@ struct ItemFormat {
   // is refused. Otherwise (`embed --input`) the text is taken as it is, "id" is any JSON value echoed back, and an
   // item with nothing is an empty document.
   bool catalogued = false;
+  // The longest line read (--max-text-bytes): a longer one is an error of its own, the lines after it are read.
+  int64_t max_line_bytes = int64_t{64} << 20;
 };
 
 // InvalidInput saying what is wrong with the entry (a query with nothing to embed, a media path that is not a
@@ -51,7 +53,9 @@ EmbedItem parse_item(const nlohmann::json& entry, const ItemFormat& format);
 
 // Reads a JSONL file of items, calling `take` for every line that is not blank, in order, with its 1-based line
 // number and either the item or the reason it is not one ("FILE line N: not valid JSON (...)", "FILE line N: ...").
-// A catalogued file's ids must be unique. IoError when the file cannot be read.
+// A catalogued file's ids must be unique. A value null is the same as an absent key. IoError when the file cannot be
+// read or is not a regular file; InvalidInput for a line longer than format.max_line_bytes (the file's reading
+// stops there: what follows the cut is not a line).
 struct ItemLine {
   int64_t line = 0;
   std::optional<EmbedItem> item;

@@ -1,5 +1,7 @@
 #include "text/tokenizer.h"
 
+#include "io/read.h"
+
 #include <array>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -27,13 +29,8 @@ struct AddedToken {
 
 std::string read_file(const std::filesystem::path& path) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) throw IoError("no such file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot open the file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw IoError("error while reading the file");
-  return std::move(ss).str();
+  if (!std::filesystem::exists(path, ec)) throw IoError("no such file");
+  return io::read_file(path, io::JSON_FILE_CAP);
 }
 
 // A short rendering of a JSON value for messages.

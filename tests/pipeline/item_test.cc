@@ -40,7 +40,11 @@ TEST(EmbedItem, EmbedLinesKeepTheTextAndEchoTheId) {
   EXPECT_EQ(parse_item(json::parse("{}"), f).modality(), Modality::Text);
   EXPECT_EQ(error_of(json::parse(R"({"role": "query"})"), f), "a query needs \"text\", \"image\", \"audio\" or \"video\"");
   EXPECT_EQ(error_of(json::parse(R"({"text": 3})"), f), "\"text\" must be a string");
-  EXPECT_EQ(error_of(json::parse(R"({"image": null})"), f), "\"image\" must be a file path or a list of file paths");
+  EXPECT_EQ(error_of(json::parse(R"({"image": 3})"), f), "\"image\" must be a file path or a list of file paths");
+  // null is the same as an absent key, in every format.
+  EXPECT_EQ(parse_item(json::parse(R"({"text": null, "image": null})"), f).modality(), Modality::Text);
+  EXPECT_EQ(error_of(json::parse(R"({"role": "query", "text": null})"), f),
+            "a query needs \"text\", \"image\", \"audio\" or \"video\"");
   EXPECT_EQ(error_of(json::parse("[1]"), f), "expected a JSON object");
 }
 
@@ -61,6 +65,9 @@ TEST(EmbedItem, CatalogueLinesNeedAnIdAndJoinTheTitle) {
   EXPECT_EQ(error_of(json::parse(R"({"text": "x"})"), f), "every entry needs an \"id\" (a string or an integer)");
   EXPECT_EQ(error_of(json::parse(R"({"id": ""})"), f), "\"id\" is empty");
   EXPECT_EQ(error_of(json::parse(R"({"id": "a"})"), f), "the entry has no \"text\", \"image\", \"audio\" or \"video\"");
+  // "text": null is no text, as in `embed --input` (before, it was indexed as an empty document).
+  EXPECT_EQ(error_of(json::parse(R"({"id": "a", "text": null})"), f),
+            "the entry has no \"text\", \"image\", \"audio\" or \"video\"");
   EXPECT_EQ(error_of(json::parse(R"({"id": "a", "title": 1})"), f), "\"title\" must be a string");
 }
 

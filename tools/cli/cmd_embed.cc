@@ -28,6 +28,7 @@ struct EmbedArgs {
   std::string dump_inputs;
   pipeline::EmbedOptions options;
   int64_t batch_tokens = 2048;
+  int64_t max_text_bytes = pipeline::ItemFormat{}.max_line_bytes;
   std::vector<std::string> images;
   std::vector<std::string> audios;
   std::vector<std::string> videos;
@@ -102,6 +103,7 @@ int run_embed(const EmbedArgs& a) {
   if (!a.input.empty()) {
     pipeline::ItemFormat format;
     format.base = std::filesystem::path(a.input).parent_path();
+    format.max_line_bytes = a.max_text_bytes;
     pipeline::read_item_lines(a.input, format, [&](pipeline::ItemLine l) { lines.push_back(std::move(l)); });
   }
   if (items.empty() && lines.empty())
@@ -203,6 +205,9 @@ VerbRunner register_embed(CLI::App& app) {
                   "input_features.npy [n,128,frames] and feature_attention_mask.npy [n,frames]; with videos "
                   "pixel_values_videos.npy, video_grid_thw.npy, video_second_per_grid.npy and use_audio_in_video.npy "
                   "(late fusion: the sound view in DIR/<index>-audio)");
+  sub->add_option("--max-text-bytes", a->max_text_bytes, "Longest line of an --input file, in bytes")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   sub->add_option("--batch-tokens", a->batch_tokens, "Pack items into one forward pass up to this many tokens")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
