@@ -52,7 +52,7 @@ void add_options(CLI::App& app, BenchArgs& a) {
                  "Comma-separated kernels for the bf16 rows, each in its own run: auto (the project's AMX GEMM where "
                  "the CPU has AMX, else oneDNN), onednn, amx")
       ->capture_default_str();
-  app.add_option("--threads", a.threads, "Threads (default: all cores)");
+  app.add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(0, MAX_THREADS));
   app.add_option("--repeats", a.repeats, "Timed runs per length (after one validated warm-up)")->capture_default_str();
   app.add_option("--peers", a.peers, "Peers to run in the same invocation: torch, llama.cpp, none")
       ->capture_default_str();

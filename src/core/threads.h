@@ -4,9 +4,11 @@
 
 namespace oe {
 
+inline constexpr int MAX_THREADS = 1024;
+
 // Number of hardware threads available to this process (sched affinity aware).
 int hardware_threads();
-// Sets the OpenMP pool size; n <= 0 means hardware_threads().
+// Sets the OpenMP pool size; 0 means hardware_threads(). InvalidInput outside [0, MAX_THREADS].
 void set_num_threads(int n);
 int num_threads();
 

@@ -1,14 +1,13 @@
 #include "ingest/indexer.h"
 
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "ingest/segments.h"
 #include "io/hash.h"
+#include "io/read.h"
 #include "pipeline/views.h"
 
 namespace oe::ingest {
@@ -16,19 +15,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr uintmax_t MAX_TEXT_FILE_BYTES = 64ull << 20;
-
 }  // namespace
 
-std::string read_text_source(const fs::path& file) {
-  std::error_code ec;
-  if (fs::file_size(file, ec) > MAX_TEXT_FILE_BYTES)
-    throw InvalidInput(fmt::format("text file larger than {} MiB", MAX_TEXT_FILE_BYTES >> 20));
-  std::ifstream in(file, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (!in) throw IoError("cannot read the file");
-  std::string text = ss.str();
+std::string read_text_source(const fs::path& file, int64_t max_bytes) {
+  std::string text =
+      io::read_file(file, io::ReadCap{static_cast<uint64_t>(max_bytes), "text file", "--max-text-bytes"});
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw InvalidInput("the text file is empty");
   return text;
 }
@@ -69,6 +60,7 @@ int64_t Indexer::queue_segment(index::Segment segment, std::vector<pipeline::Pre
     group.push_back(std::move(v.input));
     batcher_.add(std::move(group), [&p, slot](std::vector<model::Embedding> e, double) {
       if (p.failed) return;
+      if (!e.front().error.empty()) p.vector_error = e.front().error;
       p.segments[slot].vector = std::move(e.front().vector);
       p.segments[slot].n_tokens = e.front().n_tokens;
     });
@@ -138,7 +130,7 @@ int64_t Indexer::queue_whole(const SourceSpec& spec, const std::string& text, Pe
 
 int64_t Indexer::queue_source(const SourceSpec& spec, Pending& p,
                               const std::function<void(const std::string&)>& progress) {
-  const std::string text = spec.text_from_file ? read_text_source(spec.file) : spec.item.text;
+  const std::string text = spec.text_from_file ? read_text_source(spec.file, options_.max_text_bytes) : spec.item.text;
   const pipeline::EmbedItem& it = spec.item;
   if (it.audios.size() == 1 && it.images.empty() && it.videos.empty() && store_.settings().media_window > 0)
     return queue_audio_windows(spec, text, p, progress);
@@ -151,6 +143,13 @@ void Indexer::commit(IndexReport& report) {
   if (pending_.empty()) return;
   std::vector<index::Store::SourceUpdate> updates;
   for (Pending& p : pending_) {
+    if (p.record.status == "ok" && !p.vector_error.empty()) {  // never stored as if it were good
+      report.failures.emplace_back(p.record.path, p.vector_error);
+      ++report.failed;
+      p.record.status = "failed";
+      p.record.error = p.vector_error;
+      p.segments.clear();
+    }
     if (p.record.status == "ok") {
       (p.existed ? report.updated : report.added) += 1;
       report.segments += static_cast<int64_t>(p.segments.size());
@@ -204,6 +203,8 @@ IndexReport Indexer::run(const Discovery& found, const IndexProgress& progress) 
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::Internal) throw;
       fail(e.what());
+    } catch (const std::bad_alloc&) {
+      fail("out of memory while decoding and preparing it (lower the media budgets)");
     }
     if (queued >= options_.batch_tokens) {
       commit(report);

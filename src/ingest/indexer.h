@@ -27,6 +27,7 @@ struct IndexerOptions {
   int64_t batch_tokens = 4096;  // tokens per forward pass (and per committed batch of sources)
   bool prune = false;           // remove stored sources of these origins that were not found
   text::Role role = text::Role::Document;
+  int64_t max_text_bytes = int64_t{64} << 20;  // the largest text file embedded (--max-text-bytes)
 };
 
 struct IndexReport {
@@ -49,7 +50,8 @@ class Indexer {
     index::SourceRecord record;
     std::vector<index::Segment> segments;
     bool existed = false;
-    bool failed = false;  // its queued vectors are dropped
+    bool failed = false;       // its queued vectors are dropped
+    std::string vector_error;  // a segment gave no usable vector: the source fails when it is committed
   };
   // SHA-256 over what is embedded and how it is cut; sets record.size for a file. Errors of reading propagate.
   std::string content_hash(const SourceSpec& spec, index::SourceRecord& record) const;
@@ -73,7 +75,7 @@ class Indexer {
   std::deque<Pending> pending_;  // stable addresses: queued vectors are written into them
 };
 
-// Reads a text source's file (at most 64 MiB; InvalidInput for an empty one).
-std::string read_text_source(const std::filesystem::path& file);
+// Reads a text source's file: a regular file of at most `max_bytes` (InvalidInput beyond, or for an empty one).
+std::string read_text_source(const std::filesystem::path& file, int64_t max_bytes);
 
 }  // namespace oe::ingest

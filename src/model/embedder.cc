@@ -114,6 +114,8 @@ std::vector<media::LogMel> Embedder::audio_features(const std::vector<AudioClip>
     const int64_t n = static_cast<int64_t>(clip.samples.size());
     const int64_t frames = media::audio_valid_frames(n, config);
     if (n == 0) throw InvalidInput(fmt::format("{}: the audio has no samples", clip.name));
+    for (float x : clip.samples)
+      if (!std::isfinite(x)) throw InvalidInput(fmt::format("{}: the audio holds NaN or infinite samples", clip.name));
     if (media::audio_token_count(frames) < 1)
       throw InvalidInput(fmt::format("{}: {} audio samples ({:.3f} s) are too short to embed: at least {} samples at "
                                      "{} Hz (3 mel frames) make one audio token",
@@ -441,10 +443,15 @@ std::vector<Embedding> Embedder::embed_prepared(const std::vector<PreparedInput>
     }
     norm = std::sqrt(norm);
     Embedding e;
-    e.vector.resize(static_cast<size_t>(d));
-    for (int64_t j = 0; j < d; ++j)
-      e.vector[static_cast<size_t>(j)] = static_cast<float>(norm > 0 ? acc[static_cast<size_t>(j)] / norm : 0.0);
     e.n_tokens = n;
+    if (std::isfinite(norm) && norm > 0) {
+      e.vector.resize(static_cast<size_t>(d));
+      for (int64_t j = 0; j < d; ++j) e.vector[static_cast<size_t>(j)] = static_cast<float>(acc[static_cast<size_t>(j)] / norm);
+    } else {
+      e.error = std::isfinite(norm) ? "the model gave an all-zero vector for the item (its weights are not usable)"
+                                    : "the model gave NaN or infinite values for the item (non-finite values in its "
+                                      "input or in the model's weights); no vector is stored for it";
+    }
     e.truncated = items[s].truncated || items[s].audio_truncated || items[s].video_truncated;
     out.push_back(std::move(e));
   }
@@ -456,7 +463,9 @@ Embedding Embedder::embed(const EmbedRequest& request) const {
   PreparedInput p = prepare(request);
   if (p.truncated)
     log_warn("input of {} tokens truncated to {} (the model's context limit)", p.original_tokens, p.n_tokens());
-  return embed_prepared({p}).front();
+  Embedding e = embed_prepared({p}).front();
+  if (!e.error.empty()) throw InvalidInput(e.error);
+  return e;
 }
 
 }  // namespace oe::model

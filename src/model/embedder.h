@@ -66,6 +66,9 @@ struct Embedding {
   std::vector<float> vector;  // [out_dim], unit length
   int64_t n_tokens = 0;
   bool truncated = false;
+  // Set when the item gave no usable vector (NaN or infinite values, from its input or from the weights); `vector`
+  // is then empty and must not be used. Callers report it as the item's failure.
+  std::string error;
 };
 
 // Where the time of embed_prepared went (seconds), for benchmarks and --verbose output.
@@ -97,6 +100,7 @@ class Embedder {
                                         const LayerObserver& observer = {}, EmbedTimings* timings = nullptr,
                                         std::vector<float>* vision_out = nullptr,
                                         std::vector<float>* audio_out = nullptr) const;
+  // One item; InvalidInput when it gives no usable vector (Embedding::error).
   Embedding embed(const EmbedRequest& request) const;
 
   const Model& model() const { return *model_; }

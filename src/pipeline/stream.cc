@@ -25,10 +25,15 @@ void ItemStream::add(EmbedItem item) {
     if (e.kind() == ErrorKind::Internal) throw;
     slot.result.error = e.what();
     slot.ready = true;
+  } catch (const std::bad_alloc&) {
+    slot.result.error = "out of memory while decoding and preparing the item (lower the media budgets)";
+    slot.ready = true;
   }
   if (!group.empty() && slot.result.ok()) {
     batcher_.add(std::move(group), [&slot](std::vector<model::Embedding> vectors, double seconds) {
-      slot.result.vectors = std::move(vectors);
+      for (const auto& v : vectors)
+        if (!v.error.empty()) slot.result.error = v.error;
+      if (slot.result.ok()) slot.result.vectors = std::move(vectors);
       slot.result.seconds = seconds;
       slot.ready = true;
     });

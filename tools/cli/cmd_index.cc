@@ -30,6 +30,7 @@ struct IndexArgs {
   int64_t text_overlap = 64;
   double media_window = 30, media_overlap = 0;
   int64_t batch_tokens = 4096;
+  int64_t max_text_bytes = ingest::IndexerOptions{}.max_text_bytes;
   std::string format = "table";
 };
 
@@ -60,7 +61,7 @@ int run_index(const IndexArgs& a) {
                                    a.media_window, a.options.model.audio_max_seconds));
   a.options.validate();
   std::vector<fs::path> inputs(a.inputs.begin(), a.inputs.end());
-  ingest::Discovery found = ingest::discover(inputs, a.index);
+  ingest::Discovery found = ingest::discover(inputs, a.index, a.max_text_bytes);
   for (const auto& e : found.errors) log_warn("{}", e);
 
   const pipeline::Encoder encoder(load_model(a.model), a.options);
@@ -81,6 +82,7 @@ int run_index(const IndexArgs& a) {
   ingest::IndexerOptions io;
   io.batch_tokens = a.batch_tokens;
   io.prune = a.prune;
+  io.max_text_bytes = a.max_text_bytes;
   ingest::Indexer indexer(encoder, *store, io);
   Progress progress("indexing", static_cast<int64_t>(found.sources.size()));
   auto report = indexer.run(found, [&](int64_t done, int64_t total, const std::string& current) {
@@ -163,6 +165,10 @@ VerbRunner register_index(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--media-overlap", a->media_overlap, "Seconds shared by consecutive audio segments")
       ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  sub->add_option("--max-text-bytes", a->max_text_bytes,
+                  "Largest text file, and longest manifest line, in bytes (larger ones are reported and skipped)")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   sub->add_option("--batch-tokens", a->batch_tokens, "Tokens per forward pass and per committed batch")
       ->check(CLI::PositiveNumber)

@@ -33,7 +33,7 @@ void add_model_options(CLI::App& app, ModelArgs& args) {
                  "Kernel of the bf16 linear layers: auto (the AMX GEMM where the CPU has AMX, else oneDNN), onednn or amx")
       ->check(CLI::IsMember({"auto", "onednn", "amx"}))
       ->capture_default_str();
-  app.add_option("--threads", args.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", args.threads, "Threads (default: all cores)")->check(CLI::Range(0, MAX_THREADS));
 }
 
 void add_embed_options(CLI::App& app, pipeline::EmbedOptions& o) {
@@ -48,6 +48,10 @@ void add_embed_options(CLI::App& app, pipeline::EmbedOptions& o) {
                "Rotate images by their EXIF orientation first (the reference does not)");
   app.add_option("--max-image-pixels", m.image_decode.max_decoded_pixels,
                  "Refuse image files larger than this many pixels before decoding")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-image-bytes", m.image_decode.max_file_bytes,
+                 "Refuse image files larger than this many bytes before reading them")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--audio-max-seconds", m.audio_max_seconds,

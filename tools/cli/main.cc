@@ -1,6 +1,7 @@
 // omni-embed: one binary, one verb per file (cmd_*.cc).
 #include <cstdio>
 #include <map>
+#include <new>
 
 #include "common.h"
 #include "core/error.h"
@@ -29,6 +30,10 @@ int main(int argc, char** argv) {
   } catch (const oe::Error& e) {
     std::fprintf(stderr, "omni-embed: error: %s\n", e.what());
     return e.kind() == oe::ErrorKind::Internal ? 70 : 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "omni-embed: error: out of memory (lower --batch-tokens, the image or video budgets, or the "
+                         "clip length; or free memory)\n");
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "omni-embed: internal error: %s\n", e.what());
     return 70;
