@@ -1,5 +1,9 @@
 #include "io/hub.h"
 
+#include "io/read.h"
+
+#include <algorithm>
+
 #include <cctype>
 #include <cstdlib>
 
@@ -101,11 +105,20 @@ fs::path resolve_model_path(const std::string& model, const std::string& revisio
   std::string folder = "models--" + model;
   for (size_t p = folder.find('/'); p != std::string::npos; p = folder.find('/')) folder.replace(p, 1, "--");
   const fs::path repo = cache / folder;
+  // A revision names a file under refs/ (a branch or tag, which may hold '/'), never a path out of it.
+  const fs::path rev_path(revision);
+  if (revision.empty() || rev_path.is_absolute() ||
+      std::any_of(rev_path.begin(), rev_path.end(), [](const fs::path& part) { return part == ".." || part == "."; }))
+    throw InvalidInput(fmt::format("--revision '{}' is not a branch, tag or commit name", revision));
   const fs::path ref = repo / "refs" / revision;
 
   std::string hash;
   if (fs::is_regular_file(ref, ec)) {
-    hash = trim(read_text_file(ref));
+    hash = trim(read_file(ref, ReadCap{4096, "revision file"}));
+    // The file holds the commit of the snapshot folder; anything else (a path, "../x") is never followed.
+    if (!is_commit_hash(hash))
+      throw InvalidInput(fmt::format("model '{}': {} does not hold a commit hash (40 hex digits); {}", model,
+                                     ref.string(), how_to_get(model)));
   } else if (is_commit_hash(revision) && fs::is_directory(repo / "snapshots" / revision, ec)) {
     hash = revision;
   }

@@ -128,5 +128,23 @@ TEST(Hub, NeitherFolderNorId) {
   EXPECT_NE(error_of((dir / "model.safetensors").string()).find("is a file"), std::string::npos);
 }
 
+// refs/<revision> names a snapshot by its commit; a ref holding anything else (a path out of the cache), or a
+// revision that is a path, is refused and never followed.
+TEST(Hub, RefsThatAreNotCommitsAreNeverFollowed) {
+  HubEnv env;
+  TempDir dir;
+  ScopedEnv hub("HF_HUB_CACHE", (dir / "cache").c_str());
+  make_cached_model(dir / "cache", "models--owner--name");
+  fs::create_directories(dir / "outside");
+  testing::write_bytes(dir / "outside" / "config.json", "{}");
+  testing::write_bytes(dir / "cache" / "models--owner--name" / "refs" / "main", "../../../outside");
+  const std::string m = error_of("owner/name");
+  EXPECT_NE(m.find("does not hold a commit hash"), std::string::npos) << m;
+  EXPECT_NE(error_of("owner/name", "../../../../outside").find("is not a branch, tag or commit name"),
+            std::string::npos);
+  EXPECT_EQ(resolve_model_path("owner/name", "v1"),
+            dir / "cache" / "models--owner--name" / "snapshots" / HASH_V1);  // a good ref still resolves
+}
+
 }  // namespace
 }  // namespace oe::io
