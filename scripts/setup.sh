@@ -17,7 +17,7 @@ PACKAGES=(
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev  # FFmpeg: media decoding
   libsoxr-dev            # the reference loader's resampler (librosa -> python-soxr -> libsoxr, quality HQ)
   libjpeg62-turbo-dev libwebp-dev  # JPEG and WebP decoded by the same libraries Pillow uses (bit-exact pixels)
-  zlib1g-dev             # the media tests write hand-made PNG files
+  zlib1g-dev             # PNG metadata limits (inflating zTXt/iTXt/iCCP chunks); the media tests write PNG files
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy  # the independent reference implementation used by the tests
   python3-pil ffmpeg     # test-time oracle for image preprocessing; test media generation

@@ -26,6 +26,8 @@ struct ImageDecodeOptions {
   // Images with more pixels than this are refused from their header, before any pixel buffer is allocated
   // (decompression-bomb guard). The default is Pillow's error threshold, 2 · 89,478,485.
   int64_t max_decoded_pixels = 2 * 89'478'485LL;
+  // Image files larger than this are refused from their size, before they are read (--max-image-bytes).
+  int64_t max_file_bytes = int64_t{256} << 20;
 };
 
 // Decodes the image file at `path` (PNG, JPEG incl. progressive and CMYK, WebP, BMP, TIFF, GIF first frame; 8 or

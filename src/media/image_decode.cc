@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
-#include "io/json.h"
+#include "io/read.h"
 #include "media/image_internal.h"
 
 namespace oe::media {
@@ -74,6 +74,7 @@ RgbImage decode_bytes(std::span<const uint8_t> bytes, const ImageDecodeOptions& 
         detail::format_name(*format), header.width, header.height, header.width * header.height,
         options.max_decoded_pixels));
   }
+  if (*format == ImageFormat::Png) detail::check_png_chunks(bytes);
   detail::DecodedImage decoded;
   switch (*format) {
     case ImageFormat::Jpeg: decoded = detail::decode_jpeg(bytes, header); break;
@@ -102,7 +103,9 @@ RgbImage decode_image(std::span<const uint8_t> bytes, const std::string& name, c
 }
 
 RgbImage decode_image(const std::filesystem::path& path, const ImageDecodeOptions& options) {
-  const std::string bytes = io::read_text_file(path);  // IoError naming the path when it cannot be read
+  // A regular file within the cap (IoError naming the path when it is not one or cannot be read).
+  const std::string bytes =
+      io::read_file(path, io::ReadCap{static_cast<uint64_t>(options.max_file_bytes), "image file", "--max-image-bytes"});
   return decode_image(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), path.string(),
                       options);
 }

@@ -266,6 +266,12 @@ void apply_pillow_gif_rules(const GifFrame& gif, DecodedImage& out) {
 
 DecodedImage decode_ffmpeg(std::span<const uint8_t> bytes, const ImageHeader& header, int64_t max_pixels) {
   ffmpeg::quiet_log();
+  // FFmpeg's own size check (av_image_check_size2 without a pixel format): (8·w + 1024)·(h + 128) < 2^31. A larger
+  // image is valid and Pillow reads it, but this decoder cannot: say so rather than "corrupt".
+  if ((8 * header.width + 1024) * (header.height + 128) >= int64_t{INT32_MAX})
+    throw Unsupported(fmt::format("a {}x{} {} image is larger than FFmpeg's image decoders take ((8·width + 1024)·"
+                                  "(height + 128) must stay under 2^31)",
+                                  header.width, header.height, format_name(header.format)));
   const FramePtr frame = decode_frame(bytes, header.format, max_pixels);
   if (frame->width != header.width || frame->height != header.height) {
     throw InvalidInput(fmt::format("the {} header says {}x{} but FFmpeg decoded {}x{}", format_name(header.format),

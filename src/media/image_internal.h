@@ -60,6 +60,12 @@ DecodedImage decode_jpeg(std::span<const uint8_t> bytes, const ImageHeader& head
 DecodedImage decode_webp(std::span<const uint8_t> bytes, const ImageHeader& header);
 DecodedImage decode_ffmpeg(std::span<const uint8_t> bytes, const ImageHeader& header, int64_t max_pixels);
 
+// The compressed ancillary chunks of a PNG (zTXt, compressed iTXt, iCCP) inflate to at most 1 MiB each and 64 MiB in
+// all, as Pillow allows (PngImagePlugin MAX_TEXT_CHUNK, MAX_TEXT_MEMORY): InvalidInput for a chunk that inflates
+// further (a metadata decompression bomb, which FFmpeg's PNG decoder would inflate whole). Checked by inflating into
+// a small buffer that is thrown away.
+void check_png_chunks(std::span<const uint8_t> bytes);
+
 // Pillow's `background.paste(image, mask=alpha)` onto white, with its integer blend (Paste.c / ImagingUtils.h):
 // t = 255 * (255 - a) + v * a + 128, result (t + (t >> 8)) >> 8.
 RgbImage composite_on_white(DecodedImage image);

@@ -1,5 +1,6 @@
 // Unit tests of src/media/image.h that need no oracle: smart_resize on hand-computed cases, resize invariants,
 // patchify's token order (spec §4.2), the processor config, and decoding of hand-built files, good and bad.
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <cmath>
@@ -363,6 +364,71 @@ TEST(DecodeImage, BytesOverloadNamesTheInput) {
   const std::vector<uint8_t> junk = {'G', 'I', 'F', '8', '9', 'a', 1};
   const std::string m = error_message<InvalidInput>([&] { decode_image(junk, "upload #3"); });
   EXPECT_NE(m.find("upload #3"), std::string::npos) << m;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Hostile files: what is read, how much, and what a PNG's metadata may inflate to
+
+// `png` with a compressed metadata chunk of `type` (zTXt or iCCP: name, NUL, method 0, zlib stream) inserted after
+// IHDR, its stream inflating to `inflated` zero bytes.
+std::vector<uint8_t> with_compressed_chunk(const std::vector<uint8_t>& png, const char* type, size_t inflated) {
+  const std::vector<uint8_t> zeros(inflated, 0);
+  uLongf packed_size = compressBound(static_cast<uLong>(zeros.size()));
+  std::vector<uint8_t> packed(packed_size);
+  EXPECT_EQ(compress2(packed.data(), &packed_size, zeros.data(), static_cast<uLong>(zeros.size()), 9), Z_OK);
+  packed.resize(packed_size);
+  std::vector<uint8_t> data = {'k', 'e', 'y', 0, 0};
+  data.insert(data.end(), packed.begin(), packed.end());
+  std::vector<uint8_t> chunk;
+  append_png_chunk(chunk, type, data);
+  std::vector<uint8_t> out;
+  out.reserve(png.size() + chunk.size());
+  out.insert(out.end(), png.begin(), png.begin() + 33);  // signature and IHDR
+  out.insert(out.end(), chunk.begin(), chunk.end());
+  out.insert(out.end(), png.begin() + 33, png.end());
+  return out;
+}
+
+TEST(DecodeImage, PngMetadataBombsAreRefusedAndSmallMetadataIsNot) {
+  const RgbImage img = noise_image(8, 8, 21);
+  const std::vector<uint8_t> png = make_png(8, 8, 2, img.pixels);
+  TempDir dir;
+  for (const char* type : {"zTXt", "iCCP"}) {
+    write_bytes(dir / "bomb.png", with_compressed_chunk(png, type, size_t{64} << 20));  // 64 MiB from ~64 KiB
+    const std::string m = error_message<InvalidInput>([&] { decode_image(dir / "bomb.png"); });
+    EXPECT_NE(m.find(fmt::format("a PNG {} chunk inflates to more than 1 MiB", type)), std::string::npos) << m;
+    EXPECT_NE(m.find("bomb.png"), std::string::npos) << m;
+  }
+  write_bytes(dir / "ok.png", with_compressed_chunk(png, "zTXt", 500 * 1024));
+  EXPECT_EQ(image_difference(decode_image(dir / "ok.png"), img), "");
+}
+
+TEST(DecodeImage, ReadsOnlyRegularFilesWithinTheCap) {
+  TempDir dir;
+  // A device and a named pipe are refused before any read (neither blocks nor reads forever).
+  std::string m = error_message<IoError>([&] { decode_image("/dev/zero"); });
+  EXPECT_NE(m.find("/dev/zero: is a character device, expected a regular file"), std::string::npos) << m;
+  ASSERT_EQ(::mkfifo((dir / "pipe.png").c_str(), 0600), 0);
+  m = error_message<IoError>([&] { decode_image(dir / "pipe.png"); });
+  EXPECT_NE(m.find("is a FIFO (named pipe), expected a regular file"), std::string::npos) << m;
+  const RgbImage img = noise_image(8, 8, 22);
+  write_bytes(dir / "x.png", make_png(8, 8, 2, img.pixels));
+  ImageDecodeOptions small;
+  small.max_file_bytes = 64;
+  m = error_message<InvalidInput>([&] { decode_image(dir / "x.png", small); });
+  EXPECT_NE(m.find("the image file is larger than"), std::string::npos) << m;
+  EXPECT_NE(m.find("--max-image-bytes"), std::string::npos) << m;
+}
+
+// A valid PNG larger than FFmpeg's decoders take ((8·w + 1024)·(h + 128) < 2^31) is said to be too large for the
+// decoder, not "corrupt", when the pixel limit has been raised above it.
+TEST(DecodeImage, LargerThanFfmpegTakesIsUnsupportedNotCorrupt) {
+  TempDir dir;
+  write_bytes(dir / "huge.png", png_header_only(20000, 20000));
+  ImageDecodeOptions raised;
+  raised.max_decoded_pixels = 500'000'000;
+  const std::string m = error_message<Unsupported>([&] { decode_image(dir / "huge.png", raised); });
+  EXPECT_NE(m.find("20000x20000 PNG image is larger than FFmpeg's image decoders take"), std::string::npos) << m;
 }
 
 }  // namespace
