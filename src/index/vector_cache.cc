@@ -91,9 +91,12 @@ bool VectorCache::write(const fs::path& path, int64_t generation, int64_t dim, c
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) return false;
   const int64_t header[2] = {dim, static_cast<int64_t>(n)};
-  bool ok = std::fwrite(FLAT_MAGIC, 1, 8, f) == 8 && std::fwrite(header, 8, 2, f) == 2 &&
-            std::fwrite(c.ids.data(), 8, n, f) == n && std::fwrite(codes.data(), 1, codes.size(), f) == codes.size() &&
-            std::fwrite(c.vectors.data(), 4, c.vectors.size(), f) == c.vectors.size();
+  // An empty index has empty arrays whose data() may be null, which fwrite must never be given.
+  auto put = [f](const void* data, size_t size, size_t count) {
+    return count == 0 || std::fwrite(data, size, count, f) == count;
+  };
+  bool ok = put(FLAT_MAGIC, 1, 8) && put(header, 8, 2) && put(c.ids.data(), 8, n) &&
+            put(codes.data(), 1, codes.size()) && put(c.vectors.data(), 4, c.vectors.size());
   ok = std::fflush(f) == 0 && ok && ::fsync(fileno(f)) == 0;
   std::fclose(f);
   if (!ok) {
