@@ -189,7 +189,8 @@ Run parse_run(std::istream& in, const std::string& name) {
   if (run.empty()) throw InvalidInput(fmt::format("{}: no results (the file is empty or holds only comments)", name));
 
   // trec_eval stops with "duplicate docs" when a query lists a document twice: which score would count is undefined.
-  for (const auto& [qid, entries] : run) {
+  for (const auto& [qid, list] : run) {
+    const std::vector<ScoredDoc>& entries = list;  // a structured binding cannot be captured by clang 14's lambdas
     std::vector<size_t> order(entries.size());
     std::iota(order.begin(), order.end(), size_t{0});
     std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
