@@ -74,6 +74,10 @@ std::string EmbedOptions::recorded_json(const model::Model& m) const {
 }
 
 EmbedOptions EmbedOptions::from_recorded(const std::string& text, const model::Model& m) {
+  return from_recorded(text, m.audio_preprocess());
+}
+
+EmbedOptions EmbedOptions::from_recorded(const std::string& text, const media::AudioFeatureConfig& audio) {
   EmbedOptions o;
   try {
     const json j = json::parse(text);
@@ -87,7 +91,7 @@ EmbedOptions EmbedOptions::from_recorded(const std::string& text, const model::M
     o.model.image_decode.apply_exif_orientation = j.at("exif_orientation").get<bool>();
     // Seconds that give back the recorded samples exactly at this checkpoint's rate.
     o.model.audio_max_seconds = static_cast<double>(j.at("audio_max_samples").get<int64_t>()) /
-                                static_cast<double>(m.audio_preprocess().sampling_rate);
+                                static_cast<double>(audio.sampling_rate);
     if (j.contains("video")) {
       const json& v = j["video"];
       o.set_fusion(v.at("fusion").get<std::string>());

@@ -33,6 +33,9 @@ struct EmbedOptions {
   std::string recorded_json(const model::Model& model) const;
   // The options an index recorded (InvalidInput naming what cannot be read); every recorded value is set explicitly.
   static EmbedOptions from_recorded(const std::string& json, const model::Model& model);
+  // The same with the checkpoint's audio feature settings, all that is read of the model (the audio clip is recorded
+  // in samples at its sampling rate).
+  static EmbedOptions from_recorded(const std::string& json, const media::AudioFeatureConfig& audio);
 };
 
 inline constexpr const char* FUSION_CHOICES = "separate, interleaved, video, audio or late";
