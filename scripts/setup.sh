@@ -23,6 +23,8 @@ PACKAGES=(
   python3-pil ffmpeg     # test-time oracle for image preprocessing; test media generation
   python3-torch          # test-time oracle for the videos' antialiased bicubic resize and frame indices (torch 1.13)
   espeak-ng              # speech for the audio tests
+  clang libclang-rt-14-dev  # the fuzz targets (scripts/fuzz.sh): clang 14 and its libFuzzer and sanitizer runtimes
+  llvm                   # llvm-symbolizer, for readable stacks in the fuzzers' and sanitizers' reports
 )
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
