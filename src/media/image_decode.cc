@@ -71,7 +71,8 @@ RgbImage decode_bytes(std::span<const uint8_t> bytes, const ImageDecodeOptions& 
     throw InvalidInput(fmt::format(
         "{} image of {}x{} = {} pixels is over the limit of {} pixels (ImageDecodeOptions::max_decoded_pixels); "
         "refusing to decode it (possible decompression bomb)",
-        detail::format_name(*format), header.width, header.height, header.width * header.height,
+        detail::format_name(*format), header.width, header.height,
+        static_cast<uint64_t>(header.width) * static_cast<uint64_t>(header.height),  // sides < 2^32: no overflow
         options.max_decoded_pixels));
   }
   if (*format == ImageFormat::Png) detail::check_png_chunks(bytes);

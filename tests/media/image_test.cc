@@ -354,6 +354,14 @@ TEST(DecodeImage, RefusesDecompressionBombsFromTheHeader) {
   EXPECT_NE(m.find("limit of 100 pixels"), std::string::npos) << m;
 }
 
+TEST(DecodeImage, BombMessageCountsThePixelsOfTheLargestHeader) {
+  // Found by fuzz/image.cc: the largest PNG header, 2^32 − 1 on each side, overflowed the pixel count of the message
+  // (signed overflow, undefined; a negative count in practice).
+  const std::vector<uint8_t> png = png_header_only(0xFFFFFFFFu, 0xFFFFFFFFu);
+  const std::string m = error_message<InvalidInput>([&] { decode_image(png, "huge.png"); });
+  EXPECT_NE(m.find("4294967295x4294967295 = 18446744065119617025 pixels"), std::string::npos) << m;
+}
+
 TEST(DecodeImage, MissingFileIsAnIoError) {
   TempDir dir;
   const std::string m = error_message<IoError>([&] { decode_image(dir / "nope.png"); });
