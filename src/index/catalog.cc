@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/json.h"
 
 namespace oe::index {
 namespace {
@@ -65,12 +66,12 @@ IndexSettings settings_from_json(const json& j) {
   s.model = j.at("model").get<std::string>();
   s.model_fingerprint = j.at("model_fingerprint").get<std::string>();
   s.embedding = j.at("embedding").get<std::string>();
-  s.dim = j.at("dim").get<int64_t>();
+  s.dim = io::json_integer(j, "dim");
   s.vectors = j.at("vectors").get<std::string>();
-  s.hnsw_m = j.at("hnsw_m").get<int64_t>();
-  s.hnsw_ef_construction = j.at("hnsw_ef_construction").get<int64_t>();
-  s.text_window = j.at("text_window").get<int64_t>();
-  s.text_overlap = j.at("text_overlap").get<int64_t>();
+  s.hnsw_m = io::json_integer(j, "hnsw_m");
+  s.hnsw_ef_construction = io::json_integer(j, "hnsw_ef_construction");
+  s.text_window = io::json_integer(j, "text_window");
+  s.text_overlap = io::json_integer(j, "text_overlap");
   s.media_window = j.at("media_window").get<double>();
   s.media_overlap = j.at("media_overlap").get<double>();
   return s;
@@ -116,6 +117,8 @@ IndexSettings read_checked_settings(Database& db, const fs::path& dir) {
     return settings_from_json(json::parse(meta_value(db, "settings")));
   } catch (const json::exception& e) {
     throw InvalidInput(fmt::format("index {}: unreadable settings in its catalog ({})", dir.string(), e.what()));
+  } catch (const InvalidInput& e) {  // a value of the wrong kind (io::json_integer)
+    e.rethrow_with_context(fmt::format("index {}: unreadable settings in its catalog", dir.string()));
   }
 }
 

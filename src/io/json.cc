@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <fstream>
 #include <sstream>
 
@@ -52,6 +53,8 @@ nlohmann::json read_json_file(const std::filesystem::path& path) {
     std::string why = e.what();
     if (auto p = why.find(": syntax error"); p != std::string::npos) why = why.substr(p + 2);
     throw InvalidInput(fmt::format("{}:{}:{}: invalid JSON: {}", path.string(), line, column, why));
+  } catch (const nlohmann::json::out_of_range& e) {  // a number past double's range, "1e999"
+    throw InvalidInput(fmt::format("{}: invalid JSON: {}", path.string(), e.what()));
   }
 }
 
@@ -74,6 +77,15 @@ int64_t json_positive_int(const nlohmann::json& j, const char* key, int64_t fall
   if (!integral || v.get<double>() <= 0)
     throw InvalidInput(fmt::format("'{}' must be a positive integer, got {}", key, v.dump()));
   return v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>());
+}
+
+int64_t json_integer(const nlohmann::json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key)) throw InvalidInput(fmt::format("'{}' is missing", key));
+  const auto& v = j.at(key);
+  if (!v.is_number_integer() ||
+      (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())))
+    throw InvalidInput(fmt::format("'{}' must be an integer, got {}", key, v.dump()));
+  return v.get<int64_t>();
 }
 
 }  // namespace oe::io

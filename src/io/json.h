@@ -21,5 +21,8 @@ void write_text_file(const std::filesystem::path& path, const std::string& text)
 // j[key] as a positive integer, `fallback` when absent; a float with an integral value (3136.0, as some exporters
 // write) is accepted. InvalidInput naming the key otherwise.
 int64_t json_positive_int(const nlohmann::json& j, const char* key, int64_t fallback);
+// j[key] (required) as a 64-bit integer. InvalidInput naming the key when it is absent, not an integer (2.5, 1e300:
+// nlohmann would cast a float to int64, which is undefined past its range) or above int64's range.
+int64_t json_integer(const nlohmann::json& j, const char* key);
 
 }  // namespace oe::io

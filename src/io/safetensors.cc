@@ -162,7 +162,7 @@ std::vector<Entry> parse_header(const uint8_t* base, uint64_t size, const std::s
   json header;
   try {
     header = json::parse(reinterpret_cast<const char*>(base + 8), reinterpret_cast<const char*>(base + 8 + header_len));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number past double's range (out_of_range)
     throw InvalidInput(fmt::format("{}: header is not valid JSON: {}", file, e.what()));
   }
   if (!header.is_object()) {

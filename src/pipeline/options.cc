@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/json.h"
 
 namespace oe::pipeline {
 namespace {
@@ -85,12 +86,12 @@ EmbedOptions EmbedOptions::from_recorded(const std::string& text, const media::A
     o.model.query_prefix = j.at("query_prefix").get<std::string>();
     o.model.document_prefix = j.at("document_prefix").get<std::string>();
     o.model.attention = model::parse_attention(j.at("attention").get<std::string>());
-    o.model.max_tokens = j.at("max_tokens").get<int64_t>();
-    o.model.image_min_pixels = j.at("image_min_pixels").get<int64_t>();
-    o.model.image_max_pixels = j.at("image_max_pixels").get<int64_t>();
+    o.model.max_tokens = io::json_integer(j, "max_tokens");
+    o.model.image_min_pixels = io::json_integer(j, "image_min_pixels");
+    o.model.image_max_pixels = io::json_integer(j, "image_max_pixels");
     o.model.image_decode.apply_exif_orientation = j.at("exif_orientation").get<bool>();
     // Seconds that give back the recorded samples exactly at this checkpoint's rate.
-    o.model.audio_max_seconds = static_cast<double>(j.at("audio_max_samples").get<int64_t>()) /
+    o.model.audio_max_seconds = static_cast<double>(io::json_integer(j, "audio_max_samples")) /
                                 static_cast<double>(audio.sampling_rate);
     if (j.contains("video")) {
       const json& v = j["video"];
@@ -98,12 +99,14 @@ EmbedOptions EmbedOptions::from_recorded(const std::string& text, const media::A
       o.model.video.pipeline =
           v.at("pipeline").get<std::string>() == "st" ? media::VideoPipeline::St : media::VideoPipeline::Card;
       o.model.video.fps = v.at("fps").get<double>();
-      o.model.video.min_pixels = v.at("min_pixels").get<int64_t>();
-      o.model.video.max_pixels = v.at("max_pixels").get<int64_t>();
-      o.model.video.max_frames = v.at("max_frames").get<int64_t>();
+      o.model.video.min_pixels = io::json_integer(v, "min_pixels");
+      o.model.video.max_pixels = io::json_integer(v, "max_pixels");
+      o.model.video.max_frames = io::json_integer(v, "max_frames");
     }
   } catch (const json::exception& e) {
     throw InvalidInput(fmt::format("unreadable embedding settings in the index ({})", e.what()));
+  } catch (const InvalidInput& e) {  // a value of the wrong kind (io::json_integer)
+    e.rethrow_with_context("unreadable embedding settings in the index");
   }
   return o;
 }

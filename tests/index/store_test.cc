@@ -348,6 +348,25 @@ TEST(Store, RefusesAnotherFormatVersionAndTouchesNothing) {
   EXPECT_EQ(bytes(), before);
 }
 
+TEST(Store, RefusesSettingsWithAFloatForAnInteger) {
+  // Found by fuzz/settings.cc: nlohmann cast "dim": 1e300 to int64, which is undefined (INT64_MIN in practice).
+  TempDir tmp;
+  Store::open_for_writing(tmp / "idx", settings());
+  {
+    Database db(tmp / "idx" / "catalog.sqlite", false);
+    db.exec("UPDATE meta SET value = json_set(value, '$.dim', 1e300) WHERE key = 'settings';"
+            "PRAGMA wal_checkpoint(TRUNCATE);");
+  }
+  try {
+    read_settings(tmp / "idx");
+    FAIL() << "read dim as " << read_settings(tmp / "idx").dim;
+  } catch (const InvalidInput& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find((tmp / "idx").string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'dim' must be an integer"), std::string::npos) << msg;
+  }
+}
+
 TEST(Store, RefusesFoldersThatAreNotIndexes) {
   TempDir tmp;
   fs::create_directories(tmp / "photos");

@@ -36,6 +36,20 @@ TEST(Json, ParseErrorNamesFileLineAndColumn) {
   EXPECT_THROW(read_json_file(dir / "empty.json"), InvalidInput);
 }
 
+TEST(Json, NumberPastDoubleRangeIsInvalidInput) {
+  // Found by fuzz/config.cc: nlohmann throws out_of_range, not parse_error, for a number it cannot hold.
+  TempDir dir;
+  testing::write_bytes(dir / "config.json", R"({"hidden_size": 1E1648})");
+  try {
+    read_json_file(dir / "config.json");
+    FAIL() << "no error";
+  } catch (const InvalidInput& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find((dir / "config.json").string() + ": invalid JSON"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("1E1648"), std::string::npos) << msg;
+  }
+}
+
 TEST(Json, UnreadableIsIoError) {
   TempDir dir;
   try {

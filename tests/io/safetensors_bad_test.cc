@@ -55,6 +55,9 @@ TEST(SafetensorsBad, HeaderNotJsonOrNotObject) {
   expect_open_error<InvalidInput>(craft(dir, R"({"a": {"dtype": "F32",)", 0), {"bad.safetensors", "not valid JSON"});
   expect_open_error<InvalidInput>(craft(dir, "[1, 2, 3]", 0), {"bad.safetensors", "must be a JSON object"});
   expect_open_error<InvalidInput>(craft(dir, "", 0), {"bad.safetensors", "not valid JSON"});
+  // Found by fuzz/safetensors.cc: a number past double's range is nlohmann's out_of_range, not a parse error.
+  expect_open_error<InvalidInput>(craft(dir, R"({"a":{"dtype":"F32","shape":[1e999],"data_offsets":[0,4]}})", 4),
+                                  {"bad.safetensors", "not valid JSON", "1e999"});
 }
 
 TEST(SafetensorsBad, EntryMissingField) {
@@ -186,6 +189,9 @@ TEST(CheckpointBad, IndexMalformed) {
   expect_checkpoint_error<InvalidInput>(dir.path(), {"model.safetensors.index.json", "'x'", "inside the folder"});
   testing::write_bytes(dir / "model.safetensors.index.json", "{\"weight_map\": {\n\"x\": }");
   expect_checkpoint_error<InvalidInput>(dir.path(), {"model.safetensors.index.json:2:"});
+  // Found by fuzz/safetensors.cc: a number past double's range (nlohmann's out_of_range).
+  testing::write_bytes(dir / "model.safetensors.index.json", R"({"metadata": {"total_size": 8880888e888880002}})");
+  expect_checkpoint_error<InvalidInput>(dir.path(), {"model.safetensors.index.json", "number overflow"});
 }
 
 TEST(CheckpointBad, ShardErrorsNameTheShard) {

@@ -89,5 +89,31 @@ TEST(EmbedOptions, RecordedJsonReadsBackToTheSameOptions) {
   EXPECT_THROW(EmbedOptions::from_recorded(R"({"system_prompt": 1})", *tiny()), InvalidInput);
 }
 
+TEST(EmbedOptions, RecordedIntegersMustBeIntegers) {
+  // Found by fuzz/settings.cc: nlohmann cast "max_tokens": 1e300 to int64, which is undefined (INT64_MIN in practice).
+  const nlohmann::json good = {{"system_prompt", "s"},      {"query_prefix", "q: "},  {"document_prefix", "d: "},
+                               {"attention", "causal"},     {"max_tokens", 300},      {"image_min_pixels", 0},
+                               {"image_max_pixels", 0},     {"exif_orientation", false}, {"audio_max_samples", 16000}};
+  const media::AudioFeatureConfig audio;  // 16 kHz
+  EXPECT_EQ(EmbedOptions::from_recorded(good.dump(), audio).model.max_tokens, 300);
+  EXPECT_DOUBLE_EQ(EmbedOptions::from_recorded(good.dump(), audio).model.audio_max_seconds, 1.0);
+  for (const char* key : {"max_tokens", "image_max_pixels", "audio_max_samples"}) {
+    for (const nlohmann::json& bad : {nlohmann::json(1e300), nlohmann::json(2.5), nlohmann::json(uint64_t{1} << 63)}) {
+      nlohmann::json j = good;
+      j[key] = bad;
+      try {
+        EmbedOptions::from_recorded(j.dump(), audio);
+        ADD_FAILURE() << key << " = " << bad.dump() << " was accepted";
+      } catch (const InvalidInput& e) {
+        EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+      }
+    }
+  }
+  nlohmann::json video = good;
+  video["video"] = {{"fusion", "late"}, {"pipeline", "st"}, {"fps", 2},
+                    {"min_pixels", 3136}, {"max_pixels", 1e300}, {"max_frames", 64}};
+  EXPECT_THROW(EmbedOptions::from_recorded(video.dump(), audio), InvalidInput);
+}
+
 }  // namespace
 }  // namespace oe::pipeline
