@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -234,7 +235,16 @@ void Catalog::reset(const IndexSettings& settings) {
   tx.commit();
 }
 
-int64_t Catalog::generation() const { return std::stoll(meta_value(*db_, "generation")); }
+int64_t Catalog::generation() const {
+  const std::string v = meta_value(*db_, "generation");
+  int64_t g = -1;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), g);
+  if (ec != std::errc() || end != v.data() + v.size() || g < 0)
+    throw InvalidInput(fmt::format("index {}: its catalog's generation is '{}', not a count (the catalog was changed "
+                                   "outside omni-embed)",
+                                   dir_.string(), v));
+  return g;
+}
 
 void Catalog::bump_generation() { set_meta(*db_, "generation", std::to_string(generation() + 1)); }
 

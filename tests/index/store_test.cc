@@ -367,6 +367,29 @@ TEST(Store, RefusesSettingsWithAFloatForAnInteger) {
   }
 }
 
+TEST(Store, AGenerationThatIsNotACountIsAnErrorNamingTheIndex) {
+  // It was std::stoll's "internal error: stoll" before.
+  TempDir tmp;
+  std::mt19937 rng(9);
+  Store::open_for_writing(tmp / "idx", settings())->put(random_sources(3, rng));
+  for (const char* bad : {"x", "", "-1", "12abc", "99999999999999999999"}) {
+    {
+      Database db(tmp / "idx" / "catalog.sqlite", false);
+      db.exec(fmt::format("UPDATE meta SET value = '{}' WHERE key = 'generation'; PRAGMA wal_checkpoint(TRUNCATE);",
+                          bad));
+    }
+    const std::vector<float> q(static_cast<size_t>(settings().dim), 0.125f);
+    try {
+      Store::open(tmp / "idx")->search(q.data(), 3);
+      ADD_FAILURE() << "generation '" << bad << "' was read";
+    } catch (const InvalidInput& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find((tmp / "idx").string()), std::string::npos) << msg;
+      EXPECT_NE(msg.find(fmt::format("generation is '{}', not a count", bad)), std::string::npos) << msg;
+    }
+  }
+}
+
 TEST(Store, RefusesFoldersThatAreNotIndexes) {
   TempDir tmp;
   fs::create_directories(tmp / "photos");
