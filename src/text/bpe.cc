@@ -193,6 +193,9 @@ size_t BpeModel::n_tokens() const { return index_->size(); }
 
 void BpeModel::add_token(std::string token, int32_t id) {
   if (id < 0) throw InvalidInput(fmt::format("token \"{}\" has negative id {}", token, id));
+  if (id > MAX_TOKEN_ID) {
+    throw InvalidInput(fmt::format("token \"{}\" has id {}, past the largest supported id {}", token, id, MAX_TOKEN_ID));
+  }
   if (static_cast<size_t>(id) >= tokens_.size()) {
     tokens_.resize(static_cast<size_t>(id) + 1);
     present_.resize(static_cast<size_t>(id) + 1, false);

@@ -33,7 +33,9 @@ class BpeModel {
   BpeModel& operator=(const BpeModel&) = delete;
 
   // Building, in this order. Problems throw InvalidInput with a message naming the token or merge (the caller
-  // adds the file). add_token: a token string (byte-level mapped) with its id; duplicate strings or ids throw.
+  // adds the file). add_token: a token string (byte-level mapped) with its id; duplicate strings or ids throw, and
+  // so does an id past MAX_TOKEN_ID (the token table is indexed by id, so one huge id would allocate for all below).
+  static constexpr int32_t MAX_TOKEN_ID = (1 << 21) - 1;  // 2,097,151: 8x the largest vocabularies in use (256k)
   void add_token(std::string token, int32_t id);
   // The merge of rank `rank` (0 = applied first). Both parts and their concatenation must be in the vocabulary.
   // A pair listed twice keeps its last rank, as HF tokenizers does.

@@ -135,8 +135,10 @@ std::vector<AddedToken> load_added_tokens(const json& root) {
     a.id = static_cast<int32_t>(id.get<uint64_t>());
     a.content = content.get<std::string>();
     a.special = flag(t, "special");
-    if (a.content.empty() || id.get<uint64_t>() > INT32_MAX) {
-      throw InvalidInput(fmt::format("{} has an empty content or an invalid id", where));
+    if (a.content.empty()) throw InvalidInput(fmt::format("{} has an empty content", where));
+    if (id.get<uint64_t>() > static_cast<uint64_t>(BpeModel::MAX_TOKEN_ID)) {
+      throw InvalidInput(fmt::format("{} has id {}, past the largest supported id {}", where, id.get<uint64_t>(),
+                                     BpeModel::MAX_TOKEN_ID));
     }
     check_utf8(a.content, where);
     for (const char* key : {"lstrip", "rstrip", "single_word", "normalized"}) {

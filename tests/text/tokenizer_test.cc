@@ -302,6 +302,11 @@ TEST_F(QwenTokenizer, MalformedFilesGiveClearErrors) {
                                   }),
                                   "\"bc\" is not in the vocabulary");
   expect_load_error<InvalidInput>("no_byte.json", with([](json& j) { j["model"]["vocab"].erase("Ġ"); }), "0x20");
+  // One huge id must not allocate a table entry for every id below it (found by fuzz/tokenizer.cc: out of memory).
+  expect_load_error<InvalidInput>("huge_id.json", with([](json& j) { j["model"]["vocab"]["zz"] = 2147483647; }),
+                                  "id 2147483647, past the largest supported id 2097151");
+  expect_load_error<InvalidInput>("huge_added_id.json", with([](json& j) { j["added_tokens"][0]["id"] = 4000000000u; }),
+                                  "added_tokens[0] has id 4000000000, past the largest supported id");
   expect_load_error<InvalidInput>("dup_id.json", with([](json& j) { j["model"]["vocab"]["zz"] = 5; }), "id 5");
   expect_load_error<Unsupported>(
       "regex.json", with([](json& j) { j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\s+"; }),
