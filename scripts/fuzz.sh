@@ -6,12 +6,18 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      default: 20 seconds, every target (the folders of fuzz/corpus)
 #
+# The mutations follow a fixed seed (OE_FUZZ_SEED, default 1), so a short run (CI's 20 s) replays the start of what a
+# longer run with the same seed explored: a landing fails on what the change broke, not on what chance found that
+# day. Set OE_FUZZ_SEED to another number to explore elsewhere, or to 0 for a seed from the clock.
+#
 # Needs clang and libclang-rt-14-dev, which scripts/setup.sh installs. To replay one input:
 # build-fuzz/fuzz_TARGET FILE (OE_FUZZ_VERBOSE=1 also prints the errors the parser gave as expected).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=20
+seed=${OE_FUZZ_SEED:-1}
+[[ $seed =~ ^[0-9]+$ ]] || { echo "fuzz: OE_FUZZ_SEED must be a number, not '$seed'" >&2; exit 2; }
 if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; then
   seconds=$1
   shift
@@ -49,7 +55,7 @@ for t in "${targets[@]}"; do
   rc=0
   # The targets' own scratch files go to $scratch too (fuzz/fuzz_util.h), so nothing is left behind.
   TMPDIR="$scratch" ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    "build-fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "build-fuzz/fuzz_$t" -max_total_time="$seconds" -seed="$seed" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$artifacts/" "$corpus" >"$log" 2>&1 || rc=$?
   execs=$(stat_of number_of_executed_units "$log")
   summary=$(printf '%-12s %10s executions in %4s s (%s/s), %s new inputs, peak %s MB' "$t" "${execs:-?}" \
@@ -66,7 +72,7 @@ for t in "${targets[@]}"; do
   rm -rf "$corpus"
 done
 
-echo "fuzz: build $((built - start)) s, ${#targets[@]} targets of $seconds s, $(( $(date +%s) - start )) s in all"
+echo "fuzz: build $((built - start)) s, ${#targets[@]} targets of $seconds s (seed $seed), $(( $(date +%s) - start )) s in all"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzz: FAILED: ${failed[*]}" >&2
   exit 1
