@@ -13,6 +13,7 @@ PACKAGES=(
   libcurl4-openssl-dev   # Hugging Face Hub downloads
   ca-certificates        # TLS roots for those downloads (libcurl only recommends them)
   libssl-dev             # SHA-256 content hashes (libcrypto)
+  libxxhash-dev          # XXH3 checksums of the index's caches, verified on every open
   libsqlite3-dev libhnswlib-dev  # the index: SQLite catalog, HNSW graphs
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev  # FFmpeg: media decoding
   libsoxr-dev            # the reference loader's resampler (librosa -> python-soxr -> libsoxr, quality HQ)

@@ -212,7 +212,7 @@ bool Catalog::is_blank(const fs::path& dir) {
 }
 
 Catalog::Catalog(const fs::path& dir, bool read_only)
-    : dir_(dir), db_(std::make_unique<Database>(dir / CATALOG, read_only)) {
+    : dir_(dir), read_only_(read_only), db_(std::make_unique<Database>(dir / CATALOG, read_only)) {
   if (read_only) return;
   db_->exec("PRAGMA journal_mode=WAL");
   db_->exec("PRAGMA synchronous=NORMAL");
@@ -387,18 +387,65 @@ std::map<int64_t, std::string> Catalog::item_keys() const {
   return text_by_id<Keys>(*db_, "SELECT i.id, s.key FROM items i JOIN sources s ON s.id = i.source_id");
 }
 
+namespace {
+
+constexpr const char* CACHE_KEY_PREFIX = "cache:";
+
+}  // namespace
+
+std::string Catalog::cache_checksum(const std::string& file) const {
+  return meta_value(*db_, CACHE_KEY_PREFIX + file);
+}
+
+bool Catalog::record_cache_checksum(const std::string& file, const std::string& checksum) const {
+  const size_t dash = file.find('-');
+  OE_CHECK(dash != std::string::npos, "cache file names are <kind>-<generation>.<ext>");
+  try {
+    std::unique_ptr<Database> own;
+    if (read_only_) {
+      own = std::make_unique<Database>(dir_ / CATALOG, /*read_only=*/false);
+      sqlite3_busy_timeout(own->handle(), 1000);  // a reader does not wait long on a writer for this
+    }
+    Database& db = own ? *own : *db_;
+    Transaction tx(db);
+    db.prepare("DELETE FROM meta WHERE key >= ? AND key < ?")
+        .bind(1, CACHE_KEY_PREFIX + file.substr(0, dash + 1))
+        .bind(2, CACHE_KEY_PREFIX + file.substr(0, dash) + '.')  // '.' follows '-': every "<kind>-..." key
+        .run();
+    set_meta(db, CACHE_KEY_PREFIX + file, checksum);
+    tx.commit();
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+std::string Catalog::quick_check() const {
+  try {
+    auto st = db_->prepare("PRAGMA quick_check(1)");
+    if (!st.step()) return "SQLite's quick check gave no answer";
+    const std::string first = st.text(0);
+    return first == "ok" ? "" : first;
+  } catch (const Error& e) {  // SQLite may stop at the first bad page instead of listing it
+    return e.what();
+  }
+}
+
 CheckReport Catalog::check(int64_t dim) const {
   Database& db = *db_;
   CheckReport r;
-  {
-    auto st = db.prepare("PRAGMA integrity_check");
-    while (st.step())
-      if (st.text(0) != "ok") r.problems.push_back("SQLite integrity: " + st.text(0));
-  }
+  // A damaged catalog can stop a query at its first bad page: that is a problem to list, not the end of the check.
   auto each = [&](const std::string& sql, const std::function<void(const Statement&)>& f) {
-    auto st = db.prepare(sql);
-    while (st.step()) f(st);
+    try {
+      auto st = db.prepare(sql);
+      while (st.step()) f(st);
+    } catch (const IoError& e) {
+      r.problems.push_back(fmt::format("SQLite: {}", e.what()));
+    }
   };
+  each("PRAGMA integrity_check", [&](const Statement& st) {
+    if (st.text(0) != "ok") r.problems.push_back("SQLite integrity: " + st.text(0));
+  });
   each("SELECT i.id FROM items i LEFT JOIN sources s ON s.id = i.source_id WHERE s.id IS NULL",
        [&](const Statement& st) { r.problems.push_back(fmt::format("item {} has no source (orphan)", st.int64(0))); });
   each(

@@ -66,6 +66,20 @@ class Catalog {
   // item id -> its source's key, for every item.
   std::map<int64_t, std::string> item_keys() const;
 
+  // The checksums of the caches built from the catalog (the flat vector file, the HNSW graph), by file name
+  // ("flat-12.bin"): the io::CacheChecksum of the bytes the builder wrote, "" when none is recorded. A cache is used
+  // only when its bytes still have it, so a damaged, foreign or changed file is built again instead of being read.
+  std::string cache_checksum(const std::string& file) const;
+  // Records the checksum of `file` and forgets those of the other files of its kind (the name up to its '-'). The one
+  // write a reader makes: its own short transaction (on a second connection when this one is read-only) that touches
+  // no source, item or generation. False when the catalog cannot be written now (a read-only folder, a writer busy
+  // for more than a second): the cache then serves this process only, and the next one builds it again.
+  bool record_cache_checksum(const std::string& file, const std::string& checksum) const;
+
+  // SQLite's quick check (every page and index entry well formed; no cross-check of index contents): "" when it
+  // passes, else SQLite's first complaint. Linear in the catalog's size: run before a writer changes anything.
+  std::string quick_check() const;
+
   // SQLite's integrity check, then orphans, sources without items, failed sources with items, segment numbering,
   // and vectors that do not have `dim` floats or are not unit length.
   CheckReport check(int64_t dim) const;
@@ -74,6 +88,7 @@ class Catalog {
   void bump_generation();
 
   std::filesystem::path dir_;
+  bool read_only_ = false;
   std::unique_ptr<Database> db_;
 };
 

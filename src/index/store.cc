@@ -130,6 +130,12 @@ std::unique_ptr<Store> Store::open_for_writing(const fs::path& dir, const IndexS
   im.lock_fd = take_write_lock(dir);
   if (!has_catalog || Catalog::is_blank(dir)) Catalog::create(dir, settings);
   im.catalog = std::make_unique<Catalog>(dir, /*read_only=*/false);
+  // Before anything is written: a writer must not build on a damaged catalog (SQLite notices a bad page only when
+  // it reads it, possibly in the middle of a run).
+  if (const std::string damage = im.catalog->quick_check(); !damage.empty())
+    throw InvalidInput(fmt::format("index {}: its catalog is damaged ({}); nothing was written: restore the folder "
+                                   "from a copy, or index into a new folder",
+                                   dir.string(), damage));
   IndexSettings stored = im.catalog->read_settings();
   const std::string diff = settings_difference(stored, settings);
   if (!diff.empty()) {
@@ -177,7 +183,30 @@ std::vector<Hit> Store::describe(const std::vector<int64_t>& item_ids) const {
 
 std::map<int64_t, std::string> Store::item_keys() const { return impl_->catalog->item_keys(); }
 
-CheckReport Store::check() const { return impl_->catalog->check(settings_.dim); }
+CheckReport Store::check() const {
+  const Catalog& catalog = *impl_->catalog;
+  CheckReport r = catalog.check(settings_.dim);
+  // The caches of the current generation, where they exist and the catalog records their checksum (a file without
+  // one, such as an earlier version's, is never read: the next search writes it again).
+  const int64_t gen = catalog.generation();
+  for (const std::string& name : {fmt::format("flat-{}.bin", gen), fmt::format("hnsw-{}.bin", gen)}) {
+    const fs::path path = dir_ / name;
+    const std::string want = catalog.cache_checksum(name);
+    if (want.empty() || !fs::exists(path)) continue;
+    std::string got;
+    try {
+      got = io::cache_checksum_file_hex(path);
+    } catch (const Error& e) {
+      got = e.what();
+    }
+    if (got != want)
+      r.problems.push_back(fmt::format("the cache {} does not have the checksum the catalog records for it (damaged "
+                                       "or changed outside omni-embed); searches do not read it, and the next one "
+                                       "writes it again",
+                                       name));
+  }
+  return r;
+}
 
 namespace {
 
@@ -191,39 +220,41 @@ VectorCache::Contents flat_contents(const Catalog& catalog, int64_t dim) {
   return c;
 }
 
-// The cached graph of this generation, when its checksum (written after it) matches: a torn or foreign file is
-// never handed to the graph reader. Null when there is none that can be read (the caller rebuilds it).
-std::unique_ptr<Hnsw> load_cached_graph(const fs::path& cache, const fs::path& sum, int64_t dim) {
-  if (!fs::exists(cache) || !fs::exists(sum)) return nullptr;
+// The cached graph file of this generation, when its bytes have the checksum the catalog records for it: a torn,
+// damaged, foreign or tampered file is never handed to the graph reader (hnswlib trusts every offset in it). Null
+// when there is none that can be read (the caller rebuilds it).
+std::unique_ptr<Hnsw> load_cached_graph(const Catalog& catalog, const fs::path& cache, int64_t dim) {
+  if (!fs::exists(cache)) return nullptr;
   try {
-    std::ifstream in(sum);
-    std::string want;
-    in >> want;
-    if (!want.empty() && want == io::sha256_file_hex(cache)) return Hnsw::load(cache, dim);
+    const std::string want = catalog.cache_checksum(cache.filename().string());
+    if (!want.empty() && want == io::cache_checksum_file_hex(cache)) return Hnsw::load(cache, dim);
   } catch (const Error&) {
     // Rebuilt by the caller.
   }
   return nullptr;
 }
 
-// Writes the graph of generation `gen` to `cache` (through a temporary name) and its checksum to `sum`, then removes
-// the graphs of other generations. Cached for later searches when the folder is writable; a failure only costs the
-// next search a rebuild.
-void cache_graph(const Hnsw& graph, const fs::path& dir, int64_t gen, const fs::path& cache, const fs::path& sum) {
+// Writes the graph to `cache` through a temporary name, recording its checksum in the catalog before the rename,
+// then removes the graphs of other generations. Cached for later searches when the folder and the catalog are
+// writable; a failure only costs the next search a rebuild.
+void cache_graph(const Hnsw& graph, const Catalog& catalog, const fs::path& dir, const fs::path& cache) {
+  const fs::path tmp = cache.string() + fmt::format(".{}.tmp", ::getpid());
   try {
-    const fs::path tmp = dir / fmt::format("hnsw-{}.bin.{}.tmp", gen, ::getpid());
     graph.save(tmp);
-    const std::string hash = io::sha256_file_hex(tmp);
+    if (!catalog.record_cache_checksum(cache.filename().string(), io::cache_checksum_file_hex(tmp))) {
+      fs::remove(tmp);
+      return;
+    }
     fs::rename(tmp, cache);
-    io::AtomicFile f(sum);
-    f.write(hash + "\n");
-    f.commit();
+    // Older generations' graphs, and the checksum files earlier versions wrote beside them.
     for (const auto& e : fs::directory_iterator(dir)) {
       const std::string name = e.path().filename().string();
-      if (name.rfind("hnsw-", 0) == 0 && e.path() != cache && e.path() != sum && name.find(".tmp") == std::string::npos)
+      if (name.rfind("hnsw-", 0) == 0 && e.path() != cache && name.find(".tmp") == std::string::npos)
         fs::remove(e.path());
     }
   } catch (const std::exception&) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
   }
 }
 
@@ -289,7 +320,10 @@ Ranked exact_rows_top_k(const float* m, const int64_t* ids, int64_t n, int64_t d
 bool Store::map_flat() const {
   const Catalog& catalog = *impl_->catalog;
   const int64_t d = settings_.dim;
-  return impl_->flat.map(catalog.generation(), d, [&] { return flat_contents(catalog, d); });
+  const VectorCache::Checksums sums{
+      [&](const std::string& file) { return catalog.cache_checksum(file); },
+      [&](const std::string& file, const std::string& sum) { return catalog.record_cache_checksum(file, sum); }};
+  return impl_->flat.map(catalog.generation(), d, [&] { return flat_contents(catalog, d); }, sums);
 }
 
 void Store::prepare_search() const {
@@ -302,8 +336,8 @@ void Store::prepare_search() const {
   std::lock_guard<std::mutex> lock(im.ann_mutex);
   const int64_t gen = im.catalog->generation();
   if (im.ann && im.ann_generation == gen) return;
-  const fs::path cache = dir_ / fmt::format("hnsw-{}.bin", gen), sum = dir_ / fmt::format("hnsw-{}.sha256", gen);
-  std::unique_ptr<Hnsw> graph = load_cached_graph(cache, sum, settings_.dim);
+  const fs::path cache = dir_ / fmt::format("hnsw-{}.bin", gen);
+  std::unique_ptr<Hnsw> graph = load_cached_graph(*im.catalog, cache, settings_.dim);
   if (!graph) {
     std::vector<int64_t> ids;
     std::vector<float> m;
@@ -311,7 +345,7 @@ void Store::prepare_search() const {
     graph = std::make_unique<Hnsw>(settings_.dim, static_cast<int64_t>(ids.size()), settings_.hnsw_m,
                                    settings_.hnsw_ef_construction);
     graph->add(m.data(), static_cast<int64_t>(ids.size()), ids.data());
-    cache_graph(*graph, dir_, gen, cache, sum);
+    cache_graph(*graph, *im.catalog, dir_, cache);
   }
   im.ann = std::move(graph);
   im.ann_generation = gen;

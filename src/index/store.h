@@ -10,7 +10,10 @@
 //   DIR/lock             held (flock) by the one process allowed to write
 //   DIR/flat-<gen>.bin   the vectors of generation <gen> as one float32 matrix (ids, modality codes), memory-mapped
 //                        by exact search: a cache of the catalog, rewritten when the catalog changes
-//   DIR/hnsw-<gen>.bin   the HNSW graph of generation <gen> (only with vectors = "hnsw"), and hnsw-<gen>.sha256
+//   DIR/hnsw-<gen>.bin   the HNSW graph of generation <gen> (only with vectors = "hnsw")
+// The caches are trusted only through the catalog: it records the checksum of each one as written (XXH3-128), and a
+// cache whose bytes differ (damaged, foreign, changed) or that has no record is built again from it, never read. A
+// writer runs SQLite's quick check of the catalog before it changes anything.
 #pragma once
 
 #include <cstdint>
@@ -93,7 +96,8 @@ class Store {
   // folder's write lock (InvalidInput when another process holds it). An existing index must have this format
   // version (InvalidInput naming both versions otherwise) and the same model fingerprint, embedding settings and
   // dimension (InvalidInput saying which differs) unless `reset_on_mismatch`, which clears it (in one transaction)
-  // and adopts the new settings.
+  // and adopts the new settings. InvalidInput, and nothing written, when SQLite's quick check finds the catalog
+  // damaged.
   static std::unique_ptr<Store> open_for_writing(const std::filesystem::path& dir, const IndexSettings& settings,
                                                  bool reset_on_mismatch = false);
   // Opens an existing index read-only (no lock; readers see the last committed state).
@@ -132,6 +136,8 @@ class Store {
   // item id -> its source's key, for every item.
   std::map<int64_t, std::string> item_keys() const;
 
+  // The catalog's consistency (Catalog::check), and whether the current generation's caches still have the
+  // checksums the catalog records.
   CheckReport check() const;
 
  private:

@@ -5,7 +5,9 @@
 //
 // The flat vector file: "OEFLAT01", dim and count (int64), ids [count] (int64), modality codes [count] (uint8,
 // padded to 8 bytes), vectors [count, dim] (float32). Written to a temporary name, synced and renamed, so a reader
-// sees a complete file or none; its size is checked against its header before use.
+// sees a complete file or none. Its checksum (io::CacheChecksum) is recorded in the catalog before the rename, and a
+// file is mapped only when its header, size and checksum match: a damaged or foreign file is written again, never
+// read.
 #pragma once
 
 #include <cstddef>
@@ -31,16 +33,23 @@ class VectorCache {
     std::vector<float> vectors;
   };
 
+  // The catalog's record of each file's checksum (Catalog::cache_checksum, record_cache_checksum), by file name.
+  struct Checksums {
+    std::function<std::string(const std::string& file)> recorded;  // "" when none
+    std::function<bool(const std::string& file, const std::string& checksum)> record;  // false when it cannot
+  };
+
   explicit VectorCache(std::filesystem::path dir);
   ~VectorCache();  // unmaps
   VectorCache(const VectorCache&) = delete;
   VectorCache& operator=(const VectorCache&) = delete;
 
   // Maps flat-<generation>.bin (vectors of `dim` floats), first writing it from contents() when it is missing; a
-  // file whose header or size is wrong (not ours, or torn) is removed and written again once. Writing a file
-  // removes those of the other generations. False when neither works: a read-only folder, a full disk, or
-  // contents() threw; the caller then reads the catalog. A map of another generation is dropped first.
-  bool map(int64_t generation, int64_t dim, const std::function<Contents()>& contents);
+  // file whose header, size or checksum is wrong (not ours, torn, damaged or changed), or that has no recorded
+  // checksum, is removed and written again once. Writing a file removes those of the other generations. False when
+  // neither works: a read-only folder, a full disk, a checksum that could not be recorded, or contents() threw; the
+  // caller then reads the catalog. A map of another generation is dropped first.
+  bool map(int64_t generation, int64_t dim, const std::function<Contents()>& contents, const Checksums& sums);
   void unmap();
 
   // The mapped file (only while map() last returned true): count rows of ids [count], codes [count] and vectors
@@ -54,8 +63,9 @@ class VectorCache {
 
  private:
   enum class Opened { Mapped, Invalid, Failed };
-  bool write(const std::filesystem::path& path, int64_t generation, int64_t dim, const Contents& c) const;
-  Opened open_mapped(const std::filesystem::path& path, int64_t generation, int64_t dim);
+  std::string write(const std::filesystem::path& path, int64_t generation, int64_t dim, const Contents& c,
+                    const Checksums& sums) const;
+  Opened open_mapped(const std::filesystem::path& path, int64_t generation, int64_t dim, const std::string& checksum);
 
   std::filesystem::path dir_;
   void* map_ = nullptr;

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "index/knn.h"
 #include "index/sqlite.h"
+#include "io/hash.h"
 
 namespace oe::index {
 namespace {
@@ -86,6 +87,42 @@ std::vector<int64_t> brute_force(const Store& store, const std::vector<float>& q
   return top;
 }
 
+std::vector<int64_t> hit_ids(const std::vector<Hit>& hits) {
+  std::vector<int64_t> out;
+  for (const auto& h : hits) out.push_back(h.item_id);
+  return out;
+}
+
+std::string file_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Overwrites `n` bytes of the file at `offset` with `byte`, keeping its size.
+void overwrite(const fs::path& path, size_t offset, size_t n, char byte) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(offset));
+  const std::string bytes(n, byte);
+  f.write(bytes.data(), static_cast<std::streamsize>(n));
+}
+
+// The one file of the folder whose name starts with `prefix` and ends with ".bin".
+fs::path only_cache_file(const fs::path& dir, const std::string& prefix) {
+  std::vector<fs::path> found;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) == 0 && e.path().extension() == ".bin") found.push_back(e.path());
+  }
+  EXPECT_EQ(found.size(), 1u) << prefix;
+  return found.empty() ? fs::path() : found[0];
+}
+
+bool mentions(const CheckReport& r, const std::string& what) {
+  for (const auto& p : r.problems)
+    if (p.find(what) != std::string::npos) return true;
+  return false;
+}
+
 TEST(Store, ExactSearchEqualsBruteForce) {
   TempDir tmp;
   std::mt19937 rng(7);
@@ -147,6 +184,29 @@ TEST(Store, ExactSearchReadsAMappedVectorFileAndSurvivesADamagedOne) {
   const auto want2 = brute_force(*store, query, 10);
   EXPECT_EQ(ids(store->search(query.data(), 10)), want2);
   EXPECT_FALSE(fs::exists(files[0]));
+}
+
+TEST(Store, AFlatCacheWithOtherVectorsOfTheRightSizeIsNeitherReadNorCalledConsistent) {
+  // Its header and size were all that was checked: other vectors in a file of the right size gave a wrong ranking
+  // with exit 0, and --check did not look at the file.
+  TempDir tmp;
+  std::mt19937 rng(12);
+  auto store = Store::open_for_writing(tmp / "idx", settings());
+  store->put(random_sources(60, rng));
+  store->prepare_search();
+  const fs::path flat = only_cache_file(tmp / "idx", "flat-");
+  const auto query = unit_vector(rng);
+  const auto want = brute_force(*store, query, 10);
+  ASSERT_EQ(hit_ids(Store::open(tmp / "idx")->search(query.data(), 10)), want);
+  // The last 20 rows become vectors of 0.747 in every component, which would outscore every unit vector.
+  const size_t size = fs::file_size(flat), rows = 20 * D * sizeof(float);
+  overwrite(flat, size - rows, rows, '\x3f');
+  auto reader = Store::open(tmp / "idx");
+  EXPECT_TRUE(mentions(reader->check(), "the cache " + flat.filename().string() + " does not have the checksum"));
+  EXPECT_EQ(hit_ids(reader->search(query.data(), 10)), want);
+  // Written again from the catalog, and consistent from then on.
+  EXPECT_TRUE(Store::open(tmp / "idx")->check().ok());
+  EXPECT_EQ(file_bytes(flat).substr(size - rows).find(std::string(16, '\x3f')), std::string::npos);
 }
 
 TEST(Store, HitsCarryTheCatalogRow) {
@@ -299,6 +359,57 @@ TEST(Store, HnswFindsAlmostAllExactNeighboursAndCachesItsGraph) {
   store->put(random_sources(2, rng, "new"));
   store->search(query.data(), 10);
   EXPECT_FALSE(fs::exists(graphs[0]));
+}
+
+TEST(Store, ATamperedGraphIsNotReadEvenWithItsChecksumFileRewritten) {
+  // hnswlib trusts every count and neighbour id in the file: a graph changed together with the checksum file beside
+  // it crashed search, while --check called the index consistent. The checksum is the catalog's now.
+  TempDir tmp;
+  std::mt19937 rng(13);
+  auto s = settings("hnsw");
+  s.hnsw_m = 16;
+  auto store = Store::open_for_writing(tmp / "idx", s);
+  store->put(random_sources(200, rng));
+  store->prepare_search();
+  const fs::path graph = only_cache_file(tmp / "idx", "hnsw-");
+  // The middle half of the file (neighbour counts and ids) becomes 0x7f7f7f7f, far past the graph's size.
+  const size_t size = fs::file_size(graph);
+  overwrite(graph, size / 4, size / 2, '\x7f');
+  for (const auto& e : fs::directory_iterator(tmp / "idx"))
+    if (e.path().extension() == ".sha256") std::ofstream(e.path()) << io::sha256_file_hex(graph) << "\n";
+  auto reader = Store::open(tmp / "idx");
+  EXPECT_TRUE(mentions(reader->check(), "the cache " + graph.filename().string() + " does not have the checksum"));
+  const auto query = unit_vector(rng);
+  const auto exact = brute_force(*store, query, 10);
+  const auto got = hit_ids(reader->search(query.data(), 10, {}, 200));  // rebuilt from the catalog
+  int found = 0;
+  for (int64_t id : exact) found += std::count(got.begin(), got.end(), id) > 0;
+  EXPECT_GE(found, 8);
+  EXPECT_TRUE(Store::open(tmp / "idx")->check().ok());
+}
+
+TEST(Store, AWriterRefusesADamagedCatalogAndChangesNothing) {
+  // A bad page in the middle of the catalog was noticed only by --check, or by a write that reached it mid-run.
+  TempDir tmp;
+  std::mt19937 rng(14);
+  Store::open_for_writing(tmp / "idx", settings())->put(random_sources(300, rng));  // closed: the WAL checkpointed
+  const fs::path catalog = tmp / "idx" / "catalog.sqlite";
+  const size_t page = 4096, pages = fs::file_size(catalog) / page;
+  ASSERT_GE(pages, 8u);
+  overwrite(catalog, (pages / 2) * page, page, '\xa5');
+  const std::string before = file_bytes(catalog);
+  try {
+    Store::open_for_writing(tmp / "idx", settings())->put(random_sources(1, rng, "new"));
+    ADD_FAILURE() << "a damaged catalog was opened for writing";
+  } catch (const InvalidInput& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find((tmp / "idx").string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find("its catalog is damaged"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("nothing was written"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(file_bytes(catalog), before);
+  // --check lists the damage (a query stopped by a bad page is one more problem, not an exception).
+  EXPECT_FALSE(Store::open(tmp / "idx")->check().ok());
 }
 
 TEST(Store, RefusesAnotherModelUnlessReset) {

@@ -39,5 +39,23 @@ TEST(Sha256, MissingFileNamesIt) {
   }
 }
 
+TEST(CacheChecksum, KnownVectorIncrementalFileAndOneBit) {
+  // XXH3-128 of nothing, as xxHash's reference gives it (high word first).
+  EXPECT_EQ(cache_checksum_hex(""), "99aa06d3014798d86001c324468d497f");
+  oe::testing::TempDir dir;
+  std::string data(3 << 20, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 + (i >> 9));
+  std::ofstream(dir.path() / "blob", std::ios::binary) << data;
+  CacheChecksum h;
+  h.update(data.data(), 1000).update(data.data() + 1000, data.size() - 1000);
+  const std::string incremental = h.hex();
+  EXPECT_EQ(incremental.size(), 32u);
+  EXPECT_EQ(incremental, cache_checksum_hex(data));
+  EXPECT_EQ(cache_checksum_file_hex(dir.path() / "blob"), incremental);
+  data[data.size() / 2] ^= 1;
+  EXPECT_NE(cache_checksum_hex(data), incremental);
+  EXPECT_THROW(cache_checksum_file_hex(dir.path() / "missing"), IoError);
+}
+
 }  // namespace
 }  // namespace oe::io
