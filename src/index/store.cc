@@ -45,7 +45,9 @@ struct Store::Impl {
 Store::~Store() = default;
 
 std::string settings_difference(const IndexSettings& stored, const IndexSettings& wanted) {
-  if (stored.model_fingerprint != wanted.model_fingerprint)
+  const auto& aliases = wanted.fingerprint_aliases;
+  if (stored.model_fingerprint != wanted.model_fingerprint &&
+      std::find(aliases.begin(), aliases.end(), stored.model_fingerprint) == aliases.end())
     return fmt::format("it was built with model {} (fingerprint {}), not {} (fingerprint {})", stored.model,
                        stored.model_fingerprint.substr(0, 12), wanted.model, wanted.model_fingerprint.substr(0, 12));
   if (stored.dim != wanted.dim)
@@ -114,6 +116,7 @@ IndexSettings continued_settings(IndexSettings stored, const IndexSettings& sett
   stored.media_window = settings.media_window;
   stored.media_overlap = settings.media_overlap;
   stored.model = settings.model;
+  stored.model_fingerprint = settings.model_fingerprint;  // the same weights (settings_difference), perhaps an alias
   return stored;
 }
 

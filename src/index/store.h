@@ -32,6 +32,9 @@ inline constexpr int64_t FORMAT_VERSION = 1;
 struct IndexSettings {
   std::string model;              // the model as the user named it (folder or Hub id), for messages
   std::string model_fingerprint;  // model::Model::fingerprint(): which weights made the vectors
+  // Not stored: other fingerprints of the same weights (model::Model::fingerprint_aliases, what earlier versions
+  // computed). An index that records one of them is the same model's, and records model_fingerprint once written.
+  std::vector<std::string> fingerprint_aliases;
   std::string embedding;          // canonical JSON of the prompt layout and the preprocessing limits
   int64_t dim = 0;
   std::string vectors = "flat";   // "flat" (exact) | "hnsw"

@@ -68,13 +68,55 @@ const std::string& Model::fingerprint() const {
   return fingerprint_;
 }
 
-std::string model_fingerprint(const std::filesystem::path& dir) {
-  namespace fs = std::filesystem;
-  io::Sha256 h;
+std::vector<std::string> Model::fingerprint_aliases() const {
+  return {with_context("fingerprinting the checkpoint", [&] { return legacy_model_fingerprint(dir_); })};
+}
+
+bool Model::has_fingerprint(const std::string& recorded) const {
+  if (recorded == fingerprint()) return true;
+  const std::vector<std::string> aliases = fingerprint_aliases();
+  return std::find(aliases.begin(), aliases.end(), recorded) != aliases.end();
+}
+
+namespace {
+
+// config.json and tokenizer.json, each after its name (an absent one adds nothing after its name).
+void hash_config_files(io::Sha256& h, const std::filesystem::path& dir) {
   for (const char* name : {"config.json", "tokenizer.json"}) {
     h.update(name).update(std::string_view("\0", 1));
-    if (fs::exists(dir / name)) h.update_file(dir / name);
+    if (std::filesystem::exists(dir / name)) h.update_file(dir / name);
   }
+}
+
+}  // namespace
+
+std::string model_fingerprint(const std::filesystem::path& dir) {
+  io::Sha256 h;
+  hash_config_files(h, dir);
+  h.update("tensors\n");
+  const io::Checkpoint ckpt = io::Checkpoint::open(dir);
+  constexpr size_t SAMPLE = 4 << 10;
+  for (const std::string& name : ckpt.names()) {  // name order, whatever the shards
+    const io::TensorInfo& t = ckpt.get(name);
+    std::string shape;
+    for (int64_t d : t.shape) shape += fmt::format("{},", d);
+    h.update(fmt::format("{}\n{}\n{}\n{}\n", name, dtype_name(t.dtype), shape, t.nbytes));
+    const auto* bytes = static_cast<const uint8_t*>(t.data);
+    if (t.nbytes <= 3 * SAMPLE) {
+      h.update(bytes, t.nbytes);
+    } else {
+      h.update(bytes, SAMPLE);
+      h.update(bytes + (t.nbytes - SAMPLE) / 2, SAMPLE);
+      h.update(bytes + t.nbytes - SAMPLE, SAMPLE);
+    }
+  }
+  return h.hex();
+}
+
+std::string legacy_model_fingerprint(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  io::Sha256 h;
+  hash_config_files(h, dir);
   std::vector<fs::path> shards;
   for (const auto& e : fs::directory_iterator(dir))
     if (e.path().extension() == ".safetensors") shards.push_back(e.path());

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "io/safetensors.h"
 #include "kernels/compute.h"
@@ -59,6 +60,11 @@ class Model {
   // Which weights these are: model_fingerprint(dir()), computed on the first call (only the index and the
   // evaluation need it, so loading for `embed` does not pay for it). Thread-safe.
   const std::string& fingerprint() const;
+  // The fingerprints that also name these weights: the one earlier versions recorded in their indexes
+  // (legacy_model_fingerprint), so such an index is still this model's.
+  std::vector<std::string> fingerprint_aliases() const;
+  // Whether an index's recorded fingerprint names these weights: the fingerprint, or one of its aliases.
+  bool has_fingerprint(const std::string& recorded) const;
 
  private:
   Model() = default;
@@ -85,10 +91,14 @@ class Model {
 // into `options` when the file exists; leaves the defaults otherwise.
 void read_sentence_transformers_prompts(const std::filesystem::path& dir, text::PromptOptions& options);
 
-// A SHA-256 over config.json, tokenizer.json and every *.safetensors file's name, size, header and three 64 KiB
-// samples of its data (start, middle, end): cheap for a 9 GB checkpoint, and different for any two checkpoints an
-// index could plausibly confuse (another model, another fine-tune, another random seed). An index records it so
-// vectors from different weights are never mixed.
+// Which weights these are, however the checkpoint is split into shards: a SHA-256 over config.json, tokenizer.json
+// and, for every tensor in name order, its name, dtype, shape and three 4 KiB samples of its bytes (start, middle,
+// end; all of a smaller tensor). Cheap for a 9 GB checkpoint (about 5 MB read for the 3B model's 434 tensors), and
+// different for any two checkpoints an index could plausibly confuse (another model, another fine-tune, another
+// random seed). An index records it so vectors from different weights are never mixed.
 std::string model_fingerprint(const std::filesystem::path& dir);
+// What earlier versions computed instead, per *.safetensors file (name, size, header, three 64 KiB samples of its
+// data): the same weights split otherwise got another one. Kept to recognise the indexes that recorded it.
+std::string legacy_model_fingerprint(const std::filesystem::path& dir);
 
 }  // namespace oe::model

@@ -14,7 +14,7 @@ namespace {
 // The options an index was built with, checked against the model that is to embed its queries.
 pipeline::EmbedOptions index_options(const model::Model& model, const index::Store& store, bool allow_mismatch) {
   const index::IndexSettings& s = store.settings();
-  if (model.fingerprint() != s.model_fingerprint) {
+  if (!model.has_fingerprint(s.model_fingerprint)) {
     const std::string msg = fmt::format("index {} was built with model {} (fingerprint {}), not {} (fingerprint {})",
                                         store.dir().string(), s.model, s.model_fingerprint.substr(0, 12),
                                         model.dir().string(), model.fingerprint().substr(0, 12));

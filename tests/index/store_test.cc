@@ -430,6 +430,22 @@ TEST(Store, RefusesAnotherModelUnlessReset) {
   EXPECT_EQ(store->settings().model_fingerprint, "beef");
 }
 
+TEST(Store, AnIndexRecordingAnAliasOfTheFingerprintIsTheSameModelsAndIsUpgraded) {
+  // An index that recorded what earlier versions computed for the same weights keeps its vectors.
+  TempDir tmp;
+  std::mt19937 rng(7);
+  Store::open_for_writing(tmp / "idx", settings())->put(random_sources(3, rng));  // records "f00d"
+  auto now = settings();
+  now.model_fingerprint = "c0ffee";
+  now.fingerprint_aliases = {"f00d"};
+  EXPECT_EQ(settings_difference(Store::open(tmp / "idx")->settings(), now), "");
+  auto store = Store::open_for_writing(tmp / "idx", now);
+  EXPECT_EQ(store->stats().sources, 3);
+  EXPECT_EQ(store->settings().model_fingerprint, "c0ffee");
+  store.reset();
+  EXPECT_EQ(read_settings(tmp / "idx").model_fingerprint, "c0ffee");
+}
+
 TEST(Store, RefusesAnotherFormatVersionAndTouchesNothing) {
   TempDir tmp;
   std::mt19937 rng(8);

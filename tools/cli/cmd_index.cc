@@ -68,6 +68,7 @@ int run_index(const IndexArgs& a) {
   index::IndexSettings settings;
   settings.model = a.model.model;
   settings.model_fingerprint = encoder.model().fingerprint();
+  settings.fingerprint_aliases = encoder.model().fingerprint_aliases();
   settings.embedding = encoder.recorded_json();
   settings.dim = encoder.model().config().text.d_model;
   settings.vectors = a.vectors;
