@@ -93,7 +93,7 @@ void read_sentence_transformers_prompts(const std::filesystem::path& dir, text::
 
 // Which weights these are, however the checkpoint is split into shards: a SHA-256 over config.json, tokenizer.json
 // and, for every tensor in name order, its name, dtype, shape and three 4 KiB samples of its bytes (start, middle,
-// end; all of a smaller tensor). Cheap for a 9 GB checkpoint (about 5 MB read for the 3B model's 434 tensors), and
+// end; all of a smaller tensor). Cheap for a 9 GB checkpoint (at most 12 KiB read per tensor), and
 // different for any two checkpoints an index could plausibly confuse (another model, another fine-tune, another
 // random seed). An index records it so vectors from different weights are never mixed.
 std::string model_fingerprint(const std::filesystem::path& dir);
