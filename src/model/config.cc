@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "core/error.h"
@@ -30,9 +32,16 @@ class Reader {
     return x;
   }
   int64_t integer_or(const char* key, int64_t fallback) const { return has(key) ? integer(key) : fallback; }
+  std::string string(const char* key) const {
+    const json& v = at(key);
+    if (!v.is_string()) throw InvalidInput(fmt::format("{}: \"{}\" must be a string, got {}", where_, key, v.dump()));
+    return v.get<std::string>();
+  }
   float number(const char* key) const {
     const json& v = at(key);
-    if (!v.is_number()) throw InvalidInput(fmt::format("{}: \"{}\" must be a number, got {}", where_, key, v.dump()));
+    // A double past float's range has no float value (the cast would be undefined).
+    if (!v.is_number() || std::fabs(v.get<double>()) > std::numeric_limits<float>::max())
+      throw InvalidInput(fmt::format("{}: \"{}\" must be a number within float's range, got {}", where_, key, v.dump()));
     return v.get<float>();
   }
   std::vector<int> int_list(const json& v, const char* key) const {
@@ -66,7 +75,7 @@ TextConfig parse_text(const Reader& r) {
   t.max_position_embeddings = r.integer_or("max_position_embeddings", 32768);
   t.rms_norm_eps = r.number("rms_norm_eps");
   t.rope_theta = r.number("rope_theta");
-  t.hidden_act = r.has("hidden_act") ? r.at("hidden_act").get<std::string>() : "silu";
+  t.hidden_act = r.has("hidden_act") ? r.string("hidden_act") : "silu";
   // transformers 4.x writes rope_scaling, v5 rope_parameters.
   const char* rope_key = r.has("rope_scaling") ? "rope_scaling" : "rope_parameters";
   Reader rope = r.sub(rope_key);
@@ -98,7 +107,7 @@ VisionConfig parse_vision(const Reader& r) {
   v.window_size = r.integer("window_size");
   v.out_d_model = r.integer("out_hidden_size");
   v.fullatt_block_indexes = r.int_list("fullatt_block_indexes");
-  v.hidden_act = r.has("hidden_act") ? r.at("hidden_act").get<std::string>() : "silu";
+  v.hidden_act = r.has("hidden_act") ? r.string("hidden_act") : "silu";
   if (v.hidden_act != "silu")
     throw Unsupported(fmt::format("{}: hidden_act \"{}\" (only silu is implemented)", r.where(), v.hidden_act));
   if (v.d_model % v.n_heads != 0 || (v.d_model / v.n_heads) % 4 != 0)
@@ -150,7 +159,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   Reader top(j, source);
   ModelConfig c;
   c.raw = j;
-  c.model_type = top.has("model_type") ? top.at("model_type").get<std::string>() : "";
+  c.model_type = top.has("model_type") ? top.string("model_type") : "";
   // The nested layout is recognised by its thinker_config, whatever the model_type says.
   bool nested = top.has("thinker_config");
   if (!nested && c.model_type != "nvomniembed" && !top.has("text_config"))

@@ -1,5 +1,8 @@
 #include "model/preprocessor_config.h"
 
+#include <cmath>
+#include <limits>
+
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -13,8 +16,11 @@ using nlohmann::json;
 std::array<float, 3> json_triplet(const json& j, const char* key, std::array<float, 3> fallback) {
   if (!j.contains(key)) return fallback;
   const auto& v = j.at(key);
-  if (!v.is_array() || v.size() != 3 || !v[0].is_number() || !v[1].is_number() || !v[2].is_number())
-    throw InvalidInput(fmt::format("'{}' must be an array of 3 numbers, got {}", key, v.dump()));
+  auto is_float = [](const json& x) {  // a double past float's range has no float value (the cast would be undefined)
+    return x.is_number() && std::fabs(x.get<double>()) <= std::numeric_limits<float>::max();
+  };
+  if (!v.is_array() || v.size() != 3 || !is_float(v[0]) || !is_float(v[1]) || !is_float(v[2]))
+    throw InvalidInput(fmt::format("'{}' must be an array of 3 numbers within float's range, got {}", key, v.dump()));
   return {v[0].get<float>(), v[1].get<float>(), v[2].get<float>()};
 }
 

@@ -73,6 +73,18 @@ TEST(Config, MissingOrInvalidKeysAreNamed) {
   j.erase("audio_config");
   EXPECT_NE(error_of(j).find("missing required key \"audio_config\""), std::string::npos) << error_of(j);
   EXPECT_NE(error_of(nlohmann::json::array()).find("expected a JSON object"), std::string::npos);
+  // Values of the wrong kind are named too (a number for a string escaped as nlohmann's type_error; found by
+  // fuzz/config.cc), and a number past float's range is refused (casting it to float is undefined).
+  j = good;
+  j["model_type"] = 3136;
+  EXPECT_NE(error_of(j).find("\"model_type\" must be a string, got 3136"), std::string::npos) << error_of(j);
+  j = good;
+  j["text_config"]["hidden_act"] = false;
+  EXPECT_NE(error_of(j).find("\"hidden_act\" must be a string"), std::string::npos) << error_of(j);
+  j = good;
+  j["text_config"]["rms_norm_eps"] = 1e300;
+  EXPECT_NE(error_of(j).find("\"rms_norm_eps\" must be a number within float's range"), std::string::npos)
+      << error_of(j);
 }
 
 }  // namespace

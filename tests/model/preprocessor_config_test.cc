@@ -70,7 +70,7 @@ TEST(VisionPreprocessConfig, ReadsSizeEdgesOfNewerTransformers) {
 TEST(VisionPreprocessConfig, RefusesInvalidValues) {
   for (const char* text : {R"({"patch_size": -14})", R"({"merge_size": 2.5})", R"({"image_std": [1, 0, 1]})",
                            R"({"image_mean": [0.5, 0.5]})", R"({"min_pixels": 100, "max_pixels": 10})", "[1, 2]",
-                           R"({"patch_size": )"}) {
+                           R"({"patch_size": )", R"({"image_mean": [1e300, 0.5, 0.5]})"}) {
     TempDir dir;
     write_config(dir, text);
     const std::string m = error_message<InvalidInput>([&] { PreprocessorConfig::load(dir.path()).vision; });
