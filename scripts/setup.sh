@@ -15,6 +15,7 @@ PACKAGES=(
   libssl-dev             # SHA-256 content hashes (libcrypto)
   libxxhash-dev          # XXH3 checksums of the index's caches, verified on every open
   libsqlite3-dev libhnswlib-dev  # the index: SQLite catalog, HNSW graphs
+  libboost-dev           # Boost.Beast and Asio (header-only): the HTTP server of `serve`
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev  # FFmpeg: media decoding
   libsoxr-dev            # the reference loader's resampler (librosa -> python-soxr -> libsoxr, quality HQ)
   libjpeg62-turbo-dev libwebp-dev  # JPEG and WebP decoded by the same libraries Pillow uses (bit-exact pixels)

@@ -62,5 +62,6 @@ VerbRunner register_download(CLI::App& app);
 VerbRunner register_eval(CLI::App& app);
 VerbRunner register_index(CLI::App& app);
 VerbRunner register_search(CLI::App& app);
+VerbRunner register_serve(CLI::App& app);
 
 }  // namespace oe::cli

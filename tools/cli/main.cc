@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   verbs["eval"] = oe::cli::register_eval(app);
   verbs["index"] = oe::cli::register_index(app);
   verbs["search"] = oe::cli::register_search(app);
+  verbs["serve"] = oe::cli::register_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
