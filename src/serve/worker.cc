@@ -81,9 +81,7 @@ void Worker::run_lane(Lane lane) {
       }
       running_ += static_cast<int64_t>(jobs.size());
     }
-    const auto n = static_cast<int64_t>(jobs.size());
     run_round(lane, std::move(jobs));
-    running_ -= n;
   }
 }
 
@@ -96,6 +94,7 @@ void Worker::run_round(Lane lane, std::vector<std::shared_ptr<Job>> jobs) {
       JobResult r;
       r.dropped = true;
       r.error = job->cancelled.load() ? "cancelled" : "deadline passed while queued";
+      --running_;
       job->done(std::move(r));
     } else {
       live.push_back(std::move(job));
@@ -135,11 +134,13 @@ void Worker::run_round(Lane lane, std::vector<std::shared_ptr<Job>> jobs) {
     }
   }
   stats.seconds = seconds_since(start);
+  // The round is counted before its answers go out, so whoever gets one sees it in the metrics.
+  if (on_round_ && stats.jobs > 0) on_round_(stats);
   for (size_t j = 0; j < live.size(); ++j) {
     results[j].run_seconds = stats.seconds;
+    --running_;
     live[j]->done(std::move(results[j]));
   }
-  if (on_round_ && stats.jobs > 0) on_round_(stats);
 }
 
 }  // namespace oe::serve
