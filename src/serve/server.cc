@@ -219,6 +219,7 @@ class Session : public std::enable_shared_from_this<Session> {
         self->answered_ = true;
         self->timer_.cancel();
         self->log_and_count(499);
+        self->done_in_flight();
         self->close();
       } else if (n < 0) {
         self->watch_disconnect();
@@ -236,9 +237,10 @@ class Session : public std::enable_shared_from_this<Session> {
     reply(std::move(a));
   }
 
+  // Logs and counts the answer (before it is written: a client that has it sees it in the metrics), then writes it.
   void reply(Answer a) {
     answered_ = true;
-    status_ = a.status;
+    log_and_count(a.status);
     response_.emplace(static_cast<http::status>(a.status), 11);
     response_->set(http::field::server, "omni-embed");
     response_->set(http::field::content_type, a.content_type);
@@ -253,7 +255,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_write(beast::error_code ec, size_t) {
-    log_and_count(ec ? 499 : status_);
+    done_in_flight();
     if (ec || !keep_alive_) return close();
     answered_ = false;
     call_.reset();
@@ -264,6 +266,9 @@ class Session : public std::enable_shared_from_this<Session> {
     log_request(*call_, status, remote_);
     const double seconds = std::chrono::duration<double>(Clock::now() - call_->start).count();
     server_.metrics.request(call_->route.empty() ? "-" : call_->route, status, call_->modality, seconds);
+  }
+
+  void done_in_flight() {
     call_->job.reset();
     --server_.in_flight;
     server_.check_drained();
@@ -284,7 +289,6 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Call> call_;
   std::string remote_;
   bool keep_alive_ = true, head_ = false, answered_ = false;
-  int status_ = 0;
 };
 
 }  // namespace

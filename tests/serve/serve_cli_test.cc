@@ -402,5 +402,63 @@ TEST(ServeHostile, HealthReadyModelsAndMetrics) {
     for (const char* k : {"id", "route", "status", "items", "tokens", "latency_ms"}) EXPECT_TRUE(j.contains(k)) << j.dump();
 }
 
+TEST(ServeHostile, FullQueueIs429AndTooManyConnections503) {
+  testing::TempDir tmp;
+  ServerProcess server(tmp, "--max-queue 1 --max-connections 3");
+  const int port = server.port();
+  json many = json::array();
+  // About a second of work for the tiny model (400 words each).
+  std::string words;
+  for (int i = 0; i < 400; ++i) words += "word ";
+  for (int i = 0; i < 200; ++i) many.push_back(words + std::to_string(i));
+  Conn busy(port), queued(port);
+  busy.send(post("/v1/embeddings", json{{"input", many}}.dump()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the lane takes it
+  queued.send(post("/v1/embeddings", R"({"input": "queued"})"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  {
+    Conn refused(port);
+    refused.send(post("/v1/embeddings", R"({"input": "refused"})"));
+    expect_error(refused.response(), 429, "busy");
+    EXPECT_NE(refused.last_head().find("Retry-After: 1"), std::string::npos) << refused.last_head();
+    // A connection past the cap (3 here: busy, queued, refused) is answered 503 and closed.
+    Conn over(port);
+    expect_error(over.response(), 503, "too many open connections");
+  }
+  EXPECT_EQ(busy.response().first, 200);
+  EXPECT_EQ(queued.response().first, 200);
+}
+
+TEST(ServeSearch, SearchesTheIndexLikeTheSearchVerb) {
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "docs");
+  testing::write_file(tmp / "docs/cats.txt", "Cats sleep most of the day and purr when content.");
+  testing::write_file(tmp / "docs/rockets.txt", "Rockets burn fuel to lift satellites into orbit.");
+  testing::write_file(tmp / "docs/bread.txt", "Bread rises because yeast makes gas in the dough.");
+  const std::string model = testing::test_model("tiny-f32").string(), index = (tmp / "idx").string();
+  std::string out;
+  ASSERT_EQ(testing::run_command(fmt::format("'{}' index --model '{}' --dtype fp32 --index '{}' '{}'", OE_CLI, model,
+                                             index, (tmp / "docs").string()), &out), 0) << out;
+  ASSERT_EQ(testing::run_stdout(fmt::format("'{}' search --model '{}' --dtype fp32 --index '{}' --format json -k 3 "
+                                            "'sleepy cats' 2>/dev/null", OE_CLI, model, index), &out), 0);
+  std::vector<json> want;
+  std::istringstream lines(out);
+  for (std::string l; std::getline(lines, l);) want.push_back(json::parse(l));
+  ASSERT_EQ(want.size(), 3u) << out;
+  ServerProcess server(tmp, "--index '" + index + "'");
+  const auto r = request(server.port(), post("/v1/search", R"({"query": "sleepy cats", "k": 3})"));
+  ASSERT_EQ(r.first, 200) << r.second;
+  const auto got = json::parse(r.second)["data"];
+  ASSERT_EQ(got.size(), 3u) << r.second;
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(got[i]["path"], want[i]["path"]) << r.second;
+    EXPECT_NEAR(got[i]["score"].get<double>(), want[i]["score"].get<double>(), 1e-5);
+  }
+  const auto filtered = request(server.port(), post("/v1/search", R"({"query": "x", "modality": "image"})"));
+  ASSERT_EQ(filtered.first, 200) << filtered.second;
+  EXPECT_TRUE(json::parse(filtered.second)["data"].empty());
+  expect_error(request(server.port(), post("/v1/search", R"({"query": "x", "k": 0})")), 400, "k:");
+}
+
 }  // namespace
 }  // namespace oe
