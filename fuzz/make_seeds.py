@@ -178,6 +178,27 @@ def item_seeds():
     return seeds
 
 
+def request_seeds():
+    png = "data:image/png;base64,iVBORw0KGgo="
+    bodies = {
+        "string.json": {"model": "m", "input": "hello"},
+        "list.json": {"input": ["a", "b"], "input_type": "query", "encoding_format": "base64", "dimensions": 2048},
+        "parts.json": {"input": [{"role": "document", "content": [
+            {"type": "text", "text": "t"}, {"type": "image_url", "image_url": {"url": png}},
+            {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+            {"type": "video_url", "video_url": {"url": "sub/a.png"}}, {"type": "audio_url", "audio_url": "file:sub/a.png"}]}],
+            "fusion": "late", "truncate": False},
+        "paths_out.json": {"input": [{"content": [{"type": "image_url", "image_url": {"url": "../outside.txt"}},
+                                                  {"type": "image_url", "image_url": {"url": "out.png"}}]}]},
+        "search.json": {"query": [{"type": "text", "text": "q"}], "k": 5, "modality": ["image", "video"],
+                        "late_weight": 0.3},
+        "wrong_types.json": {"input": [1, 2], "encoding_format": 3, "k": "x"},
+    }
+    seeds = {name: json.dumps(body).encode() for name, body in bodies.items()}
+    seeds["broken.json"] = b'{"input": ["a", {"content": [{"type": "text"'
+    return seeds
+
+
 # ---------------------------------------------------------------------------------------------------------- images
 
 def gradient(mode, size=(8, 6)):
@@ -348,6 +369,7 @@ def settings_seeds():
 TARGETS = {
     "safetensors": safetensors_seeds, "config": config_seeds, "tokenizer": tokenizer_seeds, "item": item_seeds,
     "image": image_seeds, "audio": audio_seeds, "npy": npy_seeds, "trec": trec_seeds, "settings": settings_seeds,
+    "request": request_seeds,
 }
 
 

@@ -127,7 +127,8 @@ json parse_body(const std::string& body) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // A syntax error, or a number past double's range (out_of_range).
     throw_api(400, fmt::format("the request body is not valid JSON ({})", e.what()), "", "invalid_json");
   }
   if (!j.is_object()) throw_api(400, fmt::format("the request body must be a JSON object, got {}", type_name(j)));

@@ -170,7 +170,8 @@ TEST(Request, TooManyItemsOrPartsAreRefused) {
 }
 
 TEST(Request, BodyMustBeAJsonObject) {
-  for (const char* body : {"{bad", "[1, 2]", "", "\"x\""}) {
+  // The last: a number past double's range, which nlohmann reports as out_of_range (found by fuzz/request.cc).
+  for (const char* body : {"{bad", "[1, 2]", "", "\"x\"", "{\"input\": 1e999}"}) {
     try {
       parse_body(body);
       ADD_FAILURE() << "accepted: " << body;
