@@ -133,9 +133,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_read(beast::error_code ec, size_t) {
-    if (ec == http::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
-        ec == net::error::connection_reset || ec == net::error::operation_aborted) {
-      return close();  // the client left, or sent too slowly (slow-loris): nothing to answer
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == net::error::eof ||
+        ec == beast::error::timeout || ec == net::error::connection_reset || ec == net::error::operation_aborted) {
+      return close();  // the client left (mid-request too), or sent too slowly (slow-loris): nothing to answer
     }
     call_ = std::make_shared<Call>();
     call_->id = server_.next_id++;
