@@ -24,8 +24,10 @@ Lane Job::lane() const {
 
 Worker::Worker(Options options, std::function<void(const RoundStats&)> on_round)
     : options_(options), on_round_(std::move(on_round)) {
-  OE_CHECK(options_.max_batch_tokens > 0 && options_.max_queue > 0 && options_.max_round_items > 0);
-  for (Lane lane : {Lane::Text, Lane::Media}) threads_.emplace_back([this, lane] { run_lane(lane); });
+  OE_CHECK(options_.max_batch_tokens > 0 && options_.max_queue > 0 && options_.max_round_items > 0 &&
+           options_.media_threads > 0);
+  threads_.emplace_back([this] { run_lane(Lane::Text); });
+  for (int i = 0; i < options_.media_threads; ++i) threads_.emplace_back([this] { run_lane(Lane::Media); });
 }
 
 Worker::~Worker() { stop(); }

@@ -1,7 +1,7 @@
 // The server's embedding worker: requests are queued as jobs, and each lane's thread takes every job waiting in its
 // lane and runs their items through the pipeline's ItemStream, so items of many requests share forward passes packed
 // by the one token-budget Batcher (each item its own attention segment: every vector equals the one computed alone).
-// Two lanes, each with its own thread: jobs with only text, and jobs with media. A long video then shares the cores
+// Two lanes, each with its own thread (the media lane optionally several): jobs with only text, and jobs with media. A long video then shares the cores
 // with short text queries instead of holding them until it is done. The queue is bounded (submit refuses when it is
 // full); a job cancelled (its client left, or its deadline passed) before its lane takes it is dropped unrun.
 #pragma once
@@ -61,6 +61,7 @@ class Worker {
     int64_t max_batch_tokens = 8192;  // one forward pass (pipeline::Batcher)
     int64_t max_queue = 256;          // jobs waiting in both lanes together
     int64_t max_round_items = 512;    // items one round takes from its lane
+    int media_threads = 2;            // threads taking rounds from the media lane (decoding runs on them)
   };
   Worker(Options options, std::function<void(const RoundStats&)> on_round = {});
   ~Worker();

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/ffmpeg.h"
+#include "common/temp_dir.h"
 #include "pipeline/encoder.h"
 #include "test_util.h"
 
@@ -89,6 +91,38 @@ TEST(Worker, MediaJobsRunOnTheirOwnLane) {
   auto job = make_job({text_item("x"), media}, &f);
   EXPECT_EQ(job->lane(), Lane::Media);
   EXPECT_EQ(make_job({text_item("x")}, &f)->lane(), Lane::Text);
+}
+
+TEST(Worker, ALongVideoDoesNotHoldTextOrImages) {
+  testing::TempDir tmp;
+  const auto video = tmp / "long.mp4";
+  ASSERT_TRUE(testing::ffmpeg(fmt::format("-f lavfi -i testsrc2=size=160x96:rate=25 -f lavfi -i sine=frequency=500 -t 30 "
+                                          "-c:v libx264 -pix_fmt yuv420p -c:a aac '{}'", video.string())));
+  ASSERT_TRUE(testing::ffmpeg(fmt::format("-f lavfi -i testsrc2=size=64x48 -frames:v 1 '{}'", (tmp / "a.png").string())));
+  Worker worker({/*max_batch_tokens=*/8192, /*max_queue=*/64, /*max_round_items=*/512, /*media_threads=*/2});
+  std::mutex mutex;
+  std::vector<std::string> order;
+  auto job = [&](pipeline::EmbedItem item, const std::string& name) {
+    auto j = std::make_shared<Job>();
+    j->encoder = &encoder();
+    j->items = {std::move(item)};
+    j->done = [&, name](JobResult r) {
+      EXPECT_TRUE(r.items.at(0).ok()) << name << ": " << r.items.at(0).error;
+      std::lock_guard lock(mutex);
+      order.push_back(name);
+    };
+    return j;
+  };
+  pipeline::EmbedItem v, im;
+  v.videos = {video};
+  im.images = {tmp / "a.png"};
+  ASSERT_TRUE(worker.submit(job(v, "video")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the video's round has begun
+  ASSERT_TRUE(worker.submit(job(text_item("short text"), "text")));
+  ASSERT_TRUE(worker.submit(job(im, "image")));
+  worker.stop();
+  ASSERT_EQ(order.size(), 3u);
+  EXPECT_EQ(order.back(), "video") << "the text and the image waited for the video";
 }
 
 TEST(Worker, TheQueueIsBoundedAndCancelledJobsAreDropped) {

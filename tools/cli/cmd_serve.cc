@@ -83,6 +83,11 @@ VerbRunner register_serve(CLI::App& app) {
   sub->add_option("--max-batch-tokens", o.worker.max_batch_tokens, "Tokens of one forward pass (items of many requests share it)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  sub->add_option("--media-threads", o.worker.media_threads,
+                  "Threads of the media lane: requests with images, audio or video are decoded and embedded on them, "
+                  "several at a time with more than one")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   sub->add_option("--max-queue", o.worker.max_queue, "Requests waiting for the model; more are answered 429")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
