@@ -140,28 +140,7 @@ class Session : public std::enable_shared_from_this<Session> {
     call_ = std::make_shared<Call>();
     call_->id = server_.next_id++;
     ++server_.in_flight;
-    if (ec) {
-      // A request that cannot be read whole is answered and the connection closed (its framing is lost).
-      keep_alive_ = false;
-      call_->method = "-";
-      ApiError e;
-      if (ec == http::error::body_limit) {
-        e.status = 413;
-        e.code = "body_too_large";
-        e.message = fmt::format("the request body is larger than {} bytes (--max-body-mb)", server_.options.max_body_bytes);
-      } else if (ec == http::error::header_limit) {
-        e.status = 431;
-        e.code = "header_too_large";
-        e.message = fmt::format("the request headers are larger than {} bytes", server_.options.max_header_bytes);
-      } else {
-        e.status = 400;
-        e.code = "bad_http";
-        e.message = fmt::format("the request is not valid HTTP/1.1 ({})", ec.message());
-      }
-      e.type = "invalid_request_error";
-      call_->error = e.message;
-      return reply(Answer::error(e));
-    }
+    if (ec) return answer_read_error(ec);
     auto req = parser_->release();
     keep_alive_ = req.keep_alive() && !server_.draining.load();
     head_ = req.method() == http::verb::head;
@@ -169,6 +148,34 @@ class Session : public std::enable_shared_from_this<Session> {
     call_->target = std::string(req.target());
     call_->authorization = std::string(req[http::field::authorization]);
     call_->body = std::move(req.body());
+    dispatch();
+  }
+
+  // A request that cannot be read whole is answered and the connection closed (its framing is lost).
+  void answer_read_error(beast::error_code ec) {
+    keep_alive_ = false;
+    call_->method = "-";
+    ApiError e;
+    if (ec == http::error::body_limit) {
+      e.status = 413;
+      e.code = "body_too_large";
+      e.message = fmt::format("the request body is larger than {} bytes (--max-body-mb)", server_.options.max_body_bytes);
+    } else if (ec == http::error::header_limit) {
+      e.status = 431;
+      e.code = "header_too_large";
+      e.message = fmt::format("the request headers are larger than {} bytes", server_.options.max_header_bytes);
+    } else {
+      e.status = 400;
+      e.code = "bad_http";
+      e.message = fmt::format("the request is not valid HTTP/1.1 ({})", ec.message());
+    }
+    e.type = "invalid_request_error";
+    call_->error = e.message;
+    reply(Answer::error(e));
+  }
+
+  // Answers the request now, or waits for the worker's answer.
+  void dispatch() {
     if (server_.draining.load()) {
       keep_alive_ = false;
       ApiError e{503, "the server is shutting down", "service_unavailable_error", "", "shutting_down"};
@@ -177,8 +184,12 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     std::optional<Answer> now;
     auto self = shared_from_this();
-    auto later = [self](Answer a) {
-      net::post(self->stream_.get_executor(), [self, a = std::move(a)]() mutable { self->finish(std::move(a)); });
+    // The worker may answer after the deadline did, when this connection is already on its next request: an answer
+    // is only taken by the call it belongs to.
+    auto later = [self, call = call_](Answer a) {
+      net::post(self->stream_.get_executor(), [self, call, a = std::move(a)]() mutable {
+        if (self->call_ == call) self->finish(std::move(a));
+      });
     };
     try {
       now = server_.routes.handle(call_, later);
@@ -187,30 +198,33 @@ class Session : public std::enable_shared_from_this<Session> {
       call_->error = err.message;
       now = Answer::error(err);
     }
-    if (now) {
-      if (call_->route == "/metrics" && now->status == 200) now->body = server_.metrics_text();
-      return reply(std::move(*now));
-    }
-    // Waiting on the worker: a deadline of its own, and a watch for the client going away.
+    if (!now) return wait_for_worker();
+    if (call_->route == "/metrics" && now->status == 200) now->body = server_.metrics_text();
+    reply(std::move(*now));
+  }
+
+  // Waiting on the worker: a deadline of its own, and a watch for the client going away.
+  void wait_for_worker() {
+    auto self = shared_from_this();
     stream_.expires_never();
     timer_.expires_after(millis(server_.options.request_timeout_seconds));
-    timer_.async_wait([self](beast::error_code ec) {
-      if (ec) return;
+    timer_.async_wait([self, call = call_](beast::error_code ec) {
+      if (ec || self->call_ != call) return;
       ApiError e{504, fmt::format("the request took longer than {} s (--request-timeout)",
                                   self->server_.options.request_timeout_seconds),
                  "timeout_error", "", "timeout"};
       self->call_->error = e.message;
       self->finish(Answer::error(e));
     });
-    watch_disconnect();
+    watch_disconnect(call_);
   }
 
   // Waits until the socket is readable: end of stream means the client left and its job is cancelled; bytes are a
   // pipelined request, read after this answer.
-  void watch_disconnect() {
+  void watch_disconnect(const std::shared_ptr<Call>& call) {
     auto self = shared_from_this();
-    stream_.socket().async_wait(tcp::socket::wait_read, [self](beast::error_code ec) {
-      if (ec || self->answered_) return;
+    stream_.socket().async_wait(tcp::socket::wait_read, [self, call](beast::error_code ec) {
+      if (ec || self->answered_ || self->call_ != call) return;
       char c;
       const ssize_t n = ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
@@ -222,7 +236,7 @@ class Session : public std::enable_shared_from_this<Session> {
         self->done_in_flight();
         self->close();
       } else if (n < 0) {
-        self->watch_disconnect();
+        self->watch_disconnect(call);
       }
     });
   }

@@ -429,6 +429,19 @@ TEST(ServeHostile, FullQueueIs429AndTooManyConnections503) {
   EXPECT_EQ(queued.response().first, 200);
 }
 
+TEST(ServeHostile, ARequestPastItsDeadlineIs504) {
+  testing::TempDir tmp;
+  ServerProcess server(tmp, "--request-timeout 0.3");
+  std::string words;
+  for (int i = 0; i < 400; ++i) words += "word ";
+  json many = json::array();
+  for (int i = 0; i < 200; ++i) many.push_back(words + std::to_string(i));  // about a second of work
+  expect_error(request(server.port(), post("/v1/embeddings", json{{"input", many}}.dump())), 504, "took longer than 0.3 s");
+  // The pass in flight finishes (it is not interrupted); then the server answers in time again.
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  expect_serving(server.port());
+}
+
 TEST(ServeSearch, SearchesTheIndexLikeTheSearchVerb) {
   testing::TempDir tmp;
   fs::create_directories(tmp / "docs");
