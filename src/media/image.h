@@ -53,6 +53,9 @@ ResizedSize smart_resize_fractional(int64_t height, int64_t width, int64_t facto
 // support scaled when downsampling, fixed-point coefficients, uint8 rounding between passes). Returns a copy
 // when the size is unchanged.
 RgbImage resize_bicubic(const RgbImage& image, int64_t width, int64_t height);
+// The same, freeing `image`'s pixels as soon as they have been read (before the vertical pass allocates its output),
+// so that a large decoded image and its resized copy are not held together. `image` is left empty.
+RgbImage resize_bicubic(RgbImage&& image, int64_t width, int64_t height);
 
 // The checks both bicubic resizes make: InvalidInput for a non-positive target size, an internal error for an
 // image whose pixel buffer does not match its size.
@@ -89,5 +92,7 @@ PixelPatches patchify(std::span<const RgbImage* const> frames, const VisionPrepr
 
 // The whole image path: smart_resize with config's limits, resize_bicubic, patchify.
 PixelPatches preprocess_image(const RgbImage& image, const VisionPreprocessConfig& config);
+// The same, consuming the decoded image: its pixels are freed once resized, before the patches are allocated.
+PixelPatches preprocess_image(RgbImage&& image, const VisionPreprocessConfig& config);
 
 }  // namespace oe::media

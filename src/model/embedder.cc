@@ -181,7 +181,9 @@ PreparedInput Embedder::prepare(const EmbedRequest& request, Fusion fusion) cons
   m.audios = audio_features(clips, &audio_truncated);
   for (const auto& path : request.images) {
     media::RgbImage image = media::decode_image(path, options_.image_decode);  // its errors name the file
-    m.images.push_back(with_context(path.string(), [&] { return media::preprocess_image(image, config); }));
+    // Consumed: the decoded pixels are freed once resized, before the patches are allocated.
+    m.images.push_back(
+        with_context(path.string(), [&] { return media::preprocess_image(std::move(image), config); }));
   }
   const double seconds = timer.seconds();
   PreparedInput p = assemble(request.role, request.text, std::move(m));
@@ -213,6 +215,11 @@ namespace {
 
 // Moves the patches' values into one array (pixel rows of all images, or of all videos) and lists their grids.
 int64_t take_patches(std::vector<media::PixelPatches>& from, std::vector<float>& values, std::vector<GridTHW>& grids) {
+  if (from.size() == 1 && values.empty()) {  // one image or video, the usual case: moved, not copied beside itself
+    grids.push_back({from[0].grid_t, from[0].grid_h, from[0].grid_w});
+    values = std::move(from[0].values);
+    return from[0].row_len;
+  }
   size_t n = 0;
   for (const auto& im : from) n += im.values.size();
   values.reserve(n);

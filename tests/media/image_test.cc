@@ -178,6 +178,17 @@ TEST(ResizeBicubic, ConstantImagesStayConstant) {
   }
 }
 
+TEST(ResizeBicubic, ConsumingTheSourceGivesTheSamePixelsAndFreesIt) {
+  // Both passes, one pass each way, and an unchanged size.
+  for (auto [ow, oh] : {std::array<int64_t, 2>{13, 40}, {31, 9}, {50, 17}, {31, 17}}) {
+    const RgbImage img = noise_image(31, 17, 3);
+    RgbImage consumed = img;
+    const RgbImage out = resize_bicubic(std::move(consumed), ow, oh);
+    EXPECT_EQ(image_difference(out, resize_bicubic(img, ow, oh)), "") << ow << "x" << oh;
+    EXPECT_TRUE(consumed.pixels.empty()) << ow << "x" << oh;
+  }
+}
+
 TEST(ResizeBicubic, RefusesEmptyTargets) {
   const RgbImage img = noise_image(4, 4, 2);
   EXPECT_THROW(resize_bicubic(img, 0, 4), InvalidInput);
