@@ -28,6 +28,11 @@ struct ImageDecodeOptions {
   int64_t max_decoded_pixels = 2 * 89'478'485LL;
   // Image files larger than this are refused from their size, before they are read (--max-image-bytes).
   int64_t max_file_bytes = int64_t{256} << 20;
+  // Images whose decoding would hold more memory than this (the file, the decoding library's buffers and the RGB
+  // output, estimated from the header) are refused before any decoder runs (--max-image-decode-bytes). With the
+  // default, decoding any image stays within 384 MiB: a 16-bit RGBA PNG of 40 megapixels or an 8-bit RGB one of
+  // 67 megapixels passes, larger ones need the limit raised.
+  int64_t max_decode_bytes = int64_t{384} << 20;
 };
 
 // Decodes the image file at `path` (PNG, JPEG incl. progressive and CMYK, WebP, BMP, TIFF, GIF first frame; 8 or
