@@ -102,7 +102,7 @@ int64_t VisionEncoder::window_merged() const {
 }
 
 void VisionEncoder::encode(const float* pixels, const std::vector<GridTHW>& grids, float* out,
-                           const VisionObserver& observer) const {
+                           const VisionObserver& observer, const std::function<void()>& pixels_read) const {
   const VisionConfig& c = config_;
   const kernels::Compute cm = compute_;
   const VisionLayout layout = vision_layout(grids, c.spatial_merge_size, window_merged());
@@ -127,6 +127,7 @@ void VisionEncoder::encode(const float* pixels, const std::vector<GridTHW>& grid
       patch_embed_.forward(rows.get(), kn * unit, x.get() + k0 * unit * d);
     }
   }
+  if (pixels_read) pixels_read();
   kernels::round_activations(x.get(), N * d, cm);
   auto h = aligned_array<float>(static_cast<size_t>(N * d));
 
