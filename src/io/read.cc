@@ -37,7 +37,9 @@ void check_regular_file(const fs::path& path) {
     throw IoError(fmt::format("{}: is {}, expected a regular file", path.string(), kind_of(st.st_mode)));
 }
 
-std::string read_file(const fs::path& path, const ReadCap& cap) {
+std::string read_file(const fs::path& path, const ReadCap& cap) { return read_file_padded(path, cap, 0); }
+
+std::string read_file_padded(const fs::path& path, const ReadCap& cap, size_t padding) {
   check_regular_file(path);
   std::error_code ec;
   const uint64_t size = fs::file_size(path, ec);
@@ -45,7 +47,9 @@ std::string read_file(const fs::path& path, const ReadCap& cap) {
   if (size > cap.max_bytes) too_large(path, cap);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(fmt::format("{}: cannot open: {}", path.string(), std::strerror(errno)));
-  std::string out(static_cast<size_t>(size), '\0');
+  std::string out;
+  out.reserve(static_cast<size_t>(size) + padding);  // the padding fits in the same allocation
+  out.resize(static_cast<size_t>(size));
   in.read(out.data(), static_cast<std::streamsize>(size));
   out.resize(static_cast<size_t>(in.gcount()));
   if (in.bad()) throw IoError(fmt::format("{}: read failed", path.string()));
@@ -57,6 +61,7 @@ std::string read_file(const fs::path& path, const ReadCap& cap) {
       out.append(buf, static_cast<size_t>(in.gcount()));
     }
   }
+  out.append(padding, '\0');
   return out;
 }
 

@@ -30,6 +30,10 @@ void check_regular_file(const std::filesystem::path& path);
 
 // The whole file. IoError as check_regular_file and for read errors; InvalidInput when it is larger than the cap.
 std::string read_file(const std::filesystem::path& path, const ReadCap& cap);
+// The same, followed by `padding` zero bytes in the same allocation (for decoders that may read a little past the
+// end of their input, as FFmpeg's do, so that the file need not be copied for them). The cap is on the file alone;
+// the result's size is the file's plus `padding`.
+std::string read_file_padded(const std::filesystem::path& path, const ReadCap& cap, size_t padding);
 
 // Reads one line (up to '\n', which is dropped; a trailing '\r' is kept) into `line`; false at the end of the stream
 // with nothing read. InvalidInput naming `name` and the line number when the line is longer than the cap.

@@ -28,6 +28,11 @@ struct ImageDecodeOptions {
   int64_t max_decoded_pixels = 2 * 89'478'485LL;
   // Image files larger than this are refused from their size, before they are read (--max-image-bytes).
   int64_t max_file_bytes = int64_t{256} << 20;
+  // Images whose decoding would hold more memory than this (the file, the decoding library's buffers and the RGB
+  // output, estimated from the header) are refused before any decoder runs (--max-image-decode-bytes). With the
+  // default, decoding any image stays within 384 MiB: a 16-bit RGBA PNG of 40 megapixels or an 8-bit RGB one of
+  // 67 megapixels passes, larger ones need the limit raised.
+  int64_t max_decode_bytes = int64_t{384} << 20;
 };
 
 // Decodes the image file at `path` (PNG, JPEG incl. progressive and CMYK, WebP, BMP, TIFF, GIF first frame; 8 or
@@ -53,6 +58,9 @@ ResizedSize smart_resize_fractional(int64_t height, int64_t width, int64_t facto
 // support scaled when downsampling, fixed-point coefficients, uint8 rounding between passes). Returns a copy
 // when the size is unchanged.
 RgbImage resize_bicubic(const RgbImage& image, int64_t width, int64_t height);
+// The same, freeing `image`'s pixels as soon as they have been read (before the vertical pass allocates its output),
+// so that a large decoded image and its resized copy are not held together. `image` is left empty.
+RgbImage resize_bicubic(RgbImage&& image, int64_t width, int64_t height);
 
 // The checks both bicubic resizes make: InvalidInput for a non-positive target size, an internal error for an
 // image whose pixel buffer does not match its size.
@@ -89,5 +97,7 @@ PixelPatches patchify(std::span<const RgbImage* const> frames, const VisionPrepr
 
 // The whole image path: smart_resize with config's limits, resize_bicubic, patchify.
 PixelPatches preprocess_image(const RgbImage& image, const VisionPreprocessConfig& config);
+// The same, consuming the decoded image: its pixels are freed once resized, before the patches are allocated.
+PixelPatches preprocess_image(RgbImage&& image, const VisionPreprocessConfig& config);
 
 }  // namespace oe::media

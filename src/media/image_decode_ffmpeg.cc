@@ -64,15 +64,35 @@ CodecContextPtr open_decoder(ImageFormat format, int64_t max_pixels) {
   return ctx;
 }
 
-FramePtr decode_frame(std::span<const uint8_t> bytes, ImageFormat format, int64_t max_pixels) {
+static_assert(FFMPEG_INPUT_PADDING >= AV_INPUT_BUFFER_PADDING_SIZE);
+
+// The packet of the whole file: `bytes` themselves when they are followed by FFmpeg's padding (`padded`), wrapped in
+// a buffer FFmpeg references without copying or freeing, else a padded copy.
+PacketPtr file_packet(std::span<const uint8_t> bytes, bool padded) {
+  PacketPtr packet(av_packet_alloc());
+  if (!packet) throw std::bad_alloc();
+  if (!padded) {
+    if (av_new_packet(packet.get(), static_cast<int>(bytes.size())) < 0) throw std::bad_alloc();
+    std::memcpy(packet->data, bytes.data(), bytes.size());
+    return packet;
+  }
+  auto* data = const_cast<uint8_t*>(bytes.data());  // read only: the buffer is flagged so
+  packet->buf = av_buffer_create(
+      data, bytes.size() + AV_INPUT_BUFFER_PADDING_SIZE, [](void*, uint8_t*) {}, nullptr, AV_BUFFER_FLAG_READONLY);
+  if (!packet->buf) throw std::bad_alloc();
+  packet->data = data;
+  packet->size = static_cast<int>(bytes.size());
+  return packet;
+}
+
+FramePtr decode_frame(std::span<const uint8_t> bytes, bool padded, ImageFormat format, int64_t max_pixels) {
   if (bytes.size() > static_cast<size_t>(INT_MAX - AV_INPUT_BUFFER_PADDING_SIZE)) {
     throw InvalidInput(fmt::format("{} file of {} bytes is too large", format_name(format), bytes.size()));
   }
   CodecContextPtr ctx = open_decoder(format, max_pixels);
-  PacketPtr packet(av_packet_alloc());
+  PacketPtr packet = file_packet(bytes, padded);
   FramePtr frame(av_frame_alloc());
-  if (!packet || !frame || av_new_packet(packet.get(), static_cast<int>(bytes.size())) < 0) throw std::bad_alloc();
-  std::memcpy(packet->data, bytes.data(), bytes.size());
+  if (!frame) throw std::bad_alloc();
   int err = avcodec_send_packet(ctx.get(), packet.get());
   if (err >= 0) err = avcodec_receive_frame(ctx.get(), frame.get());
   if (err == AVERROR(EAGAIN)) {  // a decoder that holds the frame back until it is told the input has ended
@@ -262,9 +282,19 @@ void apply_pillow_gif_rules(const GifFrame& gif, DecodedImage& out) {
   out.alpha.clear();  // the first frame is mode "P" (or "L"): nothing to composite
 }
 
+bool frame_points_into(const AVFrame& frame, const std::string& file) {
+  const auto begin = reinterpret_cast<uintptr_t>(file.data());
+  for (const uint8_t* plane : frame.data) {
+    const auto at = reinterpret_cast<uintptr_t>(plane);
+    if (plane && at >= begin && at - begin < file.size()) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
-DecodedImage decode_ffmpeg(std::span<const uint8_t> bytes, const ImageHeader& header, int64_t max_pixels) {
+DecodedImage decode_ffmpeg(std::span<const uint8_t> bytes, const ImageHeader& header, int64_t max_pixels,
+                           std::string* file) {
   ffmpeg::quiet_log();
   // FFmpeg's own size check (av_image_check_size2 without a pixel format): (8·w + 1024)·(h + 128) < 2^31. A larger
   // image is valid and Pillow reads it, but this decoder cannot: say so rather than "corrupt".
@@ -272,7 +302,11 @@ DecodedImage decode_ffmpeg(std::span<const uint8_t> bytes, const ImageHeader& he
     throw Unsupported(fmt::format("a {}x{} {} image is larger than FFmpeg's image decoders take ((8·width + 1024)·"
                                   "(height + 128) must stay under 2^31)",
                                   header.width, header.height, format_name(header.format)));
-  const FramePtr frame = decode_frame(bytes, header.format, max_pixels);
+  const FramePtr frame = decode_frame(bytes, file != nullptr, header.format, max_pixels);
+  // The packet and the decoder are gone (decode_frame's locals), and the frame holds its own pixels (checked: no
+  // decoder of these formats hands out the packet's bytes, but one that did keeps the file): the file is no longer
+  // needed while the frame is converted.
+  if (file && !frame_points_into(*frame, *file)) std::string().swap(*file);
   if (frame->width != header.width || frame->height != header.height) {
     throw InvalidInput(fmt::format("the {} header says {}x{} but FFmpeg decoded {}x{}", format_name(header.format),
                                    header.width, header.height, frame->width, frame->height));

@@ -7,6 +7,7 @@
 // C frames is undefined, so error_exit longjmps back to a setjmp in a small function that holds no C++ objects, and
 // the caller turns the saved message into an exception.
 // jpeglib.h uses size_t and FILE without including their headers.
+#include <algorithm>
 #include <cstddef>
 #include <cstdio>
 
@@ -102,17 +103,22 @@ J_COLOR_SPACE pillow_output_space(int n_components) {
   throw Unsupported(fmt::format("JPEG with {} colour components (Pillow reads 1, 3 or 4)", n_components));
 }
 
-// Brings libjpeg's output (grey, RGB or stored CMYK) to RGB in `rgb`; `samples` is consumed.
-void to_rgb(std::vector<uint8_t>& samples, int n_components, int64_t n_pixels, std::vector<uint8_t>& rgb) {
-  rgb.resize(static_cast<size_t>(n_pixels) * 3);
-  if (n_components == 3) {
-    rgb.swap(samples);
-  } else if (n_components == 1) {
-    for (int64_t i = 0; i < n_pixels; ++i) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = samples[i];
-  } else {
-    for (uint8_t& v : samples) v = static_cast<uint8_t>(255 - v);  // "CMYK;I": Adobe stores the inverse
-    cmyk_to_rgb(samples.data(), rgb.data(), n_pixels);
+// Brings libjpeg's output (grey, RGB or stored CMYK) at the start of `buffer` to RGB in place, and sizes `buffer` to
+// the RGB pixels. Grey is spread from the last pixel back, CMYK converted from the first pixel on: neither
+// overwrites a sample it has yet to read. (CMYK's fourth byte a pixel stays allocated until the image is freed.)
+void to_rgb_in_place(std::vector<uint8_t>& buffer, int n_components, int64_t n_pixels) {
+  uint8_t* p = buffer.data();
+  if (n_components == 1) {
+    for (int64_t i = n_pixels - 1; i >= 0; --i) p[3 * i] = p[3 * i + 1] = p[3 * i + 2] = p[i];
+  } else if (n_components == 4) {
+    for (int64_t i = 0; i < 4 * n_pixels; ++i) p[i] = static_cast<uint8_t>(255 - p[i]);  // "CMYK;I": the inverse
+    uint8_t rgb[3];
+    for (int64_t i = 0; i < n_pixels; ++i) {  // pixel i's RGB goes to bytes 3i..3i+2, at or before its CMYK at 4i
+      cmyk_to_rgb(p + 4 * i, rgb, 1);
+      std::copy_n(rgb, 3, p + 3 * i);
+    }
   }
+  buffer.resize(static_cast<size_t>(n_pixels) * 3);
 }
 
 }  // namespace
@@ -127,15 +133,16 @@ DecodedImage decode_jpeg(std::span<const uint8_t> bytes, const ImageHeader& head
                                    header.height, d.cinfo.image_width, d.cinfo.image_height));
   }
   const int64_t n_pixels = header.width * header.height;
-  std::vector<uint8_t> samples(static_cast<size_t>(n_pixels * n_components));
-  if (!read_jpeg_scanlines(d, samples.data(), static_cast<size_t>(header.width * n_components))) jpeg_failed(d);
-  if (d.errors.hit_end_of_data) throw InvalidInput("truncated JPEG: the data ends before the image is complete");
-  if (!finish_jpeg(d)) jpeg_failed(d);
-
+  // One buffer for libjpeg's samples and the RGB made of them in place: room for 3 bytes a pixel, or 4 for CMYK.
   DecodedImage out;
   out.rgb.width = header.width;
   out.rgb.height = header.height;
-  to_rgb(samples, n_components, n_pixels, out.rgb.pixels);
+  std::vector<uint8_t>& buffer = out.rgb.pixels;
+  buffer.resize(static_cast<size_t>(n_pixels * std::max(n_components, 3)));
+  if (!read_jpeg_scanlines(d, buffer.data(), static_cast<size_t>(header.width * n_components))) jpeg_failed(d);
+  if (d.errors.hit_end_of_data) throw InvalidInput("truncated JPEG: the data ends before the image is complete");
+  if (!finish_jpeg(d)) jpeg_failed(d);
+  to_rgb_in_place(buffer, n_components, n_pixels);
   return out;
 }
 

@@ -21,16 +21,17 @@ DecodedImage decode_webp(std::span<const uint8_t> bytes, const ImageHeader& head
     }
     return out;
   }
-  std::vector<uint8_t> rgba(static_cast<size_t>(n_pixels) * 4);
+  // RGBA into our own buffer, composited onto white in place (pixel i's RGB goes to bytes 3i..3i+2, at or before
+  // its RGBA at 4i), so no alpha plane or second buffer is needed. The fourth byte a pixel stays allocated until the
+  // image is freed.
+  std::vector<uint8_t>& rgba = out.rgb.pixels;
+  rgba.resize(static_cast<size_t>(n_pixels) * 4);
   if (!WebPDecodeRGBAInto(bytes.data(), bytes.size(), rgba.data(), rgba.size(), static_cast<int>(header.width * 4))) {
     throw InvalidInput(failure);
   }
-  out.rgb.pixels.resize(static_cast<size_t>(n_pixels) * 3);
-  out.alpha.resize(static_cast<size_t>(n_pixels));
-  for (int64_t i = 0; i < n_pixels; ++i) {
-    for (int c = 0; c < 3; ++c) out.rgb.pixels[3 * i + c] = rgba[4 * i + c];
-    out.alpha[i] = rgba[4 * i + 3];
-  }
+  uint8_t* p = rgba.data();
+  for (int64_t i = 0; i < n_pixels; ++i) composite_pixel_on_white(p + 4 * i, p[4 * i + 3], p + 3 * i);
+  rgba.resize(static_cast<size_t>(n_pixels) * 3);
   return out;
 }
 

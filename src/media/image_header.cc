@@ -3,6 +3,8 @@
 #include <webp/decode.h>
 
 #include <algorithm>
+#include <climits>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -29,6 +31,9 @@ ImageHeader png_header(const ByteReader& r) {
   h.height = *r.u32(20);
   const uint32_t depth = *r.u8(24), colour_type = *r.u8(25);
   h.pillow_rgba = colour_type == 6 || (colour_type == 4 && depth == 16);
+  // FFmpeg's frame: the samples of each pixel at 8 or 16 bits (palette and grey under 8 bits: one byte).
+  const int samples = colour_type == 2 ? 3 : colour_type == 4 ? 2 : colour_type == 6 ? 4 : 1;
+  h.decoder_bytes_per_pixel = samples * (depth == 16 ? 2 : 1);
   return h;
 }
 
@@ -36,27 +41,67 @@ bool is_jpeg_frame_marker(uint32_t code) {
   return code >= 0xC0 && code <= 0xCF && code != 0xC4 && code != 0xC8 && code != 0xCC;
 }
 
-// JPEG: walks the marker segments up to the first frame header (SOF0..SOF15).
+bool is_progressive_frame(uint32_t code) { return code == 0xC2 || code == 0xC6 || code == 0xCA || code == 0xCE; }
+
+// libjpeg's memory beside our output: a progressive image, or one whose first scan does not hold every component,
+// is decoded through whole-image coefficient buffers, 2 bytes per sample of each component at its sampling.
+// `sampling` holds each component's h·v factors; `first_scan_components` is 0 when the scan header was not reached.
+double jpeg_coefficient_bytes_per_pixel(bool progressive, const std::vector<uint32_t>& sampling,
+                                        uint32_t first_scan_components) {
+  const bool multi_scan =
+      progressive || (first_scan_components != 0 && first_scan_components < sampling.size());
+  if (!multi_scan || sampling.empty()) return 0;
+  const uint32_t max_hv = *std::max_element(sampling.begin(), sampling.end());
+  double samples = 0;
+  for (uint32_t hv : sampling) samples += static_cast<double>(hv) / std::max(max_hv, 1u);
+  return 2 * samples;
+}
+
+// JPEG: walks the marker segments up to the first frame header (SOF0..SOF15), then to the first scan header.
 ImageHeader jpeg_header(const ByteReader& r) {
   size_t pos = 2;
+  std::optional<ImageHeader> frame;
+  bool progressive = false;
+  std::vector<uint32_t> sampling;  // per component: h·v
+  // The frame header without a scan header after it: libjpeg will say what is wrong; memory as for one scan.
+  const auto finish = [&](uint32_t first_scan_components) {
+    ImageHeader h = *frame;
+    h.output_bytes_per_pixel = std::max<int>(3, static_cast<int>(sampling.size()));
+    h.decoder_bytes_per_pixel = jpeg_coefficient_bytes_per_pixel(progressive, sampling, first_scan_components);
+    return h;
+  };
   for (;;) {
     // libjpeg skips stray bytes before a marker (with a warning); so do we.
     while (r.u8(pos) && *r.u8(pos) != 0xFF) ++pos;
     while (r.u8(pos) == 0xFFu) ++pos;
     const auto code = r.u8(pos++);
-    if (!code) malformed(ImageFormat::Jpeg, "the data ends before the frame header (SOF)");
+    if (!code) {
+      if (frame) return finish(0);
+      malformed(ImageFormat::Jpeg, "the data ends before the frame header (SOF)");
+    }
     if (*code == 0xD8 || *code == 0x01 || (*code >= 0xD0 && *code <= 0xD7)) continue;  // markers without length
+    if (frame && *code == 0xDA) return finish(r.u8(pos + 2).value_or(0));
+    if (frame && *code == 0xD9) return finish(0);
     if (*code == 0xD9 || *code == 0xDA) malformed(ImageFormat::Jpeg, "no frame header (SOF) before the scan");
     const auto length = r.u16(pos);
-    if (!length || *length < 2) malformed(ImageFormat::Jpeg, "truncated marker segment");
-    if (is_jpeg_frame_marker(*code)) {
+    if (!length || *length < 2) {
+      if (frame) return finish(0);
+      malformed(ImageFormat::Jpeg, "truncated marker segment");
+    }
+    if (!frame && is_jpeg_frame_marker(*code)) {
       const auto height = r.u16(pos + 3), width = r.u16(pos + 5);
       if (!height || !width) malformed(ImageFormat::Jpeg, "truncated frame header");
-      ImageHeader h;
-      h.format = ImageFormat::Jpeg;
-      h.width = *width;
-      h.height = *height;
-      return h;
+      frame.emplace();
+      frame->format = ImageFormat::Jpeg;
+      frame->width = *width;
+      frame->height = *height;
+      progressive = is_progressive_frame(*code);
+      const uint32_t n = r.u8(pos + 7).value_or(0);
+      for (uint32_t i = 0; i < n; ++i) {
+        const auto factors = r.u8(pos + 8 + 3 * i + 1);
+        if (!factors) break;
+        sampling.push_back(std::max(1u, *factors >> 4) * std::max(1u, *factors & 15));
+      }
     }
     pos += *length;
   }
@@ -89,6 +134,7 @@ ImageHeader gif_header(const ByteReader& r) {
   h.height = *r.u16(8);
   size_t pos = 13;
   std::vector<uint8_t> global;
+  bool restore_previous = false;
   if (*flags & 0x80) {
     global = read_gif_palette(r, pos, *flags);
     pos += global.size();
@@ -97,8 +143,10 @@ ImageHeader gif_header(const ByteReader& r) {
     const auto block = r.u8(pos);
     if (!block || *block == 0x3B) malformed(ImageFormat::Gif, "no image in the file");
     if (*block == 0x21) {
-      if (r.u8(pos + 1) == 0xF9u && r.u8(pos + 2) == 4u && (r.u8(pos + 3).value_or(0) & 1)) {
-        h.gif.transparent_index = static_cast<int>(r.u8(pos + 6).value_or(0));
+      if (r.u8(pos + 1) == 0xF9u && r.u8(pos + 2) == 4u) {
+        const uint32_t gce = r.u8(pos + 3).value_or(0);
+        if (gce & 1) h.gif.transparent_index = static_cast<int>(r.u8(pos + 6).value_or(0));
+        restore_previous = ((gce >> 2) & 7) == 3;
       }
       pos = skip_gif_sub_blocks(r, pos + 2);
     } else if (*block == 0x2C) {
@@ -117,6 +165,9 @@ ImageHeader gif_header(const ByteReader& r) {
       }
       // Pillow refuses a first image whose data is cut short ("image file is truncated"); FFmpeg would not notice.
       skip_gif_sub_blocks(r, pos + 1);
+      // FFmpeg's frame is 4 bytes a pixel; a frame to be restored after display ("restore to previous") is also
+      // kept as a copy.
+      h.decoder_bytes_per_pixel = restore_previous ? 8 : 4;
       return h;
     } else {
       malformed(ImageFormat::Gif, fmt::format("unknown block 0x{:02x} at byte {}", *block, pos));
@@ -131,10 +182,13 @@ ImageHeader bmp_header(const ByteReader& r) {
   h.format = ImageFormat::Bmp;
   const auto header_size = r.u32(14);
   if (!header_size) malformed(ImageFormat::Bmp, "truncated file header");
+  // FFmpeg's frame: a byte per pixel up to 8 bits (palette), else the pixel's bytes; 64-bit pixels are 8.
+  const auto frame_bytes = [](uint32_t bits) { return bits <= 8 ? 1.0 : std::ceil(bits / 8.0); };
   if (*header_size == 12) {
     if (!r.u16(24)) malformed(ImageFormat::Bmp, "truncated core header");
     h.width = *r.u16(18);
     h.height = *r.u16(20);
+    h.decoder_bytes_per_pixel = frame_bytes(*r.u16(24));
     return h;
   }
   if (*header_size < 40 || !r.has(14, *header_size)) malformed(ImageFormat::Bmp, "truncated info header");
@@ -142,6 +196,7 @@ ImageHeader bmp_header(const ByteReader& r) {
   const int64_t height = static_cast<int32_t>(*r.u32(22));
   h.height = height < 0 ? -height : height;  // negative: rows stored top-down
   const uint32_t bits = *r.u16(28), compression = *r.u32(30);
+  h.decoder_bytes_per_pixel = frame_bytes(bits);
   const bool alpha_header = *header_size == 64 || *header_size == 108 || *header_size == 124;
   if (bits == 32 && compression == 3 && alpha_header) {
     const uint32_t red = *r.u32(54), green = *r.u32(58), blue = *r.u32(62), alpha = *r.u32(66);
@@ -168,6 +223,18 @@ ImageHeader tiff_header(std::span<const uint8_t> bytes) {
   h.pillow_rgba = ifd->first_value(262) == 2u && ifd->first_value(277) == 4u &&
                   ifd->first_value(258).value_or(1) == 8 && extra.value_or(2) != 0;
   h.premultiplied_alpha = h.pillow_rgba && extra == 1u;
+  // FFmpeg's frame: the samples at their depth (at least a byte a pixel). Deflate strips are inflated into a buffer
+  // of their own first (a strip may be the whole image). A layout FFmpeg does not give as packed RGB or grey (YCbCr,
+  // CMYK, separate planes) is converted by libswscale into a second, 4-byte frame.
+  const uint32_t bits = ifd->first_value(258).value_or(1), samples = ifd->first_value(277).value_or(1);
+  const double row_bytes = std::ceil(static_cast<double>(h.width) * bits * samples / 8.0);
+  h.decoder_bytes_per_pixel = std::max(1.0, row_bytes / static_cast<double>(h.width));
+  const uint32_t compression = ifd->first_value(259).value_or(1), photometric = ifd->first_value(262).value_or(1);
+  if (compression == 8 || compression == 32946) {
+    const int64_t strip_rows = std::min<int64_t>(h.height, ifd->first_value(278).value_or(UINT32_MAX));
+    h.decoder_extra_bytes = static_cast<int64_t>(row_bytes) * strip_rows;
+  }
+  if (photometric > 3 || ifd->first_value(284).value_or(1) == 2) h.decoder_bytes_per_pixel += 4;
   return h;
 }
 
@@ -183,6 +250,10 @@ ImageHeader webp_header(std::span<const uint8_t> bytes) {
   h.width = features.width;
   h.height = features.height;
   h.pillow_rgba = features.has_alpha != 0;
+  h.output_bytes_per_pixel = h.pillow_rgba ? 4 : 3;  // RGBA is decoded as such, then composited in place
+  // libwebp decodes a lossless bitstream into an ARGB plane of its own (4 bytes a pixel) before writing ours; a
+  // lossy one with alpha holds the alpha plane and its filtering rows.
+  h.decoder_bytes_per_pixel = features.format == 2 ? 4 : h.pillow_rgba ? 2 : 0;
   return h;
 }
 

@@ -45,10 +45,25 @@ struct ImageHeader {
   // (raw mode "RGBa").
   bool premultiplied_alpha = false;
   GifFrame gif;
+  // For the decoding-memory guard (decode_memory), from the header's fields: what the decoding library holds while
+  // it decodes, in bytes per pixel of the image (its frame, or libjpeg's coefficients and libwebp's ARGB plane)
+  // plus bytes that do not scale with the whole image (a TIFF strip it inflates into), and the bytes per pixel of
+  // our own output buffer before it becomes RGB (a CMYK JPEG is decoded as 4 samples, then converted in place).
+  double decoder_bytes_per_pixel = 0;
+  int64_t decoder_extra_bytes = 0;
+  int output_bytes_per_pixel = 3;
 };
 
 // Reads the header of `bytes` (already identified as `format`). Throws InvalidInput when it is malformed.
 ImageHeader read_header(std::span<const uint8_t> bytes, ImageFormat format);
+
+// The most memory decoding the image of `header` holds at once, in bytes: the file (`file_bytes`, and a copy of it
+// when `copies_file`: FFmpeg needs padding after its input that a caller's span lacks), the library's buffers, our
+// output with its alpha plane, and a turned copy when `rotated`. `frees_file` says the file is freed once FFmpeg
+// has decoded the frame (decode_image from a path does so). An estimate from the header, checked against
+// ImageDecodeOptions::max_decode_bytes before any decoder runs; bench/image_peak_memory.py measures it.
+uint64_t decode_memory(const ImageHeader& header, uint64_t file_bytes, bool copies_file, bool frees_file,
+                       bool rotated);
 
 // Pixels straight from a decoder: RGB, plus the alpha plane when the header says Pillow's mode is RGBA.
 struct DecodedImage {
@@ -58,7 +73,14 @@ struct DecodedImage {
 
 DecodedImage decode_jpeg(std::span<const uint8_t> bytes, const ImageHeader& header);
 DecodedImage decode_webp(std::span<const uint8_t> bytes, const ImageHeader& header);
-DecodedImage decode_ffmpeg(std::span<const uint8_t> bytes, const ImageHeader& header, int64_t max_pixels);
+// Zero bytes FFmpeg's decoders may read past the end of their input (AV_INPUT_BUFFER_PADDING_SIZE, checked where
+// FFmpeg's headers are included).
+inline constexpr size_t FFMPEG_INPUT_PADDING = 64;
+
+// `file`, when not null, holds `bytes` followed by FFMPEG_INPUT_PADDING zero bytes: FFmpeg then reads them
+// in place instead of from a padded copy, and `file` is freed once the frame is decoded, before it is converted.
+DecodedImage decode_ffmpeg(std::span<const uint8_t> bytes, const ImageHeader& header, int64_t max_pixels,
+                           std::string* file = nullptr);
 
 // The compressed ancillary chunks of a PNG (zTXt, compressed iTXt, iCCP) inflate to at most 1 MiB each and 64 MiB in
 // all, as Pillow allows (PngImagePlugin MAX_TEXT_CHUNK, MAX_TEXT_MEMORY): InvalidInput for a chunk that inflates
@@ -69,6 +91,8 @@ void check_png_chunks(std::span<const uint8_t> bytes);
 // Pillow's `background.paste(image, mask=alpha)` onto white, with its integer blend (Paste.c / ImagingUtils.h):
 // t = 255 * (255 - a) + v * a + 128, result (t + (t >> 8)) >> 8.
 RgbImage composite_on_white(DecodedImage image);
+// The same for one pixel: `rgb` composited with alpha `a` into `out` (which may be `rgb` or overlap it from below).
+void composite_pixel_on_white(const uint8_t* rgb, uint8_t a, uint8_t* out);
 
 // Pillow's "RGBa" unpacking: each colour sample becomes min(255, v * 255 / a) (integer division), 0 where a = 0.
 void unpremultiply(DecodedImage& image);

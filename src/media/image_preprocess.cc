@@ -137,4 +137,12 @@ PixelPatches preprocess_image(const RgbImage& image, const VisionPreprocessConfi
   return patchify(frames, config);
 }
 
+PixelPatches preprocess_image(RgbImage&& image, const VisionPreprocessConfig& config) {
+  const ResizedSize size =
+      smart_resize(image.height, image.width, config.factor(), config.min_pixels, config.max_pixels);
+  const RgbImage resized = resize_bicubic(std::move(image), size.width, size.height);
+  const RgbImage* frames[] = {&resized};
+  return patchify(frames, config);
+}
+
 }  // namespace oe::media

@@ -126,27 +126,50 @@ void check_resize_arguments(const RgbImage& image, int64_t width, int64_t height
            "RgbImage {}x{} with {} bytes", image.width, image.height, image.pixels.size());
 }
 
-RgbImage resize_bicubic(const RgbImage& image, int64_t width, int64_t height) {
+namespace {
+
+// Both overloads: `release` frees the source's pixels as soon as the pass that reads them is done, so a large
+// decoded image is not held beside its resized copy.
+RgbImage resize(const RgbImage& image, int64_t width, int64_t height, RgbImage* release) {
   check_resize_arguments(image, width, height);
   const bool horizontal = width != image.width, vertical = height != image.height;
-  if (!horizontal && !vertical) return image;
+  if (!horizontal && !vertical) {
+    if (release) return std::move(*release);
+    return image;
+  }
 
   const Taps rows = compute_taps(image.height, height);
   // The source rows the vertical pass reads: the horizontal pass computes only those.
   const int64_t row0 = vertical ? rows.first.front() : 0;
   const int64_t row_end = vertical ? rows.first.back() + rows.count.back() : image.height;
+  const auto free_source = [&] {
+    if (release) std::vector<uint8_t>().swap(release->pixels);
+  };
 
   RgbImage out;
   out.width = width;
   out.height = height;
   if (!horizontal) {
     out.pixels = vertical_pass(image.pixels.data(), image.width, 0, rows);
+    free_source();
     return out;
   }
   std::vector<uint8_t> columns =
       horizontal_pass(image.pixels.data(), image.width, row0, row_end - row0, compute_taps(image.width, width));
+  free_source();
   out.pixels = vertical ? vertical_pass(columns.data(), width, row0, rows) : std::move(columns);
   return out;
+}
+
+}  // namespace
+
+RgbImage resize_bicubic(const RgbImage& image, int64_t width, int64_t height) {
+  return resize(image, width, height, nullptr);
+}
+
+RgbImage resize_bicubic(RgbImage&& image, int64_t width, int64_t height) {
+  const RgbImage& source = image;  // read through a const view; `image` itself is emptied once it has been read
+  return resize(source, width, height, &image);
 }
 
 }  // namespace oe::media

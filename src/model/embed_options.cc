@@ -45,6 +45,8 @@ void EmbedOptions::validate() const {
   if (image_min_pixels > 0 && image_max_pixels > 0) check_pixel_budget("image", image_min_pixels, image_max_pixels);
   require(image_decode.max_decoded_pixels > 0,
           fmt::format("max image pixels {} is not positive", image_decode.max_decoded_pixels));
+  require(image_decode.max_decode_bytes > 0,
+          fmt::format("max image decode bytes {} is not positive", image_decode.max_decode_bytes));
   require(std::isfinite(audio_max_seconds) && audio_max_seconds >= 0,
           fmt::format("the audio clip length {} s is not a length", audio_max_seconds));
   require(video.min_pixels > 0 && video.max_pixels > 0,

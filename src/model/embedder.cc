@@ -1,6 +1,7 @@
 #include "model/embedder.h"
 
 #include <cmath>
+#include <functional>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -181,7 +182,9 @@ PreparedInput Embedder::prepare(const EmbedRequest& request, Fusion fusion) cons
   m.audios = audio_features(clips, &audio_truncated);
   for (const auto& path : request.images) {
     media::RgbImage image = media::decode_image(path, options_.image_decode);  // its errors name the file
-    m.images.push_back(with_context(path.string(), [&] { return media::preprocess_image(image, config); }));
+    // Consumed: the decoded pixels are freed once resized, before the patches are allocated.
+    m.images.push_back(
+        with_context(path.string(), [&] { return media::preprocess_image(std::move(image), config); }));
   }
   const double seconds = timer.seconds();
   PreparedInput p = assemble(request.role, request.text, std::move(m));
@@ -213,6 +216,11 @@ namespace {
 
 // Moves the patches' values into one array (pixel rows of all images, or of all videos) and lists their grids.
 int64_t take_patches(std::vector<media::PixelPatches>& from, std::vector<float>& values, std::vector<GridTHW>& grids) {
+  if (from.size() == 1 && values.empty()) {  // one image or video, the usual case: moved, not copied beside itself
+    grids.push_back({from[0].grid_t, from[0].grid_h, from[0].grid_w});
+    values = std::move(from[0].values);
+    return from[0].row_len;
+  }
   size_t n = 0;
   for (const auto& im : from) n += im.values.size();
   values.reserve(n);
@@ -322,7 +330,7 @@ PreparedInput Embedder::assemble(text::Role role, const std::string& text, Media
 
 void Embedder::merge_vision(const std::vector<GridTHW>& grids, const std::vector<float>& pixels, int64_t row_len,
                             int64_t token, const char* kind, const PreparedInput& item, float* embeds, int64_t d,
-                            std::vector<float>* vision_out) const {
+                            std::vector<float>* vision_out, std::vector<float>* release) const {
   const VisionEncoder& enc = model_->vision_encoder();
   if (enc.config().out_d_model != d)
     throw InvalidInput(fmt::format("vision out_hidden_size {} differs from the text hidden_size {}",
@@ -338,7 +346,9 @@ void Embedder::merge_vision(const std::vector<GridTHW>& grids, const std::vector
     throw InvalidInput(fmt::format("the item has {} {} placeholder tokens but its {}s give {} rows", placeholders,
                                    kind, kind, n_rows));
   std::vector<float> rows(static_cast<size_t>(n_rows * d));
-  enc.encode(pixels.data(), grids, rows.data());
+  std::function<void()> pixels_read;
+  if (release) pixels_read = [release] { std::vector<float>().swap(*release); };  // `pixels` is gone after this
+  enc.encode(pixels.data(), grids, rows.data(), {}, pixels_read);
   // The encoder rows replace the placeholder embeddings in sequence order (spec §3.4).
   int64_t r = 0;
   for (int64_t i = 0; i < item.n_tokens(); ++i)
@@ -377,6 +387,18 @@ std::vector<Embedding> Embedder::embed_prepared(const std::vector<PreparedInput>
                                                 std::vector<float>* last_hidden, const LayerObserver& observer,
                                                 EmbedTimings* timings, std::vector<float>* vision_out,
                                                 std::vector<float>* audio_out) const {
+  return embed_items(items, nullptr, last_hidden, observer, timings, vision_out, audio_out);
+}
+
+std::vector<Embedding> Embedder::embed_prepared(std::vector<PreparedInput>&& items, EmbedTimings* timings) const {
+  return embed_items(items, &items, nullptr, {}, timings, nullptr, nullptr);
+}
+
+// `consumed`, when not null, is `items` itself, whose pixel rows may be freed once read.
+std::vector<Embedding> Embedder::embed_items(const std::vector<PreparedInput>& items,
+                                             std::vector<PreparedInput>* consumed, std::vector<float>* last_hidden,
+                                             const LayerObserver& observer, EmbedTimings* timings,
+                                             std::vector<float>* vision_out, std::vector<float>* audio_out) const {
   const TextDecoder& dec = model_->text_decoder();
   const int64_t d = dec.config().d_model;
   std::vector<Embedding> out;
@@ -407,11 +429,13 @@ std::vector<Embedding> Embedder::embed_prepared(const std::vector<PreparedInput>
   for (size_t s = 0; s < items.size(); ++s)
     if (!items[s].image_grids.empty())
       merge_vision(items[s].image_grids, items[s].pixel_values, items[s].pixel_row_len, tok.image, "image", items[s],
-                   embeds.get() + in.cu_seqlens[s] * d, d, vision_out);
+                   embeds.get() + in.cu_seqlens[s] * d, d, vision_out,
+                   consumed ? &(*consumed)[s].pixel_values : nullptr);
   for (size_t s = 0; s < items.size(); ++s)
     if (!items[s].video_grids.empty())
       merge_vision(items[s].video_grids, items[s].video_pixel_values, items[s].pixel_row_len, tok.video, "video",
-                   items[s], embeds.get() + in.cu_seqlens[s] * d, d, vision_out);
+                   items[s], embeds.get() + in.cu_seqlens[s] * d, d, vision_out,
+                   consumed ? &(*consumed)[s].video_pixel_values : nullptr);
   if (timings) timings->vision = vision_timer.seconds();
   Timer audio_timer;
   if (audio_out) audio_out->clear();
@@ -463,7 +487,9 @@ Embedding Embedder::embed(const EmbedRequest& request) const {
   PreparedInput p = prepare(request);
   if (p.truncated)
     log_warn("input of {} tokens truncated to {} (the model's context limit)", p.original_tokens, p.n_tokens());
-  Embedding e = embed_prepared({p}).front();
+  std::vector<PreparedInput> items;
+  items.push_back(std::move(p));
+  Embedding e = embed_prepared(std::move(items)).front();
   if (!e.error.empty()) throw InvalidInput(e.error);
   return e;
 }

@@ -100,6 +100,9 @@ class Embedder {
                                         const LayerObserver& observer = {}, EmbedTimings* timings = nullptr,
                                         std::vector<float>* vision_out = nullptr,
                                         std::vector<float>* audio_out = nullptr) const;
+  // The same, consuming the items: each item's pixel rows are freed as soon as the vision tower has read them,
+  // before its blocks and the decoder run (a 12.8-megapixel image's rows are 308 MB).
+  std::vector<Embedding> embed_prepared(std::vector<PreparedInput>&& items, EmbedTimings* timings = nullptr) const;
   // One item; InvalidInput when it gives no usable vector (Embedding::error).
   Embedding embed(const EmbedRequest& request) const;
 
@@ -133,9 +136,14 @@ class Embedder {
   PreparedInput assemble(text::Role role, const std::string& text, Media media) const;
   // Encodes the item's images (or videos) with the vision tower and writes their rows over its <|IMAGE|> (or
   // <|VIDEO|>) embeddings (embeds: the item's rows).
+  // `release` (optional) is `pixels` itself, to be freed once the tower has read it.
   void merge_vision(const std::vector<GridTHW>& grids, const std::vector<float>& pixels, int64_t row_len,
                     int64_t token, const char* kind, const PreparedInput& item, float* embeds, int64_t d,
-                    std::vector<float>* vision_out) const;
+                    std::vector<float>* vision_out, std::vector<float>* release) const;
+  std::vector<Embedding> embed_items(const std::vector<PreparedInput>& items, std::vector<PreparedInput>* consumed,
+                                     std::vector<float>* last_hidden, const LayerObserver& observer,
+                                     EmbedTimings* timings, std::vector<float>* vision_out,
+                                     std::vector<float>* audio_out) const;
 
   std::vector<int64_t> tail_ids_;  // tokens of the closing "<|im_end|>\n"
 };

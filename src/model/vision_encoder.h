@@ -60,8 +60,10 @@ class VisionEncoder {
 
   // pixels: [Σ patches, row_len()] in processor order (spec §6.1.3), grids in the same order. Writes the merged
   // rows [Σ patches / 4, out_d_model] in processor order to `out`; in BF16 mode they are bf16 values.
-  void encode(const float* pixels, const std::vector<GridTHW>& grids, float* out,
-              const VisionObserver& observer = {}) const;
+  // `pixels_read` (optional) is called once the pixels have been read, before the blocks run: the caller may free
+  // them there.
+  void encode(const float* pixels, const std::vector<GridTHW>& grids, float* out, const VisionObserver& observer = {},
+              const std::function<void()>& pixels_read = {}) const;
 
   int64_t row_len() const { return config_.in_channels * config_.temporal_patch_size * patch_area(); }
   int64_t merge_unit() const { return config_.spatial_merge_size * config_.spatial_merge_size; }

@@ -27,18 +27,19 @@ void Batcher::flush() {
   inputs_.clear();
   groups_.clear();
   pending_tokens_ = 0;
+  const size_t n_inputs = inputs.size();
   std::vector<model::Embedding> vectors;
   double seconds = 0;
   if (!inputs.empty()) {
     Timer timer;
     model::EmbedTimings t;
-    vectors = embedder_.embed_prepared(inputs, nullptr, {}, &t);
+    vectors = embedder_.embed_prepared(std::move(inputs), &t);  // frees each item's pixels once the tower read them
     seconds = timer.seconds();
     timings_.vision += t.vision;
     timings_.audio += t.audio;
     timings_.decoder += t.decoder;
   }
-  OE_CHECK(vectors.size() == inputs.size());
+  OE_CHECK(vectors.size() == n_inputs);
   for (Group& g : groups) {
     std::vector<model::Embedding> mine(std::make_move_iterator(vectors.begin() + static_cast<std::ptrdiff_t>(g.first)),
                                        std::make_move_iterator(vectors.begin() +

@@ -44,6 +44,16 @@ TEST(BoundedRead, TheCapIsCheckedFromTheSize) {
   EXPECT_NE(m.find("--max-x raises the limit"), std::string::npos) << m;
 }
 
+TEST(BoundedRead, PaddedReadsEndInZerosAndCapTheFileAlone) {
+  TempDir dir;
+  testing::write_bytes(dir / "f", std::string(5000, 'x'));
+  const std::string padded = read_file_padded(dir / "f", ReadCap{5000, "test file"}, 64);
+  ASSERT_EQ(padded.size(), 5064u);
+  EXPECT_EQ(padded.substr(0, 5000), std::string(5000, 'x'));
+  EXPECT_EQ(padded.substr(5000), std::string(64, '\0'));
+  EXPECT_THROW(read_file_padded(dir / "f", ReadCap{4999, "test file"}, 64), InvalidInput);
+}
+
 TEST(BoundedRead, LinesAreCappedAndTheByteOrderMarkDropped) {
   TempDir dir;
   testing::write_bytes(dir / "f", "\xEF\xBB\xBFq1 0 d1 1\r\n\nshort\n" + std::string(3 * MiB, 'y') + "\nafter");

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "media/image_internal.h"
 #include "media/media_test_util.h"
 
 namespace oe::media {
@@ -175,6 +176,17 @@ TEST(ResizeBicubic, ConstantImagesStayConstant) {
     ASSERT_EQ(out.width, ow);
     ASSERT_EQ(out.height, oh);
     for (size_t i = 0; i < out.pixels.size(); ++i) ASSERT_EQ(out.pixels[i], i % 3 == 0 ? 7 : 250) << i;
+  }
+}
+
+TEST(ResizeBicubic, ConsumingTheSourceGivesTheSamePixelsAndFreesIt) {
+  // Both passes, one pass each way, and an unchanged size.
+  for (auto [ow, oh] : {std::array<int64_t, 2>{13, 40}, {31, 9}, {50, 17}, {31, 17}}) {
+    const RgbImage img = noise_image(31, 17, 3);
+    RgbImage consumed = img;
+    const RgbImage out = resize_bicubic(std::move(consumed), ow, oh);
+    EXPECT_EQ(image_difference(out, resize_bicubic(img, ow, oh)), "") << ow << "x" << oh;
+    EXPECT_TRUE(consumed.pixels.empty()) << ow << "x" << oh;
   }
 }
 
@@ -435,8 +447,76 @@ TEST(DecodeImage, LargerThanFfmpegTakesIsUnsupportedNotCorrupt) {
   write_bytes(dir / "huge.png", png_header_only(20000, 20000));
   ImageDecodeOptions raised;
   raised.max_decoded_pixels = 500'000'000;
+  raised.max_decode_bytes = int64_t{4} << 30;
   const std::string m = error_message<Unsupported>([&] { decode_image(dir / "huge.png", raised); });
   EXPECT_NE(m.find("20000x20000 PNG image is larger than FFmpeg's image decoders take"), std::string::npos) << m;
+}
+
+// A PNG header of `width`x`height` with the given bit depth and colour type, and no pixel data.
+std::vector<uint8_t> png_header_only(uint32_t width, uint32_t height, uint8_t depth, uint8_t colour_type) {
+  std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  append_png_chunk(png, "IHDR", png_ihdr(width, height, depth, colour_type));
+  append_png_chunk(png, "IEND", {});
+  return png;
+}
+
+TEST(DecodeImage, RefusesImagesWhoseDecodingTakesTooMuchMemory) {
+  TempDir dir;
+  // 7000x7000 16-bit RGBA: within the pixel limit, but FFmpeg's frame alone is 8 bytes a pixel (374 MiB) beside our
+  // 4 (RGB and alpha): about 561 MiB, over the default 384 MiB, refused before any decoder runs.
+  write_bytes(dir / "deep.png", png_header_only(7000, 7000, 16, 6));
+  std::string m = error_message<InvalidInput>([&] { decode_image(dir / "deep.png"); });
+  EXPECT_NE(m.find("deep.png"), std::string::npos) << m;
+  EXPECT_NE(m.find("decoding this 7000x7000 PNG image takes about 561 MiB of memory, over the limit of 384 MiB"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("--max-image-decode-bytes"), std::string::npos) << m;
+  // The same size at 8 bits RGB fits (3 + 3 bytes a pixel: 281 MiB); it then fails for what it is, a header only.
+  write_bytes(dir / "rgb.png", png_header_only(7000, 7000, 8, 2));
+  m = error_message<InvalidInput>([&] { decode_image(dir / "rgb.png"); });
+  EXPECT_EQ(m.find("of memory"), std::string::npos) << m;
+  // Raising the limit lets the deep one through to the decoder too.
+  ImageDecodeOptions raised;
+  raised.max_decode_bytes = int64_t{600} << 20;
+  m = error_message<InvalidInput>([&] { decode_image(dir / "deep.png", raised); });
+  EXPECT_EQ(m.find("of memory"), std::string::npos) << m;
+  // Decoding from bytes in memory counts the padded copy FFmpeg gets of them.
+  const std::vector<uint8_t> rgb = png_header_only(7000, 7000, 8, 2);
+  ImageDecodeOptions tight;
+  tight.max_decode_bytes = int64_t{281} << 20;
+  EXPECT_EQ(error_message<InvalidInput>([&] { decode_image(dir / "rgb.png", tight); }).find("of memory"),
+            std::string::npos);
+  tight.max_decode_bytes = 7000LL * 7000 * 6 - 1;
+  EXPECT_NE(error_message<InvalidInput>([&] { decode_image(rgb, "in memory", tight); }).find("of memory"),
+            std::string::npos);
+}
+
+TEST(DecodeImage, DecodingMemoryFollowsTheFormatsHeader) {
+  using detail::decode_memory;
+  using detail::ImageFormat;
+  const auto header = [](std::vector<uint8_t> bytes, ImageFormat format) {
+    return detail::read_header(bytes, format);
+  };
+  const uint64_t P = 1000 * 1000;
+  // PNG through FFmpeg: its frame (bytes a pixel by depth and colour type) and our RGB (+ alpha for RGBA); the file
+  // either freed after decoding or counted, and copied once when it comes as a caller's bytes.
+  EXPECT_EQ(decode_memory(header(png_header_only(1000, 1000, 8, 2), ImageFormat::Png), 0, false, true, false), 6 * P);
+  EXPECT_EQ(decode_memory(header(png_header_only(1000, 1000, 16, 2), ImageFormat::Png), 0, false, true, false),
+            9 * P);
+  EXPECT_EQ(decode_memory(header(png_header_only(1000, 1000, 16, 6), ImageFormat::Png), 0, false, true, false),
+            12 * P);
+  EXPECT_EQ(decode_memory(header(png_header_only(1000, 1000, 8, 3), ImageFormat::Png), 0, false, true, false), 4 * P);
+  EXPECT_EQ(decode_memory(header(png_header_only(1000, 1000, 8, 2), ImageFormat::Png), 10 * P, false, true, false),
+            13 * P);
+  EXPECT_EQ(decode_memory(header(png_header_only(1000, 1000, 8, 2), ImageFormat::Png), P, true, false, false), 8 * P);
+  // A turned image: a copy of the RGB beside the output.
+  EXPECT_EQ(decode_memory(header(png_header_only(1000, 1000, 8, 0), ImageFormat::Png), 0, false, true, true), 6 * P);
+  // Baseline JPEG: libjpeg writes into our buffer as it reads the file. Progressive: whole-image coefficients, 2
+  // bytes a sample (4:4:4 here: 3 samples a pixel).
+  std::vector<uint8_t> jpeg = jpeg_header_only(1000, 1000);
+  EXPECT_EQ(decode_memory(header(jpeg, ImageFormat::Jpeg), 5 * P, false, false, false), 8 * P);
+  jpeg[3] = 0xC2;
+  EXPECT_EQ(decode_memory(header(jpeg, ImageFormat::Jpeg), 5 * P, false, false, false), 14 * P);
 }
 
 }  // namespace

@@ -54,6 +54,11 @@ void add_embed_options(CLI::App& app, pipeline::EmbedOptions& o) {
                  "Refuse image files larger than this many bytes before reading them")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--max-image-decode-bytes", m.image_decode.max_decode_bytes,
+                 "Refuse images whose decoding would take more memory than this many bytes (estimated from the "
+                 "header: the file, the decoder's buffers, the RGB pixels)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--audio-max-seconds", m.audio_max_seconds,
                  "Audio clip length: longer audio is cut (with a warning), the rest is not even decoded")
       ->check(CLI::Range(0.03, 3600.0))
