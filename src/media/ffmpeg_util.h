@@ -13,6 +13,7 @@ extern "C" {
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -55,8 +56,11 @@ inline bool is_system_io_error(int err) {
 
 // Opens a local file's container through the "file" protocol only (no playlist may reach the network; a colon in
 // the name is not read as a protocol) and reads its stream info. IoError when the file cannot be opened,
-// InvalidInput "not a <kind> file FFmpeg can read" when its content cannot be parsed.
-inline FormatPtr open_file(const std::filesystem::path& path, const char* kind) {
+// InvalidInput "not a <kind> file FFmpeg can read" when its content cannot be parsed. Reading the stream info may
+// decode a frame of each stream (a video's first frame, an audio file's cover picture): FFmpeg refuses to allocate one
+// over max_frame_pixels there (without it, a 12000x12000 first frame is decoded whole before any check of ours).
+inline FormatPtr open_file(const std::filesystem::path& path, const char* kind,
+                           int64_t max_frame_pixels = 35'651'584) {
   std::error_code ec;
   const std::filesystem::file_status status = std::filesystem::status(path, ec);
   if (ec && status.type() != std::filesystem::file_type::not_found)
@@ -73,7 +77,11 @@ inline FormatPtr open_file(const std::filesystem::path& path, const char* kind) 
     throw InvalidInput(fmt::format("not a {} file FFmpeg can read ({})", kind, error_text(err)));
   }
   FormatPtr format(raw);
-  avformat_find_stream_info(format.get(), nullptr);  // a failure here still leaves the streams to choose from
+  std::vector<AVDictionary*> stream_options(format->nb_streams, nullptr);
+  for (AVDictionary*& o : stream_options) av_dict_set_int(&o, "max_pixels", max_frame_pixels, 0);
+  // A failure here still leaves the streams to choose from.
+  avformat_find_stream_info(format.get(), stream_options.empty() ? nullptr : stream_options.data());
+  for (AVDictionary*& o : stream_options) av_dict_free(&o);
   return format;
 }
 

@@ -30,7 +30,7 @@ struct ImageDecodeOptions {
   int64_t max_file_bytes = int64_t{256} << 20;
   // Images whose decoding would hold more memory than this (the file, the decoding library's buffers and the RGB
   // output, estimated from the header) are refused before any decoder runs (--max-image-decode-bytes). With the
-  // default, decoding any image stays within 384 MiB: a 16-bit RGBA PNG of 40 megapixels or an 8-bit RGB one of
+  // default, decoding any image stays within 384 MiB: a 16-bit RGBA PNG of 33 megapixels or an 8-bit RGB one of
   // 67 megapixels passes, larger ones need the limit raised.
   int64_t max_decode_bytes = int64_t{384} << 20;
 };

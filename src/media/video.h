@@ -32,6 +32,17 @@ struct VideoOptions {
   int64_t min_frames = 4;           // qwen-omni-utils' FPS_MIN_FRAMES (card pipeline)
   // qwen-omni-utils' total pixel budget over all frames (VIDEO_TOTAL_PIXELS, int(128000·28·28·0.9)).
   int64_t total_pixels = 90'316'800;
+  // The largest frame decoded (width·height), checked from the stream's header before decoding and by FFmpeg on every
+  // frame it allocates: the largest picture H.264, HEVC and AV1 allow at their highest levels (level 6.2's 139,264
+  // macroblocks of H.264, MaxLumaPs of HEVC and AV1: 8192×4352), so every conforming 8K stream fits. A larger frame
+  // would hold gigabytes (a 12000×12000 MJPEG of 9 MB peaked at 3.1 GB); refusing it changes no vector.
+  int64_t max_frame_pixels = 35'651'584;
+  // The most memory decoding may hold at once: every frame the decoder holds (its reference frames, one per thread,
+  // the one being output; counted as FFmpeg allocates them), the RGB copy of the frame being sampled and the float
+  // planes of its first resize. Larger frames (8K at 10-bit 4:4:4 or with alpha) or more reference frames than this
+  // holds are refused naming the limit; any 4K stream fits, an 8K 8-bit 4:2:0 one with up to 3 frames held. Changes
+  // no vector.
+  int64_t max_decode_bytes = int64_t{320} << 20;
 };
 
 // What the container says about the video stream, with the frame count from a demuxing pass (packets counted, no

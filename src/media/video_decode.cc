@@ -10,12 +10,16 @@
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/cpu.h>
+#include <libavutil/imgutils.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 }
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <new>
 
 #include <fmt/format.h>
 
@@ -44,6 +48,22 @@ using SwsPtr = std::unique_ptr<SwsContext, SwsFree>;
 constexpr int64_t MAX_BAD_PACKETS = 2;
 constexpr int MAX_BAD_PACKETS_IN_A_ROW = 32;
 constexpr int64_t MAX_FRAME_SIDE = 16384;
+// Frame threading holds one frame per thread besides the reference frames: the decoder gets fewer threads when
+// its frames are large, so that the frames in flight stay near this budget (an 8K H.264 stream on FFmpeg's automatic
+// count, 17 threads on a 16-core machine, would hold about 1 GB of frames; 4K gets 5 threads, 1080p FFmpeg's count).
+constexpr int64_t DECODER_FRAMES_BUDGET = int64_t{64} << 20;
+constexpr int FFMPEG_MAX_AUTO_THREADS = 16;  // libavcodec's MAX_AUTO_THREADS (pthread.c)
+
+// The decoder's thread count: FFmpeg's automatic choice (0) where the frames are small, else as many threads as
+// DECODER_FRAMES_BUDGET holds frames of this stream, at least 1 and at most what the automatic choice would take.
+int decoder_threads(const AVCodecParameters& par) {
+  const auto format = static_cast<AVPixelFormat>(par.format);
+  int frame_bytes = format == AV_PIX_FMT_NONE ? -1 : av_image_get_buffer_size(format, par.width, par.height, 1);
+  if (frame_bytes <= 0) frame_bytes = par.width * par.height * 4;  // an unknown format: assume 4 bytes a pixel
+  const int64_t fit = std::max<int64_t>(1, DECODER_FRAMES_BUDGET / std::max(frame_bytes, 1));
+  if (fit >= FFMPEG_MAX_AUTO_THREADS) return 0;
+  return static_cast<int>(std::min<int64_t>(fit, std::min(av_cpu_count() + 1, FFMPEG_MAX_AUTO_THREADS)));
+}
 
 // "N audio and M other stream(s)", for the message about a file without a video stream.
 std::string describe_streams(const AVFormatContext& fmt) {
@@ -63,9 +83,9 @@ struct VideoSource {
   const AVStream* stream() const { return format->streams[stream_index]; }
 };
 
-VideoSource open_video(const fs::path& path) {
+VideoSource open_video(const fs::path& path, int64_t max_frame_pixels) {
   VideoSource v;
-  v.format = ffmpeg::open_file(path, "video");
+  v.format = ffmpeg::open_file(path, "video", max_frame_pixels);
   const int err = av_find_best_stream(v.format.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &v.decoder, 0);
   if (err == AVERROR_STREAM_NOT_FOUND) {
     throw InvalidInput(fmt::format("the file has no video stream (it has {})", describe_streams(*v.format)));
@@ -104,25 +124,31 @@ double frame_rate(const AVStream& s, int64_t total_frames, double duration) {
 // RGB24 conversion as vf_scale configures libswscale for the CLI (see the file comment).
 class RgbConverter {
  public:
+  explicit RgbConverter(int64_t max_pixels) : max_pixels_(max_pixels) {}
+
   RgbImage convert(const AVFrame& f) {
-    if (f.width <= 0 || f.height <= 0 || f.width > MAX_FRAME_SIDE || f.height > MAX_FRAME_SIDE) {
+    if (f.width <= 0 || f.height <= 0 || f.width > MAX_FRAME_SIDE || f.height > MAX_FRAME_SIDE ||
+        int64_t{f.width} * f.height > max_pixels_) {
       throw InvalidInput(fmt::format("the decoder produced a frame of {}x{}", f.width, f.height));
     }
     configure(f);
-    // libswscale's SIMD may write past the end of a row: convert into padded rows, then copy the pixels out.
+    // libswscale's SIMD may write past the end of a row: convert into padded rows, then close the gaps in place
+    // (row y moves down to y·width·3 from y·linesize, never over a row not yet moved), so no second copy of the
+    // frame is held.
     const int linesize = FFALIGN(f.width * 3, 64) + 64;
-    scratch_.resize(static_cast<size_t>(linesize) * f.height + 64);
-    uint8_t* dst[4] = {scratch_.data(), nullptr, nullptr, nullptr};
-    const int dst_stride[4] = {linesize, 0, 0, 0};
-    const int rows = sws_scale(sws_.get(), f.data, f.linesize, 0, f.height, dst, dst_stride);
-    if (rows != f.height) throw InternalError(fmt::format("libswscale converted {} of {} rows", rows, f.height));
     RgbImage out;
     out.width = f.width;
     out.height = f.height;
-    out.pixels.resize(static_cast<size_t>(out.width * out.height * 3));
-    for (int64_t y = 0; y < out.height; ++y) {
-      std::memcpy(&out.pixels[y * out.width * 3], &scratch_[y * linesize], static_cast<size_t>(out.width * 3));
+    out.pixels.resize(static_cast<size_t>(linesize) * f.height + 64);
+    uint8_t* dst[4] = {out.pixels.data(), nullptr, nullptr, nullptr};
+    const int dst_stride[4] = {linesize, 0, 0, 0};
+    const int rows = sws_scale(sws_.get(), f.data, f.linesize, 0, f.height, dst, dst_stride);
+    if (rows != f.height) throw InternalError(fmt::format("libswscale converted {} of {} rows", rows, f.height));
+    const auto row_bytes = static_cast<size_t>(out.width * 3);
+    for (int64_t y = 1; y < out.height; ++y) {
+      std::memmove(&out.pixels[y * row_bytes], &out.pixels[y * linesize], row_bytes);
     }
+    out.pixels.resize(row_bytes * out.height);
     return out;
   }
 
@@ -154,11 +180,74 @@ class RgbConverter {
     width_ = f.width, height_ = f.height, format_ = f.format, colorspace_ = f.colorspace, range_ = f.color_range;
   }
 
+  int64_t max_pixels_;
   SwsPtr sws_;
   int width_ = 0, height_ = 0, format_ = -1;
   AVColorSpace colorspace_ = AVCOL_SPC_UNSPECIFIED;
   AVColorRange range_ = AVCOL_RANGE_UNSPECIFIED;
-  std::vector<uint8_t> scratch_;
+};
+
+// The bytes of the frames a decoder holds at once (its reference frames, one frame per thread, the frame it hands
+// out), counted through a get_buffer2 that wraps FFmpeg's default buffers: a frame that would take them over the
+// budget is not allocated (the decoder gets ENOMEM) and exceeded() says why. Called from the decoder's threads.
+// Decoders without direct rendering (AV_CODEC_CAP_DR1) allocate their frames themselves and are not counted; the
+// frame-size limit still bounds them.
+class FrameBudget {
+ public:
+  explicit FrameBudget(int64_t limit) : limit_(limit) {}
+  FrameBudget(const FrameBudget&) = delete;
+  FrameBudget& operator=(const FrameBudget&) = delete;
+
+  void attach(AVCodecContext& c) {
+    c.opaque = this;
+    c.get_buffer2 = &FrameBudget::get_buffer;
+  }
+  bool exceeded() const { return exceeded_.load(); }
+  int64_t limit() const { return limit_; }
+
+ private:
+  struct Held {
+    FrameBudget* budget;
+    AVBufferRef* original;
+    int64_t bytes;
+  };
+
+  static void release(void* opaque, uint8_t*) {
+    auto* h = static_cast<Held*>(opaque);
+    h->budget->held_ -= h->bytes;
+    av_buffer_unref(&h->original);
+    delete h;
+  }
+
+  static int get_buffer(AVCodecContext* c, AVFrame* f, int flags) {
+    auto* self = static_cast<FrameBudget*>(c->opaque);
+    const int err = avcodec_default_get_buffer2(c, f, flags);
+    if (err < 0) return err;
+    int64_t total = 0;
+    for (AVBufferRef*& buf : f->buf) {
+      if (!buf) continue;
+      const auto bytes = static_cast<int64_t>(buf->size);
+      auto* h = new (std::nothrow) Held{self, buf, bytes};
+      AVBufferRef* wrapped = h ? av_buffer_create(buf->data, buf->size, &release, h, 0) : nullptr;
+      if (!wrapped) {
+        delete h;
+        av_frame_unref(f);
+        return AVERROR(ENOMEM);
+      }
+      total = self->held_ += bytes;
+      buf = wrapped;
+    }
+    if (total > self->limit_) {
+      self->exceeded_ = true;
+      av_frame_unref(f);  // gives the bytes back
+      return AVERROR(ENOMEM);
+    }
+    return 0;
+  }
+
+  const int64_t limit_;
+  std::atomic<int64_t> held_{0};
+  std::atomic<bool> exceeded_{false};
 };
 
 // The streaming decoder behind detail::decode_frames_at.
@@ -166,8 +255,15 @@ class FrameDecoder {
  public:
   FrameDecoder(const fs::path& path, std::span<const int64_t> indices, int64_t total_frames,
                const std::function<void(int64_t, const RgbImage&)>& on_frame,
-               const std::function<void(int64_t, int64_t)>& progress)
-      : source_(open_video(path)), indices_(indices), total_(total_frames), on_frame_(on_frame), progress_(progress) {
+               const std::function<void(int64_t, int64_t)>& progress, const detail::DecodeLimits& limits)
+      : source_(open_video(path, limits.max_frame_pixels)),
+        indices_(indices),
+        total_(total_frames),
+        on_frame_(on_frame),
+        progress_(progress),
+        limits_(limits),
+        budget_(frames_budget(*source_.stream()->codecpar, limits)),
+        converter_(limits.max_frame_pixels) {
     OE_CHECK(std::is_sorted(indices.begin(), indices.end()) && indices.front() >= 0,
              "frame indices must be sorted and not negative");
     codec_.reset(avcodec_alloc_context3(source_.decoder));
@@ -177,7 +273,11 @@ class FrameDecoder {
     int err = avcodec_parameters_to_context(codec_.get(), source_.stream()->codecpar);
     if (err >= 0) {
       codec_->pkt_timebase = source_.stream()->time_base;
-      codec_->thread_count = 0;  // FFmpeg's choice, as the CLI; threading does not change the frames
+      // FFmpeg's choice, as the CLI, unless the frames are large; threading does not change the frames.
+      codec_->thread_count = decoder_threads(*source_.stream()->codecpar);
+      // FFmpeg refuses a larger frame before allocating it (a stream may change size after its header).
+      codec_->max_pixels = limits.max_frame_pixels;
+      budget_.attach(*codec_);
       err = avcodec_open2(codec_.get(), source_.decoder, nullptr);
     }
     if (err < 0) {
@@ -212,9 +312,44 @@ class FrameDecoder {
  private:
   bool done() const { return next_ == indices_.size(); }
 
+  // The header's frame in the decoder's pixel format.
+  static int64_t frame_bytes(const AVCodecParameters& par) {
+    const auto format = static_cast<AVPixelFormat>(par.format);
+    const int bytes = format == AV_PIX_FMT_NONE ? -1 : av_image_get_buffer_size(format, par.width, par.height, 1);
+    return bytes > 0 ? bytes : int64_t{par.width} * par.height * 4;  // an unknown format: 4 bytes a pixel
+  }
+
+  // What the decoder's frames may hold: the limit less the RGB copy of one frame and the caller's buffers. Refuses a
+  // stream whose one frame with those is already over the limit, before anything is decoded.
+  static int64_t frames_budget(const AVCodecParameters& par, const detail::DecodeLimits& limits) {
+    const int64_t beside = int64_t{par.width} * par.height * 3 + limits.other_bytes, frame = frame_bytes(par);
+    if (frame + beside > limits.max_decode_bytes) {
+      throw InvalidInput(fmt::format(
+          "decoding this {} video takes at least {} MiB of memory (one decoded frame, its RGB copy and its resize), "
+          "over the limit of {} MiB (VideoOptions::max_decode_bytes, --max-video-decode-bytes)",
+          describe(par), (frame + beside) >> 20, limits.max_decode_bytes >> 20));
+    }
+    return limits.max_decode_bytes - beside;
+  }
+
+  static std::string describe(const AVCodecParameters& par) {
+    const char* format = av_get_pix_fmt_name(static_cast<AVPixelFormat>(par.format));
+    return fmt::format("{}x{} {}", par.width, par.height, format ? format : "?");
+  }
+
+  void check_budget() const {
+    if (!budget_.exceeded()) return;
+    throw InvalidInput(fmt::format(
+        "decoding this {} video would hold more than {} MiB of decoded frames at once (its reference frames and the "
+        "decoder's threads; the rest of the limit goes to one RGB frame and its resize), over the limit of {} MiB "
+        "(VideoOptions::max_decode_bytes, --max-video-decode-bytes)",
+        describe(*source_.stream()->codecpar), budget_.limit() >> 20, limits_.max_decode_bytes >> 20));
+  }
+
   void decode(const AVPacket* p) {
     int err = avcodec_send_packet(codec_.get(), p);
     if (err < 0 && err != AVERROR_EOF) {
+      check_budget();
       note_bad_packet(err);
       if (p) return;
     }
@@ -222,6 +357,7 @@ class FrameDecoder {
       err = avcodec_receive_frame(codec_.get(), frame_.get());
       if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) return;
       if (err < 0) {
+        check_budget();
         note_bad_packet(err);
         return;
       }
@@ -258,6 +394,8 @@ class FrameDecoder {
   int64_t total_ = 0;
   const std::function<void(int64_t, const RgbImage&)>& on_frame_;
   const std::function<void(int64_t, int64_t)>& progress_;
+  detail::DecodeLimits limits_;
+  FrameBudget budget_;  // before the codec context: the codec gives its frames back to it when it is freed
   CodecContextPtr codec_;
   PacketPtr packet_;
   FramePtr frame_;
@@ -270,8 +408,8 @@ class FrameDecoder {
   std::string first_error_;
 };
 
-VideoInfo probe(const fs::path& path) {
-  VideoSource v = open_video(path);
+VideoInfo probe(const fs::path& path, int64_t max_frame_pixels) {
+  VideoSource v = open_video(path, max_frame_pixels);
   const AVStream& s = *v.stream();
   VideoInfo info;
   info.width = s.codecpar->width;
@@ -301,7 +439,10 @@ VideoInfo probe(const fs::path& path) {
   }
   if (info.total_frames == 0) throw InvalidInput("the video stream has no frame");
   if (info.width <= 0 || info.height <= 0) {
-    throw InvalidInput(fmt::format("the video stream declares no frame size ({}x{})", info.width, info.height));
+    throw InvalidInput(fmt::format(
+        "the video stream declares no frame size ({}x{}): a damaged header, or a first frame over the limit of {} "
+        "pixels (--max-video-frame-pixels)",
+        info.width, info.height, max_frame_pixels));
   }
   info.fps = frame_rate(s, info.total_frames, info.duration_seconds);
   return info;
@@ -313,17 +454,17 @@ namespace detail {
 
 int64_t decode_frames_at(const fs::path& path, std::span<const int64_t> indices, int64_t total_frames,
                          const std::function<void(int64_t, const RgbImage&)>& on_frame,
-                         const std::function<void(int64_t, int64_t)>& progress) {
+                         const std::function<void(int64_t, int64_t)>& progress, const DecodeLimits& limits) {
   ffmpeg::quiet_log();
   if (indices.empty()) return 0;
-  return FrameDecoder(path, indices, total_frames, on_frame, progress).run();
+  return FrameDecoder(path, indices, total_frames, on_frame, progress, limits).run();
 }
 
 }  // namespace detail
 
 VideoInfo probe_video(const fs::path& path) {
   ffmpeg::quiet_log();
-  return with_context(path.string(), [&] { return probe(path); });
+  return with_context(path.string(), [&] { return probe(path, VideoOptions{}.max_frame_pixels); });
 }
 
 VideoFrames decode_video_frames(const fs::path& path, const VideoOptions& options,
@@ -331,7 +472,17 @@ VideoFrames decode_video_frames(const fs::path& path, const VideoOptions& option
   ffmpeg::quiet_log();
   return with_context(path.string(), [&] {
     VideoFrames out;
-    out.info = probe(path);
+    out.info = probe(path, options.max_frame_pixels);
+    if (options.max_frame_pixels <= 0 || options.max_decode_bytes <= 0) {
+      throw InvalidInput(fmt::format("video max frame pixels {} and max decode bytes {} must be positive",
+                                     options.max_frame_pixels, options.max_decode_bytes));
+    }
+    if (out.info.width * out.info.height > options.max_frame_pixels) {
+      throw InvalidInput(fmt::format(
+          "a video frame of {}x{} ({} pixels) is over the limit of {} (VideoOptions::max_frame_pixels, "
+          "--max-video-frame-pixels)",
+          out.info.width, out.info.height, out.info.width * out.info.height, options.max_frame_pixels));
+    }
     const bool card = options.pipeline == VideoPipeline::Card;
     detail::FramePlan plan = card ? detail::plan_card_frames(out.info.total_frames, out.info.fps, options)
                                   : detail::plan_st_frames(out.info.total_frames, out.info.fps, options);
@@ -352,7 +503,10 @@ VideoFrames decode_video_frames(const fs::path& path, const VideoOptions& option
       out.frames.push_back(std::move(resized));
       out.indices.push_back(k);
     };
-    detail::decode_frames_at(path, plan.indices, out.info.total_frames, on_frame, progress);
+    // The first resize holds its width pass (float RGB at the new width, the old height) and its height pass.
+    const int64_t resize_bytes = 12 * first.width * (out.info.height + first.height);
+    detail::decode_frames_at(path, plan.indices, out.info.total_frames, on_frame, progress,
+                             {options.max_frame_pixels, options.max_decode_bytes, resize_bytes});
     out.n_missing = n - static_cast<int64_t>(out.frames.size());
     if (out.frames.empty()) {
       throw InvalidInput(fmt::format("none of the {} sampled frames could be decoded (the stream counts {} frames)",

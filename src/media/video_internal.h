@@ -28,9 +28,16 @@ FramePlan plan_st_frames(int64_t total_frames, double video_fps, const VideoOpti
 // `ffmpeg -i path -fps_mode passthrough -pix_fmt rgb24 -f rawvideo` converts it. Stops as soon as the last index is
 // served. `progress` (optional) sees (frames decoded so far, total_frames). Returns how many frames were decoded;
 // when the file ends before the last index (a damaged file), the indices past the end are simply not served.
-// Errors are not prefixed with the file name (the public functions add it).
+// A frame larger than limits.max_frame_pixels, or decoding that would hold more than limits.max_decode_bytes, is
+// refused (InvalidInput) before FFmpeg allocates it. Errors are not prefixed with the file name (the public functions
+// add it).
+struct DecodeLimits {
+  int64_t max_frame_pixels = VideoOptions{}.max_frame_pixels;
+  int64_t max_decode_bytes = VideoOptions{}.max_decode_bytes;
+  int64_t other_bytes = 0;  // what the caller holds per sampled frame besides its RGB copy (its resize's buffers)
+};
 int64_t decode_frames_at(const std::filesystem::path& path, std::span<const int64_t> indices, int64_t total_frames,
                          const std::function<void(int64_t, const RgbImage&)>& on_frame,
-                         const std::function<void(int64_t, int64_t)>& progress);
+                         const std::function<void(int64_t, int64_t)>& progress, const DecodeLimits& limits = {});
 
 }  // namespace oe::media::detail

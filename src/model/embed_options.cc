@@ -52,6 +52,8 @@ void EmbedOptions::validate() const {
   require(video.min_pixels > 0 && video.max_pixels > 0,
           fmt::format("the video budget {}..{} pixels is not positive", video.min_pixels, video.max_pixels));
   check_pixel_budget("video", video.min_pixels, video.max_pixels);
+  require(video.max_frame_pixels > 0, fmt::format("max video frame pixels {} is not positive", video.max_frame_pixels));
+  require(video.max_decode_bytes > 0, fmt::format("max video decode bytes {} is not positive", video.max_decode_bytes));
   require(std::isfinite(video.fps) && video.fps > 0, fmt::format("video fps {} is not positive", video.fps));
   require(video.max_frames >= 2, fmt::format("max frames {} is below 2 (two frames make one temporal patch)",
                                              video.max_frames));

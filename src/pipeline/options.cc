@@ -15,9 +15,10 @@ using nlohmann::json;
 const char* video_pipeline_name(media::VideoPipeline p) { return p == media::VideoPipeline::St ? "st" : "card"; }
 
 // Every field of model::EmbedOptions (and of the video options in it) is recorded below or deliberately left out
-// (image_decode's pixel, file-size and decoding-memory guards refuse files, they never change a vector; min_frames and total_pixels are the
-// reference's constants). The sizes make a field added without a look here fail to compile (x86-64 Linux layout).
-static_assert(sizeof(model::EmbedOptions) == 256 && sizeof(media::VideoOptions) == 56,
+// (image_decode's pixel, file-size and decoding-memory guards, and video's frame-size and decoding-memory guards,
+// refuse files, they never change a vector; min_frames and total_pixels are the reference's constants). The sizes
+// make a field added without a look here fail to compile (x86-64 Linux layout).
+static_assert(sizeof(model::EmbedOptions) == 272 && sizeof(media::VideoOptions) == 72,
               "a field was added to model::EmbedOptions or media::VideoOptions: record it in recorded_json and read "
               "it in from_recorded (or say here why it changes no vector), then update these sizes");
 

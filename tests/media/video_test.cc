@@ -526,6 +526,48 @@ TEST_F(VideoBadInputs, OneFrame) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Memory limits: the frame size from the header, and the memory decoding holds (one frame, its RGB copy and its
+// resize, checked before decoding; the decoder's frames, counted as FFmpeg allocates them)
+
+TEST(VideoLimits, FrameSizeAndDecodingMemoryAreBounded) {
+  TempDir dir;
+  const fs::path file = dir / "b_frames.mp4";
+  ASSERT_TRUE(ffmpeg(testsrc("640x360", "25", "4") + X264 + " " + q(file)));
+  const VideoFrames want = decode_video_frames(file, {});
+  VideoOptions o;
+  o.max_frame_pixels = 640 * 360 - 1;
+  expect_error<InvalidInput>([&] { decode_video_frames(file, o); }, file,
+                             "a video frame of 640x360 (230400 pixels) is over the limit of 230399");
+  o.max_frame_pixels = 640 * 360;
+  EXPECT_EQ(decode_video_frames(file, o).frames.size(), want.frames.size());
+  // From a limit below one frame with its RGB copy and resize, up: refused before decoding, then refused while
+  // decoding (the decoder holds several frames: B-frames and threads), then the same frames as without a limit.
+  std::vector<std::string> outcomes;
+  for (int64_t limit = 6 << 20; limit <= 24 << 20; limit += 512 << 10) {
+    o.max_decode_bytes = limit;
+    std::string outcome;
+    try {
+      const VideoFrames got = decode_video_frames(file, o);
+      ASSERT_EQ(got.frames.size(), want.frames.size());
+      for (size_t i = 0; i < got.frames.size(); ++i) EXPECT_EQ(got.frames[i].pixels, want.frames[i].pixels);
+      outcome = "decoded";
+    } catch (const InvalidInput& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(file.string()), std::string::npos) << what;
+      EXPECT_NE(what.find("--max-video-decode-bytes"), std::string::npos) << what;
+      outcome = what.find("takes at least") != std::string::npos         ? "before"
+                : what.find("would hold more than") != std::string::npos ? "while"
+                                                                         : what;
+    }
+    if (outcomes.empty() || outcomes.back() != outcome) {
+      std::cout << "[ limit    ] " << limit << ": " << outcome << "\n";
+      outcomes.push_back(outcome);
+    }
+  }
+  EXPECT_EQ(outcomes, (std::vector<std::string>{"before", "while", "decoded"}));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // A long video: max_frames bounds the frames kept (a 10-hour file is too slow to make; 1 hour at 1 fps of 16x16
 // has the same 3600 > 768 frame counts at 2 fps)
 

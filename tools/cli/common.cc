@@ -85,6 +85,16 @@ void add_embed_options(CLI::App& app, pipeline::EmbedOptions& o) {
                  "Largest video frame area after resizing (at most 64 merged tokens per 2 frames at the default)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--max-video-frame-pixels", m.video.max_frame_pixels,
+                 "Refuse videos whose frames are larger than this many pixels (default: 8192x4352, the largest "
+                 "frame H.264, HEVC and AV1 allow)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-video-decode-bytes", m.video.max_decode_bytes,
+                 "Refuse videos whose decoding would hold more memory than this many bytes (the decoder's frames, "
+                 "counted as they are allocated, and one RGB frame)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--max-frames", m.video.max_frames,
                  "Most frames sampled from one video: longer videos are sampled more sparsely (with a warning)")
       ->check(CLI::Range(int64_t{2}, int64_t{100'000}))
