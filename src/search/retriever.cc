@@ -93,4 +93,21 @@ std::vector<std::vector<RankedDoc>> Retriever::rank(const CorpusMatrix& corpus, 
   return out;
 }
 
+nlohmann::ordered_json hit_json(const index::Hit& hit, size_t rank) {
+  nlohmann::ordered_json j;
+  j["rank"] = rank;
+  j["score"] = hit.score;
+  j["path"] = hit.path;
+  j["modality"] = hit.modality;
+  j["segment"] = hit.segment;
+  if (hit.unit == "s" || hit.unit == "char") {
+    j["start"] = hit.start;
+    j["end"] = hit.end;
+    j["unit"] = hit.unit == "s" ? "seconds" : "characters";
+  }
+  if (!hit.preview.empty()) j["preview"] = hit.preview;
+  if (hit.key != hit.path) j["key"] = hit.key;
+  return j;
+}
+
 }  // namespace oe::search

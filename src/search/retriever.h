@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "index/store.h"
 #include "pipeline/encoder.h"
 #include "pipeline/item.h"
@@ -61,5 +63,10 @@ class Retriever {
   bool late_ = false;
   pipeline::Encoder query_encoder_;
 };
+
+// One hit as the search verb's JSON lines and the server's /v1/search show it: rank (from 1), score, path, modality,
+// segment; start, end and unit ("seconds" or "characters") where the segment is a span; the preview where there is
+// one; the key where it is not the path.
+nlohmann::ordered_json hit_json(const index::Hit& hit, size_t rank);
 
 }  // namespace oe::search

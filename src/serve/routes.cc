@@ -235,23 +235,7 @@ std::optional<Answer> Routes::search(const std::shared_ptr<Call>& call, const st
         }
       }
       ordered_json data = ordered_json::array();
-      for (size_t i = 0; i < hits.size(); ++i) {
-        const auto& h = hits[i];
-        ordered_json j;
-        j["rank"] = i + 1;
-        j["score"] = h.score;
-        j["path"] = h.path;
-        j["modality"] = h.modality;
-        j["segment"] = h.segment;
-        if (h.unit == "s" || h.unit == "char") {
-          j["start"] = h.start;
-          j["end"] = h.end;
-          j["unit"] = h.unit == "s" ? "seconds" : "characters";
-        }
-        if (!h.preview.empty()) j["preview"] = h.preview;
-        if (h.key != h.path) j["key"] = h.key;
-        data.push_back(std::move(j));
-      }
+      for (size_t i = 0; i < hits.size(); ++i) data.push_back(search::hit_json(hits[i], i + 1));
       ordered_json out;
       out["object"] = "list";
       out["data"] = std::move(data);

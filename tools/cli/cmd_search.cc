@@ -57,20 +57,8 @@ int run_search(SearchArgs a) {
 
   if (a.format == "json") {
     for (size_t i = 0; i < hits.size(); ++i) {
-      const auto& h = hits[i];
-      nlohmann::ordered_json j;
-      j["rank"] = i + 1;
-      j["score"] = std::round(static_cast<double>(h.score) * 1e6) / 1e6;
-      j["path"] = h.path;
-      j["modality"] = h.modality;
-      j["segment"] = h.segment;
-      if (h.unit == "s" || h.unit == "char") {
-        j["start"] = h.start;
-        j["end"] = h.end;
-        j["unit"] = h.unit == "s" ? "seconds" : "characters";
-      }
-      if (!h.preview.empty()) j["preview"] = h.preview;
-      if (h.key != h.path) j["key"] = h.key;
+      nlohmann::ordered_json j = search::hit_json(hits[i], i + 1);
+      j["score"] = std::round(static_cast<double>(hits[i].score) * 1e6) / 1e6;  // six decimals on the command line
       std::cout << j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
     }
     return 0;
