@@ -2,6 +2,8 @@
 // onto white with its alpha as the mask, any other mode through convert("RGB").
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -86,6 +88,59 @@ using detail::ImageFormat;
 
 std::string mib(uint64_t bytes) { return fmt::format("{:.0f} MiB", std::ceil(bytes / double(1 << 20))); }
 
+// Decompression-bomb guard: the size comes from the header, before any decoder allocates pixel memory.
+void refuse_bomb(const detail::ImageHeader& header, ImageFormat format, const ImageDecodeOptions& options) {
+  if (header.width > options.max_decoded_pixels / header.height) {
+    throw InvalidInput(fmt::format(
+        "{} image of {}x{} = {} pixels is over the limit of {} pixels (ImageDecodeOptions::max_decoded_pixels); "
+        "refusing to decode it (possible decompression bomb)",
+        detail::format_name(format), header.width, header.height,
+        static_cast<uint64_t>(header.width) * static_cast<uint64_t>(header.height),  // sides < 2^32: no overflow
+        options.max_decoded_pixels));
+  }
+}
+
+// Memory guard: what decoding this header's image takes, before any decoder allocates (a 16-bit RGBA PNG within the
+// pixel limit would otherwise hold 8 bytes a pixel in FFmpeg's frame beside our 4).
+void refuse_memory(const detail::ImageHeader& header, ImageFormat format, uint64_t file_bytes, bool copies_file,
+                   bool frees_file, bool rotated, const ImageDecodeOptions& options) {
+  const uint64_t memory = detail::decode_memory(header, file_bytes, copies_file, frees_file, rotated);
+  if (memory > static_cast<uint64_t>(options.max_decode_bytes)) {
+    throw InvalidInput(fmt::format(
+        "decoding this {}x{} {} image takes about {} of memory, over the limit of {} "
+        "(ImageDecodeOptions::max_decode_bytes, --max-image-decode-bytes); refusing to decode it",
+        header.width, header.height, detail::format_name(format), mib(memory),
+        mib(static_cast<uint64_t>(options.max_decode_bytes))));
+  }
+}
+
+// The first bytes of a large file, where its header usually is: an image that its header already refuses is refused
+// from them, so that a refused file of 200 MB is not read whole first. Anything else (a header past these bytes, a
+// TIFF whose directory is at the end, a file this cannot read) is left to the whole-file path, which checks
+// everything again; the checks here can only refuse what that path refuses (the same header, the file's size, no
+// rotation counted).
+constexpr size_t HEAD_BYTES = size_t{1} << 20;
+
+void refuse_from_head(const std::filesystem::path& path, const ImageDecodeOptions& options) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return;
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  if (ec || size <= 4 * HEAD_BYTES || size > static_cast<uintmax_t>(options.max_file_bytes)) return;
+  std::vector<uint8_t> head(HEAD_BYTES);
+  std::ifstream in(path, std::ios::binary);
+  if (!in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()))) return;
+  const auto format = detail::detect_format(head);
+  if (!format) return;
+  detail::ImageHeader header;
+  try {
+    header = detail::read_header(head, *format);
+  } catch (const Error&) {
+    return;  // not all of the header is in the first bytes
+  }
+  refuse_bomb(header, *format, options);
+  refuse_memory(header, *format, size, /*copies_file=*/false, /*frees_file=*/true, /*rotated=*/false, options);
+}
+
 // Everything after the file has been read; errors are InvalidInput/Unsupported without the file name (the caller
 // adds it). `file`, when not null, is the storage of `bytes` with FFmpeg's padding after them (decode_image from a
 // path), which FFmpeg reads in place and frees once it has decoded the frame.
@@ -97,15 +152,7 @@ RgbImage decode_bytes(std::span<const uint8_t> bytes, const ImageDecodeOptions& 
         "not an image in a supported format (PNG, JPEG, WebP, BMP, TIFF, GIF): the first bytes match none of them");
   }
   const detail::ImageHeader header = detail::read_header(bytes, *format);
-  // Decompression-bomb guard: the size comes from the header, before any decoder allocates pixel memory.
-  if (header.width > options.max_decoded_pixels / header.height) {
-    throw InvalidInput(fmt::format(
-        "{} image of {}x{} = {} pixels is over the limit of {} pixels (ImageDecodeOptions::max_decoded_pixels); "
-        "refusing to decode it (possible decompression bomb)",
-        detail::format_name(*format), header.width, header.height,
-        static_cast<uint64_t>(header.width) * static_cast<uint64_t>(header.height),  // sides < 2^32: no overflow
-        options.max_decoded_pixels));
-  }
+  refuse_bomb(header, *format, options);
   // Pillow 9.4 turns a TIFF by its own Orientation tag when it loads the pixels (TiffImagePlugin.load_end), so the
   // reference's TIFF pixels are upright whatever the option says; other formats only with the option. (Pillow's
   // exif_transpose would turn a TIFF a second time; the option gives the upright image.) Read before decoding: the
@@ -113,16 +160,8 @@ RgbImage decode_bytes(std::span<const uint8_t> bytes, const ImageDecodeOptions& 
   const int orientation = options.apply_exif_orientation || *format == ImageFormat::Tiff
                               ? detail::exif_orientation(bytes, *format)
                               : 1;
-  // Memory guard: what decoding this header's image takes, before any decoder allocates (a 16-bit RGBA PNG within
-  // the pixel limit would otherwise hold 8 bytes a pixel in FFmpeg's frame beside our 4).
-  const uint64_t memory = detail::decode_memory(header, bytes.size(), /*copies_file=*/file == nullptr,
-                                                /*frees_file=*/file != nullptr, orientation > 1);
-  if (memory > static_cast<uint64_t>(options.max_decode_bytes)) {
-    throw InvalidInput(fmt::format(
-        "decoding this {}x{} {} image takes about {} of memory, over the limit of {} "
-        "(ImageDecodeOptions::max_decode_bytes, --max-image-decode-bytes); refusing to decode it",
-        header.width, header.height, detail::format_name(*format), mib(memory), mib(static_cast<uint64_t>(options.max_decode_bytes))));
-  }
+  refuse_memory(header, *format, bytes.size(), /*copies_file=*/file == nullptr, /*frees_file=*/file != nullptr,
+                orientation > 1, options);
   if (*format == ImageFormat::Png) detail::check_png_chunks(bytes);
   detail::DecodedImage decoded;
   switch (*format) {
@@ -155,6 +194,7 @@ RgbImage decode_image(std::span<const uint8_t> bytes, const std::string& name, c
 
 RgbImage decode_image(const std::filesystem::path& path, const ImageDecodeOptions& options) {
   check_options(options);
+  with_context(path.string(), [&] { refuse_from_head(path, options); });
   // A regular file within the cap (IoError naming the path when it is not one or cannot be read), with the padding
   // FFmpeg's decoders need after their input, so that they read it in place.
   std::string file = io::read_file_padded(

@@ -1,5 +1,6 @@
 // Unit tests of src/media/image.h that need no oracle: smart_resize on hand-computed cases, resize invariants,
 // patchify's token order (spec §4.2), the processor config, and decoding of hand-built files, good and bad.
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
@@ -458,6 +459,34 @@ std::vector<uint8_t> png_header_only(uint32_t width, uint32_t height, uint8_t de
   append_png_chunk(png, "IHDR", png_ihdr(width, height, depth, colour_type));
   append_png_chunk(png, "IEND", {});
   return png;
+}
+
+// The process's peak resident memory so far, in KiB.
+long peak_rss_kib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+TEST(DecodeImage, ALargeFileItsHeaderRefusesIsNotReadWhole) {
+  TempDir dir;
+  // The deep header of the test below, then 400 MB of (sparse) data: refused from the file's first bytes, before
+  // the whole file is read. Read whole, it would raise the peak by 400 MB.
+  const std::filesystem::path big = dir / "deep-and-large.png";
+  write_bytes(big, png_header_only(7000, 7000, 16, 6));
+  std::filesystem::resize_file(big, 400'000'000);
+  ImageDecodeOptions o;
+  o.max_file_bytes = int64_t{1} << 30;
+  const long before = peak_rss_kib();
+  const std::string m = error_message<InvalidInput>([&] { decode_image(big, o); });
+  EXPECT_NE(m.find("deep-and-large.png"), std::string::npos) << m;
+  EXPECT_NE(m.find("takes about"), std::string::npos) << m;
+  EXPECT_LT(peak_rss_kib() - before, 100'000) << "the refused file was read (peak " << peak_rss_kib() << " KiB)";
+  // A header that fits goes on to the whole file (and fails there for what it is: a header and zeros).
+  const std::filesystem::path fits = dir / "fits-and-large.png";
+  write_bytes(fits, png_header_only(2000, 2000, 8, 2));
+  std::filesystem::resize_file(fits, 20'000'000);
+  EXPECT_EQ(error_message<InvalidInput>([&] { decode_image(fits, o); }).find("of memory"), std::string::npos);
 }
 
 TEST(DecodeImage, RefusesImagesWhoseDecodingTakesTooMuchMemory) {
