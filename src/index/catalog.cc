@@ -189,6 +189,9 @@ void Catalog::create(const fs::path& dir, const IndexSettings& settings) {
   for (const char* suffix : {"", "-journal", "-wal", "-shm"}) fs::remove(tmp.string() + suffix, ec);
   {
     Database db(tmp, false);
+    // In WAL mode from its first byte: switching a catalog in place takes a rollback-journal transaction, and a writer
+    // killed inside it left a hot journal that no read-only connection may roll back.
+    db.exec("PRAGMA journal_mode=WAL");
     db.exec("PRAGMA synchronous=FULL");
     Transaction tx(db);
     db.exec(SCHEMA);
@@ -213,10 +216,40 @@ bool Catalog::is_blank(const fs::path& dir) {
 
 Catalog::Catalog(const fs::path& dir, bool read_only)
     : dir_(dir), read_only_(read_only), db_(std::make_unique<Database>(dir / CATALOG, read_only)) {
-  if (read_only) return;
+  if (read_only) {
+    recover_for_reading();
+    return;
+  }
   db_->exec("PRAGMA journal_mode=WAL");
   db_->exec("PRAGMA synchronous=NORMAL");
   db_->exec("PRAGMA foreign_keys=ON");
+}
+
+// A writer killed in the middle of a write may leave its write-ahead log, or (in a catalog switched to WAL mode in
+// place, as before catalogs were created in it) a rollback journal, to be recovered before the catalog can be read,
+// and a read-only connection cannot do that (SQLITE_READONLY_RECOVERY or _ROLLBACK: "attempt to write a readonly
+// database"; the kill -9 test met it). One read-write connection recovers it as it first reads (SQLite's locks make
+// that safe beside a writer running again), then the read-only one is opened anew. Recovery restores the catalog as
+// of its last committed transaction, as any writer opening it would.
+void Catalog::recover_for_reading() {
+  try {
+    db_->prepare("SELECT 1 FROM sqlite_master").step();
+    return;
+  } catch (const IoError&) {
+    const int code = sqlite3_extended_errcode(db_->handle());
+    if (code != SQLITE_READONLY_RECOVERY && code != SQLITE_READONLY_CANTINIT && code != SQLITE_READONLY_ROLLBACK)
+      throw;
+  }
+  const fs::path path = dir_ / CATALOG;
+  try {
+    Database writer(path, /*read_only=*/false);
+    writer.prepare("SELECT 1 FROM sqlite_master").step();
+  } catch (const IoError& e) {
+    throw IoError(fmt::format("index {}: a write to it was interrupted and its catalog must be recovered, which needs "
+                              "write access to the folder ({})",
+                              dir_.string(), e.what()));
+  }
+  db_ = std::make_unique<Database>(path, /*read_only=*/true);
 }
 
 IndexSettings Catalog::read_settings() const { return read_checked_settings(*db_, dir_); }

@@ -86,6 +86,8 @@ class Catalog {
 
  private:
   void bump_generation();
+  // Read-only: lets a read-write connection recover what a killed writer left (see catalog.cc).
+  void recover_for_reading();
 
   std::filesystem::path dir_;
   bool read_only_ = false;
