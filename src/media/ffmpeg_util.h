@@ -18,6 +18,7 @@ extern "C" {
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "media/video.h"
 
 namespace oe::media::ffmpeg {
 
@@ -60,7 +61,7 @@ inline bool is_system_io_error(int err) {
 // decode a frame of each stream (a video's first frame, an audio file's cover picture): FFmpeg refuses to allocate one
 // over max_frame_pixels there (without it, a 12000x12000 first frame is decoded whole before any check of ours).
 inline FormatPtr open_file(const std::filesystem::path& path, const char* kind,
-                           int64_t max_frame_pixels = 35'651'584) {
+                           int64_t max_frame_pixels = VideoOptions{}.max_frame_pixels) {
   std::error_code ec;
   const std::filesystem::file_status status = std::filesystem::status(path, ec);
   if (ec && status.type() != std::filesystem::file_type::not_found)

@@ -54,13 +54,17 @@ constexpr int64_t MAX_FRAME_SIDE = 16384;
 constexpr int64_t DECODER_FRAMES_BUDGET = int64_t{64} << 20;
 constexpr int FFMPEG_MAX_AUTO_THREADS = 16;  // libavcodec's MAX_AUTO_THREADS (pthread.c)
 
+// The header's frame in the decoder's pixel format.
+int64_t frame_bytes(const AVCodecParameters& par) {
+  const auto format = static_cast<AVPixelFormat>(par.format);
+  const int bytes = format == AV_PIX_FMT_NONE ? -1 : av_image_get_buffer_size(format, par.width, par.height, 1);
+  return bytes > 0 ? bytes : int64_t{par.width} * par.height * 4;  // an unknown format: 4 bytes a pixel
+}
+
 // The decoder's thread count: FFmpeg's automatic choice (0) where the frames are small, else as many threads as
 // DECODER_FRAMES_BUDGET holds frames of this stream, at least 1 and at most what the automatic choice would take.
 int decoder_threads(const AVCodecParameters& par) {
-  const auto format = static_cast<AVPixelFormat>(par.format);
-  int frame_bytes = format == AV_PIX_FMT_NONE ? -1 : av_image_get_buffer_size(format, par.width, par.height, 1);
-  if (frame_bytes <= 0) frame_bytes = par.width * par.height * 4;  // an unknown format: assume 4 bytes a pixel
-  const int64_t fit = std::max<int64_t>(1, DECODER_FRAMES_BUDGET / std::max(frame_bytes, 1));
+  const int64_t fit = std::max<int64_t>(1, DECODER_FRAMES_BUDGET / std::max<int64_t>(frame_bytes(par), 1));
   if (fit >= FFMPEG_MAX_AUTO_THREADS) return 0;
   return static_cast<int>(std::min<int64_t>(fit, std::min(av_cpu_count() + 1, FFMPEG_MAX_AUTO_THREADS)));
 }
@@ -311,13 +315,6 @@ class FrameDecoder {
 
  private:
   bool done() const { return next_ == indices_.size(); }
-
-  // The header's frame in the decoder's pixel format.
-  static int64_t frame_bytes(const AVCodecParameters& par) {
-    const auto format = static_cast<AVPixelFormat>(par.format);
-    const int bytes = format == AV_PIX_FMT_NONE ? -1 : av_image_get_buffer_size(format, par.width, par.height, 1);
-    return bytes > 0 ? bytes : int64_t{par.width} * par.height * 4;  // an unknown format: 4 bytes a pixel
-  }
 
   // What the decoder's frames may hold: the limit less the RGB copy of one frame and the caller's buffers. Refuses a
   // stream whose one frame with those is already over the limit, before anything is decoded.
