@@ -31,6 +31,7 @@ struct BenchArgs {
   int repeats = 3;
   std::string peers = "torch,llama.cpp";
   std::string report;
+  bool profile = false;  // one more run per row with every operation timed (core/profile.h)
   bool child = false;  // internal: run one configuration and print JSON lines
 };
 

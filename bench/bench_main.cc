@@ -57,6 +57,10 @@ void add_options(CLI::App& app, BenchArgs& a) {
   app.add_option("--peers", a.peers, "Peers to run in the same invocation: torch, llama.cpp, none")
       ->capture_default_str();
   app.add_option("--report", a.report, "Also write every result as JSON lines to this file");
+  app.add_flag("--profile", a.profile,
+               "After each row's timed runs, one more run with every operation timed: where the item's time went "
+               "(per operation: ms, share of the item, GFLOP/s, share of the peak and, on AMX, of the fed-tile "
+               "ceiling, page faults)");
   app.add_flag("--child", a.child, "(internal) run one configuration")->group("");
 }
 
@@ -136,9 +140,9 @@ void add_dtype_rows(const BenchArgs& a, const std::string& self, int threads, Ro
       std::fprintf(stderr, "bench: omni-embed %s (bf16 GEMM: %s), tokens %s, %d threads\n", dt.c_str(), g.c_str(),
                    a.tokens.c_str(), threads);
       add_child_rows(fmt::format("{} --child --model {} --tokens {} --images {} --audio {} --video {} "
-                                 "--video-fusion {} --dtype {} --bf16-gemm {} --threads {} --repeats {}",
+                                 "--video-fusion {} --dtype {} --bf16-gemm {} --threads {} --repeats {}{}",
                                  shell_quote(self), shell_quote(a.model), a.tokens, a.images, a.audio, a.video,
-                                 a.video_fusion, dt, g, threads, a.repeats),
+                                 a.video_fusion, dt, g, threads, a.repeats, a.profile ? " --profile" : ""),
                      rows);
     }
 }

@@ -2,7 +2,8 @@
 // (PackedLinear) and for bidirectional attention, in bf16 and fp32. On a CPU with AMX every bf16 GEMM runs twice,
 // back to back: on oneDNN and on the project's AMX kernel (kernels/amx_gemm.h), so the two compare in one run.
 //
-//   kernel_bench [--threads N] [--reps R] [--gemm-only | --attention-only]
+//   kernel_bench [--threads N] [--reps R] [--gemm-only | --attention-only] [--dtype bf16|f32]
+//                [--bf16-gemm onednn|amx|onednn,amx]
 //
 // Every case is first checked against a double-precision computation of sampled outputs, then warmed up, then timed
 // R times; the median and the min–max spread of the wall time are printed. Percent of peak uses the peaks measured
@@ -34,8 +35,24 @@ namespace {
 using oe::kernels::Compute;
 
 struct Peaks {
-  double fp32 = 0, bf16 = 0, amx = 0;
+  double fp32 = 0, bf16 = 0, amx = 0, amx_fed = 0;
 };
+
+// On a CPU with AMX, the tile peak and the fed-tile ceiling measured right before and right after each timed bf16
+// row (their means), so that the VM's drift over the run cancels out of the row's percentages.
+Peaks around(const Peaks& base, int threads, const std::function<void()>& timed) {
+  if (base.amx <= 0) {
+    timed();
+    return base;
+  }
+  Peaks p = base;
+  const double peak0 = oe::kernels::measure_amx_peak_gflops(threads, 0.1);
+  const double fed0 = oe::kernels::measure_amx_fed_gflops(threads, 0.1);
+  timed();
+  p.amx = 0.5 * (peak0 + oe::kernels::measure_amx_peak_gflops(threads, 0.1));
+  p.amx_fed = 0.5 * (fed0 + oe::kernels::measure_amx_fed_gflops(threads, 0.1));
+  return p;
+}
 
 struct Timing {
   double median = 0, min = 0, max = 0;
@@ -75,7 +92,8 @@ void print_row(const std::string& op, Compute c, const std::string& shape, doubl
   const double peak = c == Compute::F32 ? pk.fp32 : pk.bf16;
   std::printf("%-13s %-5s %-26s %9.2f %9.2f..%-9.2f %8.1f %7.1f%%", op.c_str(), oe::kernels::compute_name(c),
               shape.c_str(), t.median * 1e3, t.min * 1e3, t.max * 1e3, gflops, peak > 0 ? 100.0 * gflops / peak : 0.0);
-  if (c == Compute::BF16 && pk.amx > 0) std::printf(" %7.1f%%", 100.0 * gflops / pk.amx);
+  if (c == Compute::BF16 && pk.amx > 0)
+    std::printf(" %7.1f%% %7.1f%%", 100.0 * gflops / pk.amx, 100.0 * gflops / pk.amx_fed);
   std::printf("\n");
 }
 
@@ -101,7 +119,7 @@ std::vector<Timing> time_interleaved(const std::vector<std::function<void()>>& r
 // y = x·Wᵀ for W [n, k] given as bf16 (as in the checkpoint), M rows, on each of the given bf16 kernels (timed
 // interleaved); returns false when a sampled output is off.
 bool bench_linear(int64_t m, int64_t n, int64_t k, Compute c, const std::vector<oe::kernels::Bf16Gemm>& kernels,
-                  int reps, const Peaks& pk) {
+                  int reps, const Peaks& base, int threads) {
   std::vector<float> w = random_bf16_values(static_cast<size_t>(n * k), -0.05f, 0.05f, 1);
   std::vector<uint16_t> w_bf16(w.size());
   oe::f32_to_bf16_array(w.data(), w.size(), w_bf16.data());
@@ -127,7 +145,9 @@ bool bench_linear(int64_t m, int64_t n, int64_t k, Compute c, const std::vector<
     }
     runs.push_back([&lin, &x, &y, m] { lin.forward(x.data(), m, y.data()); });
   }
-  std::vector<Timing> t = time_interleaved(runs, reps);
+  std::vector<Timing> t;
+  const Peaks pk = c == Compute::BF16 ? around(base, threads, [&] { t = time_interleaved(runs, reps); }) : base;
+  if (c != Compute::BF16) t = time_interleaved(runs, reps);
   for (size_t i = 0; i < layers.size(); ++i)
     print_row(std::string("linear/") + layers[i].kernel_name(), c,
               "M=" + std::to_string(m) + " N=" + std::to_string(n) + " K=" + std::to_string(k), 2.0 * m * n * k, t[i],
@@ -188,6 +208,8 @@ bool bench_attention(int64_t s, Compute c, int reps, const Peaks& pk) {
 int main(int argc, char** argv) {
   int threads = 2, reps = 5;
   bool gemm = true, attn = true;
+  std::vector<Compute> dtypes{Compute::BF16, Compute::F32};
+  std::string bf16_gemm_arg;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc)
       threads = std::atoi(argv[++i]);
@@ -197,8 +219,17 @@ int main(int argc, char** argv) {
       attn = false;
     else if (!std::strcmp(argv[i], "--attention-only"))
       gemm = false;
+    else if (!std::strcmp(argv[i], "--dtype") && i + 1 < argc && !std::strcmp(argv[i + 1], "bf16"))
+      dtypes = {Compute::BF16}, ++i;
+    else if (!std::strcmp(argv[i], "--dtype") && i + 1 < argc && !std::strcmp(argv[i + 1], "f32"))
+      dtypes = {Compute::F32}, ++i;
+    else if (!std::strcmp(argv[i], "--bf16-gemm") && i + 1 < argc)
+      bf16_gemm_arg = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--reps R] [--gemm-only | --attention-only]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--threads N] [--reps R] [--gemm-only | --attention-only] [--dtype bf16|f32] "
+                   "[--bf16-gemm onednn|amx|onednn,amx]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -207,12 +238,17 @@ int main(int argc, char** argv) {
   pk.fp32 = oe::kernels::measure_peak_gflops(Compute::F32, threads);
   pk.bf16 = oe::kernels::measure_peak_gflops(Compute::BF16, threads);
   pk.amx = oe::kernels::measure_amx_peak_gflops(threads);
+  pk.amx_fed = oe::kernels::measure_amx_fed_gflops(threads);
   std::printf("machine: %s, %d threads (of %d); commit %s\n", cpu_model().c_str(), threads, oe::hardware_threads(),
               OE_GIT_COMMIT);
   std::printf("measured peak: fp32 %.0f GFLOP/s, bf16 (vdpbf16ps) %.0f GFLOP/s", pk.fp32, pk.bf16);
-  if (pk.amx > 0) std::printf(", bf16 AMX %.0f GFLOP/s", pk.amx);
+  if (pk.amx > 0)
+    std::printf(", bf16 AMX %.0f GFLOP/s, AMX fed from L1 (the ceiling of a GEMM) %.0f GFLOP/s (%.0f%% of AMX)",
+                pk.amx, pk.amx_fed, 100.0 * pk.amx_fed / pk.amx);
   std::printf("\n%-13s %-5s %-26s %9s %20s %8s %8s%s\n", "op", "dtype", "shape", "median ms", "min..max ms", "GFLOP/s",
-              "%peak", pk.amx > 0 ? " %AMXpeak" : "");
+              "%peak", pk.amx > 0 ? " %AMXpeak  %AMXfed" : "");
+  if (pk.amx > 0)
+    std::printf("(bf16 rows: AMX peak and fed ceiling measured again right before and after each row)\n");
   bool ok = true;
   // {N, K}: the decoder's output projection, stacked q·k·v (2048 + 2·256), stacked gate·up (2·11008) and down
   // projection; then the vision tower's stacked q·k·v (3·1280), MLP up and MLP down.
@@ -221,12 +257,26 @@ int main(int argc, char** argv) {
   using oe::kernels::Bf16Gemm;
   std::vector<Bf16Gemm> bf16_kernels{Bf16Gemm::OneDnn};
   if (pk.amx > 0) bf16_kernels.push_back(Bf16Gemm::Amx);
-  for (Compute c : {Compute::BF16, Compute::F32}) {
+  if (!bf16_gemm_arg.empty()) {
+    bf16_kernels.clear();
+    try {
+      for (size_t b = 0; b <= bf16_gemm_arg.size();) {
+        const size_t e = std::min(bf16_gemm_arg.find(',', b), bf16_gemm_arg.size());
+        bf16_kernels.push_back(
+            oe::kernels::resolve_bf16_gemm(oe::kernels::parse_bf16_gemm(bf16_gemm_arg.substr(b, e - b))));
+        b = e + 1;
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "kernel_bench: --bf16-gemm %s: %s\n", bf16_gemm_arg.c_str(), e.what());
+      return 2;
+    }
+  }
+  for (Compute c : dtypes) {
     if (gemm)
       for (int64_t m : {512, 2048})
         for (const auto& nk : shapes)
           ok = bench_linear(m, nk[0], nk[1], c, c == Compute::BF16 ? bf16_kernels : std::vector{Bf16Gemm::Auto}, reps,
-                            pk) &&
+                            pk, threads) &&
                ok;
     if (attn)
       for (int64_t s : {512, 2048}) ok = bench_attention(s, c, reps, pk) && ok;

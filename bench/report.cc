@@ -189,16 +189,53 @@ bool is_reference_row(const json& r) {
   return r.value("dtype", "") == "bf16" && (engine == "omni-embed" || engine == default_kernel);
 }
 
+// What a row measured, in words: "text 512 tokens", "image 448", "audio 30 s", "video 10 s separate".
+std::string item_of(const json& r) {
+  if (r.contains("image")) return fmt::format("image {}x{}", r.value("image", 0), r.value("image", 0));
+  if (r.contains("audio_seconds")) return fmt::format("audio {} s", r.value("audio_seconds", 0));
+  if (r.contains("video_seconds"))
+    return fmt::format("video {} s {}", r.value("video_seconds", 0), r.value("fusion", ""));
+  return fmt::format("text {} tokens", r.value("tokens", 0));
+}
+
+// --profile: per row, where one run's time went.
+void print_profiles(const Rows& rows) {
+  for (const auto& r : rows) {
+    if (!r.contains("profile")) continue;
+    const json& p = r["profile"];
+    const bool fed = r.contains("fed_ceiling_gflops");
+    std::printf("\nwhere the time goes: %s %s, %s, one run of %.3f s (peak %.0f GFLOP/s%s)\n", name_of(r).c_str(),
+                r.value("dtype", "").c_str(), item_of(r).c_str(), p.value("seconds", 0.0),
+                r.value("peak_gflops", 0.0),
+                fed ? fmt::format(", fed-tile ceiling {:.0f}", r.value("fed_ceiling_gflops", 0.0)).c_str() : "");
+    std::printf("%-34s %9s %7s %6s %9s %7s %7s %9s\n", "operation", "ms", "% item", "calls", "GFLOP/s", "% peak",
+                fed ? "% fed" : "", "faults");
+    for (const auto& o : p["ops"]) {
+      const bool has_rate = o.contains("gflops");
+      std::printf("%-34s %9.1f %7.1f %6s %9s %7s %7s %9s\n", o.value("op", "").c_str(), 1e3 * o.value("seconds", 0.0),
+                  o.value("percent_of_item", 0.0),
+                  o.contains("calls") ? std::to_string(o.value("calls", int64_t{0})).c_str() : "",
+                  has_rate ? fmt::format("{:.0f}", o.value("gflops", 0.0)).c_str() : "",
+                  has_rate ? fmt::format("{:.1f}", o.value("percent_of_peak", 0.0)).c_str() : "",
+                  has_rate && fed ? fmt::format("{:.1f}", o.value("percent_of_fed_ceiling", 0.0)).c_str() : "",
+                  o.contains("minor_faults") ? std::to_string(o.value("minor_faults", int64_t{0})).c_str() : "");
+    }
+  }
+}
+
 void print_tables(const Rows& rows) {
   print_text_table(rows);
   print_media_table(rows, IMAGE_TABLE);
   print_media_table(rows, AUDIO_TABLE);
   print_video_table(rows);
+  print_profiles(rows);
   std::set<std::string> seen;
   for (const auto& r : rows)
     if (r.contains("peak_gflops") && seen.insert(r.value("dtype", "")).second)
-      std::printf("measured %s peak on %d threads: %.0f GFLOP/s (%s)\n", r.value("dtype", "").c_str(),
-                  r.value("threads", 0), r.value("peak_gflops", 0.0), r.value("peak_unit", "").c_str());
+      std::printf("measured %s peak on %d threads: %.0f GFLOP/s (%s; measured again around each row, and each "
+                  "row's percentages use the mean of the two)\n",
+                  r.value("dtype", "").c_str(), r.value("threads", 0), r.value("peak_gflops", 0.0),
+                  r.value("peak_unit", "").c_str());
 }
 
 void write_report(const std::string& path, const Rows& rows) {

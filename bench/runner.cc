@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/profile.h"
 #include "core/threads.h"
 #include "core/timer.h"
 #include "kernels/compute.h"
@@ -37,7 +38,9 @@ struct Child {
   // "omni-embed", or "omni-embed/onednn" and "omni-embed/amx" when bf16 runs on a kernel chosen with --bf16-gemm
   // (the comparison rows).
   std::string engine = "omni-embed";
-  double peak = 0;
+  // The peak of the unit the matmuls run on, measured right before and right after the current row (their mean),
+  // and on AMX the fed-tile ceiling (kernels/peak.h) likewise.
+  double peak = 0, fed = 0;
   const char* peak_unit = "";
   double load_seconds = 0;
 };
@@ -133,6 +136,31 @@ void check_unit_vector(const std::vector<float>& v) {
     throw InternalError(fmt::format("benchmark output is not a unit vector (norm² {})", norm));
 }
 
+// The peak of the unit the matmuls really run on: AMX tiles for bf16 where present, else AVX-512; `seconds` of
+// measuring.
+void measure_peak(Child& c, double seconds) {
+  const double vector_peak = kernels::measure_peak_gflops(c.compute, num_threads(), seconds);
+  const double amx_peak =
+      c.compute == kernels::Compute::BF16 ? kernels::measure_amx_peak_gflops(num_threads(), seconds) : 0;
+  c.peak = std::max(vector_peak, amx_peak);
+  c.fed = amx_peak > vector_peak ? kernels::measure_amx_fed_gflops(num_threads(), seconds) : 0;
+  c.peak_unit = amx_peak > vector_peak                  ? "AMX tdpbf16ps"
+                : c.compute == kernels::Compute::BF16 ? "AVX-512 vdpbf16ps"
+                                                      : "AVX-512 vfmadd";
+}
+
+// Runs a row's timed work between two measurements of the peak and keeps their mean as the row's peak, so that a
+// VM's drift over the benchmark cancels out of the row's percentages.
+template <class Timed>
+void with_row_peak(Child& c, Timed timed) {
+  measure_peak(c, 0.25);
+  const double peak0 = c.peak, fed0 = c.fed;
+  timed();
+  measure_peak(c, 0.25);
+  c.peak = 0.5 * (c.peak + peak0);
+  c.fed = 0.5 * (c.fed + fed0);
+}
+
 double percent_of_peak(double flops, double seconds, double peak) {
   return peak > 0 && seconds > 0 ? 100.0 * flops / seconds / 1e9 / peak : 0.0;
 }
@@ -140,13 +168,49 @@ double percent_of_peak(double flops, double seconds, double peak) {
 // The keys every row has: who ran it, the time of `n_tokens` (median and spread) and its share of the peak.
 json timed_row(const Child& c, int64_t n_tokens, const std::vector<double>& times, double flops) {
   const double med = median(times);
-  return json{{"engine", c.engine}, {"dtype", kernels::compute_name(c.compute)}, {"tokens", n_tokens},
+  json j{{"engine", c.engine}, {"dtype", kernels::compute_name(c.compute)}, {"tokens", n_tokens},
               {"threads", num_threads()}, {"seconds_median", med},
               {"seconds_min", *std::min_element(times.begin(), times.end())},
               {"seconds_max", *std::max_element(times.begin(), times.end())}, {"gflops", flops / med / 1e9},
               {"peak_gflops", c.peak}, {"peak_unit", c.peak_unit},
               {"percent_of_peak", percent_of_peak(flops, med, c.peak)}, {"model_flops", flops},
               {"peak_rss_bytes", peak_rss_bytes()}};
+  if (c.fed > 0) {
+    j["fed_ceiling_gflops"] = c.fed;
+    j["percent_of_fed_ceiling"] = percent_of_peak(flops, med, c.fed);
+  }
+  return j;
+}
+
+// One more run with every operation timed (--profile): the row's "profile", one entry per operation in the order
+// they first ran, then "other" (what no scope covers: the embedding lookup, pooling, the towers' unprofiled parts),
+// each with its share of the run; operations that declared their arithmetic get GFLOP/s and shares of the peaks.
+template <class Run>
+json profile_of(const Child& c, Run run) {
+  profile::take();
+  profile::enable(true);
+  Timer t;
+  run();
+  const double total = t.seconds();
+  profile::enable(false);
+  json ops = json::array();
+  double covered = 0;
+  for (const auto& op : profile::take()) {
+    covered += op.seconds;
+    json o{{"op", op.op},
+           {"seconds", op.seconds},
+           {"calls", op.calls},
+           {"percent_of_item", 100.0 * op.seconds / total},
+           {"minor_faults", op.minor_faults}};
+    if (op.flop > 0) {
+      o["gflops"] = op.flop / op.seconds / 1e9;
+      o["percent_of_peak"] = percent_of_peak(op.flop, op.seconds, c.peak);
+      if (c.fed > 0) o["percent_of_fed_ceiling"] = percent_of_peak(op.flop, op.seconds, c.fed);
+    }
+    ops.push_back(std::move(o));
+  }
+  ops.push_back(json{{"op", "other"}, {"seconds", total - covered}, {"percent_of_item", 100.0 * (total - covered) / total}});
+  return json{{"seconds", total}, {"ops", std::move(ops)}};
 }
 
 double decoder_flops(const Child& c, int64_t n_tokens) {
@@ -191,7 +255,7 @@ json media_row(const Child& c, const MediaRun& r, double tower_flops, const std:
   return j;
 }
 
-void text_rows(const Child& c, const model::Embedder& e) {
+void text_rows(Child& c, const model::Embedder& e) {
   const int64_t max_n = c.m->config().text.max_position_embeddings;
   for (const auto& tstr : split(c.a.tokens)) {
     if (tstr == "none") continue;
@@ -200,12 +264,15 @@ void text_rows(const Child& c, const model::Embedder& e) {
     auto input = bench_input(e, n);
     check_unit_vector(e.embed_prepared({input}).front().vector);
     std::vector<double> times;
-    for (int r = 0; r < c.a.repeats; ++r) {
-      Timer t;
-      e.embed_prepared({input});
-      times.push_back(t.seconds());
-    }
+    with_row_peak(c, [&] {
+      for (int r = 0; r < c.a.repeats; ++r) {
+        Timer t;
+        e.embed_prepared({input});
+        times.push_back(t.seconds());
+      }
+    });
     json j = timed_row(c, n, times, decoder_flops(c, n));
+    if (c.a.profile) j["profile"] = profile_of(c, [&] { e.embed_prepared({input}); });
     j["tokens_per_second"] = n / median(times);
     j["load_seconds"] = c.load_seconds;
     j["packed_weight_bytes"] = c.m->text_decoder().packed_bytes();
@@ -213,43 +280,51 @@ void text_rows(const Child& c, const model::Embedder& e) {
   }
 }
 
-void image_rows(const Child& c, const model::Embedder& e) {
+void image_rows(Child& c, const model::Embedder& e) {
   const auto& enc = c.m->vision_encoder();
   for (const auto& size_str : split(c.a.images)) {
     if (size_str == "none") continue;
     const int64_t size = std::stoll(size_str);
     const media::RgbImage image = bench_image(size);
-    const MediaRun r = time_media_item(e, c.a.repeats, [&] { return e.prepare(text::Role::Document, "", {image}); },
-                                       &model::EmbedTimings::vision);
+    MediaRun r;
+    with_row_peak(c, [&] {
+      r = time_media_item(e, c.a.repeats, [&] { return e.prepare(text::Role::Document, "", {image}); },
+                          &model::EmbedTimings::vision);
+    });
     int64_t image_tokens = 0;
     for (const auto& g : r.input.image_grids) image_tokens += g.patches() / enc.merge_unit();
     json j = media_row(c, r, model::vision_flops(enc.config(), enc.matmul_params(), r.input.image_grids), "vision");
     j["image"] = size;
     j["image_tokens"] = image_tokens;
     j["preprocess_seconds"] = median(r.prepare);
+    if (c.a.profile) j["profile"] = profile_of(c, [&] { e.embed_prepared({r.input}); });
     std::cout << j.dump() << std::endl;
   }
 }
 
-void audio_rows(const Child& c, const model::Embedder& e) {
+void audio_rows(Child& c, const model::Embedder& e) {
   for (const auto& sec_str : split(c.a.audio)) {
     if (sec_str == "none") continue;
     const int64_t seconds = std::stoll(sec_str);
     const model::AudioClip clip = bench_audio(seconds);
-    const MediaRun r = time_media_item(e, c.a.repeats, [&] { return e.prepare(text::Role::Document, "", {}, {clip}); },
-                                       &model::EmbedTimings::audio);
+    MediaRun r;
+    with_row_peak(c, [&] {
+      r = time_media_item(e, c.a.repeats, [&] { return e.prepare(text::Role::Document, "", {}, {clip}); },
+                          &model::EmbedTimings::audio);
+    });
     const int64_t frames = r.input.audio_features.front().valid_frames;
     json j = media_row(c, r, model::audio_flops(c.m->audio_encoder().config(), {frames}), "audio_encoder");
     j["audio_seconds"] = seconds;
     j["audio_tokens"] = media::audio_token_count(frames);
     j["frontend_seconds"] = median(r.prepare);
     j["frontend_percent_of_total"] = 100.0 * median(r.prepare) / median(r.total);
+    if (c.a.profile) j["profile"] = profile_of(c, [&] { e.embed_prepared({r.input}); });
     std::cout << j.dump() << std::endl;
   }
 }
 
 // The row of one video clip in one fusion mode, with the video budget of this child.
-json video_row(const Child& c, const fs::path& clip, int64_t seconds, const std::string& fusion) {
+json video_row(Child& c, const fs::path& clip, int64_t seconds, const std::string& fusion) {
   pipeline::EmbedOptions vo = c.eo;
   vo.set_fusion(fusion);
   const pipeline::Encoder encoder(c.m, vo);
@@ -257,7 +332,10 @@ json video_row(const Child& c, const fs::path& clip, int64_t seconds, const std:
   model::EmbedRequest req;
   req.role = text::Role::Document;
   req.videos = {clip};
-  const MediaRun r = time_media_item(ve, c.a.repeats, [&] { return ve.prepare(req); }, &model::EmbedTimings::vision);
+  MediaRun r;
+  with_row_peak(c, [&] {
+    r = time_media_item(ve, c.a.repeats, [&] { return ve.prepare(req); }, &model::EmbedTimings::vision);
+  });
   const auto& venc = c.m->vision_encoder();
   const double vflops = model::vision_flops(venc.config(), venc.matmul_params(), r.input.video_grids);
   std::vector<int64_t> frames;
@@ -283,10 +361,11 @@ json video_row(const Child& c, const fs::path& clip, int64_t seconds, const std:
   if (c.peak > 0 && median(r.audio) > 0)
     j["audio_encoder_percent_of_peak"] = percent_of_peak(aflops, median(r.audio), c.peak);
   j["media_tokens_per_second_of_media"] = static_cast<double>(video_tokens + audio_tokens) / seconds;
+  if (c.a.profile) j["profile"] = profile_of(c, [&] { ve.embed_prepared({r.input}); });
   return j;
 }
 
-void video_rows(const Child& c) {
+void video_rows(Child& c) {
   if (c.a.video == "none") return;
   ScratchDir tmp;
   for (const auto& sec_str : split(c.a.video)) {
@@ -295,17 +374,6 @@ void video_rows(const Child& c) {
     for (const auto& fusion : split(c.a.video_fusion))
       std::cout << video_row(c, clip, seconds, fusion).dump() << std::endl;
   }
-}
-
-// The peak of the unit the matmuls really run on: AMX tiles for bf16 where present, else AVX-512.
-void measure_peak(Child& c) {
-  const double vector_peak = kernels::measure_peak_gflops(c.compute, num_threads(), 1.0);
-  const double amx_peak =
-      c.compute == kernels::Compute::BF16 ? kernels::measure_amx_peak_gflops(num_threads(), 1.0) : 0;
-  c.peak = std::max(vector_peak, amx_peak);
-  c.peak_unit = amx_peak > vector_peak                  ? "AMX tdpbf16ps"
-                : c.compute == kernels::Compute::BF16 ? "AVX-512 vdpbf16ps"
-                                                      : "AVX-512 vfmadd";
 }
 
 }  // namespace
@@ -317,7 +385,7 @@ int run_child(const BenchArgs& a) {
   const kernels::Bf16Gemm gemm = kernels::parse_bf16_gemm(a.bf16_gemm);
   if (c.compute == kernels::Compute::BF16 && gemm != kernels::Bf16Gemm::Auto)
     c.engine = std::string("omni-embed/") + kernels::bf16_gemm_name(kernels::resolve_bf16_gemm(gemm));
-  measure_peak(c);
+  measure_peak(c, 1.0);
   Timer load_timer;
   model::LoadOptions lo;
   lo.compute = c.compute;

@@ -1,6 +1,6 @@
 // The machine's arithmetic peak (peak.h): each OpenMP thread runs a register-only loop of 16 independent zmm
 // accumulators (enough to cover the FMA latency of two pipes), so the loop is bound by FMA throughput only; the
-// AMX variant keeps four independent accumulator tiles busy.
+// AMX variant keeps four independent accumulator tiles busy; the "fed" AMX variant also loads its operands.
 #include "kernels/peak.h"
 
 #include <immintrin.h>
@@ -79,6 +79,40 @@ __attribute__((target("amx-tile,amx-bf16"))) float amx_loop(int64_t iters) {
   return dst[0];
 }
 
+// The same four products, but with all four operand tiles loaded from L1 before each step, as any GEMM with eight
+// tiles must (2×2 accumulators leave four tiles for operands: one tile load per tdpbf16ps). The operands cycle
+// through FED_STEPS steps of 4 KiB (32 KiB, resident in L1). This is the ceiling of a GEMM fed from L1.
+constexpr int64_t FED_STEPS = 8;
+__attribute__((target("amx-tile,amx-bf16"))) float amx_fed_loop(int64_t iters) {
+  amx::configure_tiles();
+  thread_local AlignedPtr<uint16_t> operands;
+  if (!operands) {
+    operands = aligned_array<uint16_t>(static_cast<size_t>(FED_STEPS * 4 * 512));
+    std::fill_n(operands.get(), FED_STEPS * 4 * 512, uint16_t{0x3a83});
+  }
+  const uint16_t* src = operands.get();
+  alignas(64) float dst[16 * 16];
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t it = 0; it < iters; it += FED_STEPS)
+    for (int64_t s = 0; s < FED_STEPS; ++s) {
+      const uint16_t* step = src + s * 4 * 512;
+      _tile_loadd(4, step, 64);
+      _tile_loadd(6, step + 1024, 64);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_loadd(7, step + 1536, 64);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_loadd(5, step + 512, 64);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  _tile_stored(0, dst, 64);
+  amx::release_tiles();
+  return dst[0];
+}
+
 double thread_cpu_seconds() {
   timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -136,6 +170,11 @@ double measure_amx_peak_gflops(int threads, double seconds) {
   if (!amx::available()) return 0.0;
   // Per iteration: 4 tile products of [16 × 32] · [32 × 16], 16·16·32 multiply-adds each.
   return run_on_threads(amx_loop, 4 * 16.0 * 16.0 * 32.0 * 2.0, INNER / 16, threads, seconds);
+}
+
+double measure_amx_fed_gflops(int threads, double seconds) {
+  if (!amx::available()) return 0.0;
+  return run_on_threads(amx_fed_loop, 4 * 16.0 * 16.0 * 32.0 * 2.0, INNER / 16, threads, seconds);
 }
 
 }  // namespace oe::kernels

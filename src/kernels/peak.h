@@ -15,4 +15,11 @@ double measure_peak_gflops(Compute compute, int threads, double seconds = 0.5);
 // machine's bf16 peak. Returns 0 without AMX (or when the kernel refuses the tile state).
 double measure_amx_peak_gflops(int threads, double seconds = 0.5);
 
+// The rate of the same tile products when every step first loads its four operand tiles from L1 (a 2×2 block of
+// accumulator tiles, the most reuse eight tiles allow: one 1 KiB tile load per tdpbf16ps). No GEMM on this tile
+// unit can be faster, so it is the ceiling a GEMM's share of the peak is judged against. On the 2-vCPU Xeon the
+// benchmarks ran on, it is about a third of measure_amx_peak_gflops: a tile load costs about three tile products
+// there (docs/benchmarks.md, "Kernels"). Returns 0 without AMX.
+double measure_amx_fed_gflops(int threads, double seconds = 0.5);
+
 }  // namespace oe::kernels

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/profile.h"
 #include "core/tensor.h"
 #include "kernels/attention.h"
 #include "kernels/ops.h"
@@ -18,6 +19,11 @@ namespace {
 constexpr int64_t MLP_ROW_CHUNK = 1024;
 
 std::string layer_name(int64_t il, const char* rest) { return fmt::format("model.layers.{}.{}", il, rest); }
+
+// The arithmetic of y[m, n_out] = x[m, n_in] · Wᵀ (for the profile).
+double gemm_flop(const kernels::PackedLinear& w, int64_t m) {
+  return 2.0 * static_cast<double>(m) * static_cast<double>(w.n_out()) * static_cast<double>(w.n_in());
+}
 
 }  // namespace
 
@@ -91,32 +97,72 @@ void TextDecoder::forward(const DecoderInput& in, AttentionMode mode, float* out
   ap.causal = mode == AttentionMode::Causal;
   ap.cu_seqlens = in.cu_seqlens;
 
+  // Σ over segments of len² (the attention's arithmetic: 4 · len² · q_dim per layer).
+  double attn_pairs = 0;
+  for (size_t s = 0; s + 1 < std::max<size_t>(ap.cu_seqlens.size(), 1); ++s) {
+    const double len = static_cast<double>(ap.cu_seqlens[s + 1] - ap.cu_seqlens[s]);
+    attn_pairs += len * len;
+  }
+  if (ap.cu_seqlens.empty()) attn_pairs = static_cast<double>(S) * static_cast<double>(S);
+
   for (int64_t il = 0; il < c.n_layers; ++il) {
     const TextLayerWeights& L = layers_[static_cast<size_t>(il)];
     // Self-attention block.
-    kernels::rms_norm(x.get(), S, d, L.input_norm.data(), c.rms_norm_eps, h.get(), cm);
-    L.qkv.forward(h.get(), S, qkv.get());                              // [S, q_dim + 2·kv_dim]
-    kernels::round_activations(qkv.get(), S * qkv_dim, cm);
+    {
+      profile::Scope p("decoder rms_norm");
+      kernels::rms_norm(x.get(), S, d, L.input_norm.data(), c.rms_norm_eps, h.get(), cm);
+    }
+    {
+      profile::Scope p("decoder GEMM q·k·v", gemm_flop(L.qkv, S));
+      L.qkv.forward(h.get(), S, qkv.get());                            // [S, q_dim + 2·kv_dim]
+    }
     float* q = qkv.get();                                              // [S, n_heads, d_head] (row stride qkv_dim)
     float* k = q + q_dim;                                              // [S, n_kv_heads, d_head]
     float* v = k + kv_dim;
-    kernels::apply_rotary(q, qkv_dim, S, c.n_heads, dh, cos.get(), sin.get(), cm);
-    kernels::apply_rotary(k, qkv_dim, S, c.n_kv_heads, dh, cos.get(), sin.get(), cm);
-    kernels::attention(q, qkv_dim, k, qkv_dim, v, qkv_dim, attn.get(), q_dim, ap, cm);  // [S, q_dim]
+    {
+      profile::Scope p("decoder bf16 rounding, rotary");
+      kernels::round_activations(qkv.get(), S * qkv_dim, cm);
+      kernels::apply_rotary(q, qkv_dim, S, c.n_heads, dh, cos.get(), sin.get(), cm);
+      kernels::apply_rotary(k, qkv_dim, S, c.n_kv_heads, dh, cos.get(), sin.get(), cm);
+    }
+    {
+      profile::Scope p("decoder attention", 4.0 * attn_pairs * static_cast<double>(q_dim));
+      kernels::attention(q, qkv_dim, k, qkv_dim, v, qkv_dim, attn.get(), q_dim, ap, cm);  // [S, q_dim]
+    }
     // (no separate rounding of attn: the bf16 matmul converts its input to bf16 with the same rounding)
-    L.o.forward(attn.get(), S, h.get());                               // [S, d_model]
-    kernels::add_inplace(x.get(), h.get(), S * d, cm);                 // rounds h, then the sum (BF16)
+    {
+      profile::Scope p("decoder GEMM o", gemm_flop(L.o, S));
+      L.o.forward(attn.get(), S, h.get());                             // [S, d_model]
+    }
+    {
+      profile::Scope p("decoder residual add");
+      kernels::add_inplace(x.get(), h.get(), S * d, cm);               // rounds h, then the sum (BF16)
+    }
     // MLP block, in row chunks.
-    kernels::rms_norm(x.get(), S, d, L.post_norm.data(), c.rms_norm_eps, h.get(), cm);
+    {
+      profile::Scope p("decoder rms_norm");
+      kernels::rms_norm(x.get(), S, d, L.post_norm.data(), c.rms_norm_eps, h.get(), cm);
+    }
     for (int64_t r0 = 0; r0 < S; r0 += chunk) {
       const int64_t rows = std::min(chunk, S - r0);
-      L.gate_up.forward(h.get() + r0 * d, rows, gate_up.get());        // [rows, 2·d_ff]: gate | up
-      kernels::silu_mul(                                               // rounds gate and up first (BF16)
-gate_up.get(), 2 * c.d_ff, gate_up.get() + c.d_ff, 2 * c.d_ff, act.get(), c.d_ff, rows,
-                        c.d_ff, cm);                                   // [rows, d_ff]
-      L.down.forward(act.get(), rows, h.get() + r0 * d);               // [rows, d_model], h rows already consumed
+      {
+        profile::Scope p("decoder GEMM gate·up", gemm_flop(L.gate_up, rows));
+        L.gate_up.forward(h.get() + r0 * d, rows, gate_up.get());      // [rows, 2·d_ff]: gate | up
+      }
+      {
+        profile::Scope p("decoder SiLU(gate)·up");
+        kernels::silu_mul(gate_up.get(), 2 * c.d_ff, gate_up.get() + c.d_ff, 2 * c.d_ff, act.get(), c.d_ff, rows,
+                          c.d_ff, cm);  // [rows, d_ff]; rounds gate and up first (BF16)
+      }
+      {
+        profile::Scope p("decoder GEMM down", gemm_flop(L.down, rows));
+        L.down.forward(act.get(), rows, h.get() + r0 * d);             // [rows, d_model], h rows already consumed
+      }
     }
-    kernels::add_inplace(x.get(), h.get(), S * d, cm);
+    {
+      profile::Scope p("decoder residual add");
+      kernels::add_inplace(x.get(), h.get(), S * d, cm);
+    }
     if (observer) observer(il, x.get(), S);
   }
   kernels::rms_norm(x.get(), S, d, final_norm_.data(), c.rms_norm_eps, out, cm);

@@ -1,4 +1,4 @@
-// measure_peak_gflops / measure_amx_peak_gflops: the measurement runs, counts, and reports 0 without the ISA.
+// measure_peak_gflops / measure_amx_peak_gflops / measure_amx_fed_gflops: the measurement runs, counts, and reports 0 without the ISA.
 // Its value is machine-, load- and build-dependent (an unoptimised sanitizer build runs the loop far slower), so
 // only "measured something" is asserted: timings are the benchmarks' business, not the tests'.
 #include "kernels/peak.h"
@@ -25,10 +25,13 @@ TEST(Peak, PositiveWhereTheIsaExistsElseZero) {
   expect_plausible(measure_peak_gflops(Compute::F32, 1, 0.05), avx512, "fp32");
   expect_plausible(measure_peak_gflops(Compute::BF16, 1, 0.05), avx512 && __builtin_cpu_supports("avx512bf16"), "bf16");
   const double amx = measure_amx_peak_gflops(1, 0.05);
+  const double fed = measure_amx_fed_gflops(1, 0.05);
   if (!__builtin_cpu_supports("amx-bf16")) {
     EXPECT_EQ(amx, 0.0);
+    EXPECT_EQ(fed, 0.0);
   } else if (amx > 0.0) {  // 0 is allowed where the kernel refuses the tile state
     expect_plausible(amx, true, "amx");
+    expect_plausible(fed, true, "amx fed from L1");
   }
 }
 
