@@ -1,9 +1,13 @@
 // The AMX bf16 GEMM (amx_gemm.h). Blocking, per thread (each thread owns a contiguous range of 32-column panels):
-//   for each block of NB panels          (their K_CHUNK slice of W, NB·32 KiB, stays in L2)
+//   for each block of NB panels          (their K_CHUNK slice of W, NB·16 KiB, stays in L2)
 //     for each chunk of K_CHUNK steps    (the accumulators go to a tile-blocked scratch between chunks)
-//       for each 32-row block of x       (its K_CHUNK slice, 32 KiB, stays in L1 across the NB panels)
+//       for each 32-row block of x       (its K_CHUNK slice, 16 KiB, stays in L1 across the NB panels)
 //         for each panel: 2×2 tiles of C += A·B over the chunk (4 tdpbf16ps per 4 tile loads)
-//   then the scratch (fp32) is written to y with the bias.
+//   The last chunk stores whole tiles straight into y; the bias, and the tiles at a ragged edge of y (through the
+//   scratch), follow when the block is done.
+// Measured on the model's shapes (docs/benchmarks.md, "Kernels"): a chunk of 8 steps keeps the A block and the
+// panel's B slice (16 + 16 KiB) inside the 48 KiB L1, where 16 steps (64 KiB) did not; and storing the last chunk's
+// tiles into y instead of copying the whole block out of the scratch saved a fifth of the time.
 #include "kernels/amx_gemm.h"
 
 #include <immintrin.h>
@@ -24,7 +28,7 @@ constexpr int64_t PANEL = 32;    // output columns per packed panel (two 16-colu
 constexpr int64_t STEP = 32;     // input elements per tile step (16 VNNI pairs)
 constexpr int64_t TILE = 512;    // bf16 elements in one 16 × 32 tile (1 KiB)
 constexpr int64_t C_TILE = 256;  // fp32 elements in one 16 × 16 accumulator tile
-constexpr int64_t K_CHUNK = 16;  // tile steps per chunk: 512 input elements
+constexpr int64_t K_CHUNK = 8;   // tile steps per chunk: 256 input elements
 constexpr int64_t NB = 8;        // panels per block
 constexpr int64_t MIN_PARALLEL_FLOP = 1 << 20;
 
@@ -64,10 +68,12 @@ __attribute__((target("avx512f,avx512bw"))) void convert_rows(const float* x, in
 
 // C (ROWS row tiles × two column tiles) += A (row tiles a0 and, for ROWS = 2, a1) · B (panel b) over steps
 // [s0, s1); c[r][h] is the accumulator tile of row tile r and column half h. zero: start from 0 instead of loading
-// them. ROWS = 1 serves the last row tile when their number is odd.
+// them. y: where the result goes instead when this is the last chunk and the tiles are whole (row stride ldy
+// floats), else nullptr. ROWS = 1 serves the last row tile when their number is odd.
 template <int ROWS>
 __attribute__((target("amx-tile,amx-bf16"))) void block(const uint16_t* a0, const uint16_t* a1, const uint16_t* b,
-                                                        int64_t s0, int64_t s1, bool zero, float* const (&c)[2][2]) {
+                                                        int64_t s0, int64_t s1, bool zero, float* const (&c)[2][2],
+                                                        float* y, int64_t ldy) {
   static_assert(ROWS == 1 || ROWS == 2);
   if (zero) {
     _tile_zero(0);
@@ -96,6 +102,16 @@ __attribute__((target("amx-tile,amx-bf16"))) void block(const uint16_t* a0, cons
       _tile_dpbf16ps(3, 5, 7);
     }
   }
+  if (y) {
+    const int64_t stride = ldy * static_cast<int64_t>(sizeof(float));
+    _tile_stored(0, y, stride);
+    _tile_stored(1, y + 16, stride);
+    if constexpr (ROWS == 2) {
+      _tile_stored(2, y + 16 * ldy, stride);
+      _tile_stored(3, y + 16 * ldy + 16, stride);
+    }
+    return;
+  }
   _tile_stored(0, c[0][0], 64);
   _tile_stored(1, c[0][1], 64);
   if constexpr (ROWS == 2) {
@@ -104,15 +120,29 @@ __attribute__((target("amx-tile,amx-bf16"))) void block(const uint16_t* a0, cons
   }
 }
 
-// One thread's share: panels [p0, p1) of the output, all rows.
+// One thread's share: panels [p0, p1) of the output, all rows. act (gated weights): where SiLU(gate)·up goes
+// instead of y.
 void run_panels(const PackedWeight& w, const float* bias, const uint16_t* a, int64_t m, int64_t p0, int64_t p1,
-                float* y, int64_t ldy) {
+                float* y, int64_t ldy, float* act, int64_t ld_act) {
   if (p0 >= p1) return;
   const int64_t steps = ceil_div(w.k(), STEP), row_tiles = ceil_div(m, 16), n = w.n();
   thread_local AlignedPtr<float> scratch_buf;
   thread_local size_t scratch_size = 0;
   // Accumulator tile (row tile t, panel pl of the block, half h) at ((t · NB + pl) · 2 + h) · C_TILE.
   float* acc = thread_buffer(scratch_buf, scratch_size, static_cast<size_t>(row_tiles * NB * 2 * C_TILE));
+  // Whether the row tiles from t (even) on, with panel p, are whole in y, so that the last chunk stores them there.
+  auto whole = [&](int64_t t, int64_t p) {
+    const int64_t rows = t + 1 < row_tiles ? 32 : 16;
+    return !act && t * 16 + rows <= m && (p + 1) * PANEL <= n;
+  };
+  // Gated: SiLU(gate)·up of the accumulator tiles c[r][0] (gate) and c[r][1] (up) the last chunk just stored.
+  auto gate_times_up = [&](int64_t t, int64_t p, float* const (&c)[2][2], int row_tiles_here) {
+    for (int r = 0; r < row_tiles_here; ++r) {
+      const int64_t rows = std::min<int64_t>(16, m - (t + r) * 16);
+      for (int64_t i = 0; i < rows; ++i)
+        detail::silu_mul_bf16_row(c[r][0] + i * 16, c[r][1] + i * 16, act + ((t + r) * 16 + i) * ld_act + p * 16, 16);
+    }
+  };
   configure_tiles();
   for (int64_t pb = p0; pb < p1; pb += NB) {
     const int64_t pe = std::min(p1, pb + NB);
@@ -123,31 +153,42 @@ void run_panels(const PackedWeight& w, const float* bias, const uint16_t* a, int
         for (int64_t p = pb; p < pe; ++p) {
           const uint16_t* b = w.data() + p * steps * 2 * TILE;
           float* c0 = acc + ((t * NB + (p - pb)) * 2) * C_TILE;
+          float* out = s1 == steps && whole(t, p) ? y + t * 16 * ldy + p * PANEL : nullptr;
+          const bool to_act = act && s1 == steps;
           if (t + 1 < row_tiles) {
             float* c1 = c0 + NB * 2 * C_TILE;  // row tile t + 1
             float* const c[2][2] = {{c0, c0 + C_TILE}, {c1, c1 + C_TILE}};
-            block<2>(a0, a0 + steps * TILE, b, s0, s1, s0 == 0, c);
+            block<2>(a0, a0 + steps * TILE, b, s0, s1, s0 == 0, c, out, ldy);
+            if (to_act) gate_times_up(t, p, c, 2);
           } else {
             float* const c[2][2] = {{c0, c0 + C_TILE}, {nullptr, nullptr}};
-            block<1>(a0, nullptr, b, s0, s1, s0 == 0, c);
+            block<1>(a0, nullptr, b, s0, s1, s0 == 0, c, out, ldy);
+            if (to_act) gate_times_up(t, p, c, 1);
           }
         }
       }
     }
-    // Write the block's columns out, with the bias.
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t p = pb; p < pe; ++p)
+    // The bias on the tiles stored in y, and the ragged tiles out of the scratch with it.
+    if (!act)
+      for (int64_t i = 0; i < m; ++i)
+      for (int64_t p = pb; p < pe; ++p) {
+        float* dst = y + i * ldy + p * PANEL;
+        if (whole(i / 32 * 2, p)) {
+          if (bias)
+            for (int64_t c = 0; c < PANEL; ++c) dst[c] += bias[p * PANEL + c];
+          continue;
+        }
         for (int64_t h = 0; h < 2; ++h) {
           const int64_t j0 = p * PANEL + h * 16;
           const int64_t cnt = std::min<int64_t>(16, n - j0);
           if (cnt <= 0) continue;
           const float* src = acc + (((i / 16) * NB + (p - pb)) * 2 + h) * C_TILE + (i % 16) * 16;
-          float* dst = y + i * ldy + j0;
           if (bias)
-            for (int64_t c = 0; c < cnt; ++c) dst[c] = src[c] + bias[j0 + c];
+            for (int64_t c = 0; c < cnt; ++c) dst[h * 16 + c] = src[c] + bias[j0 + c];
           else
-            std::copy_n(src, cnt, dst);
+            std::copy_n(src, cnt, dst + h * 16);
         }
+      }
   }
   release_tiles();
 }
@@ -183,8 +224,16 @@ bool available() {
   return ok;
 }
 
-PackedWeight::PackedWeight(const uint16_t* w_bf16, int64_t n, int64_t k) : n_(n), k_(k) {
+PackedWeight::PackedWeight(const uint16_t* w_bf16, int64_t n, int64_t k, bool gated) : n_(n), k_(k), gated_(gated) {
   OE_CHECK(w_bf16 != nullptr && n > 0 && k > 0, "AMX weight of shape [{}, {}]", n, k);
+  OE_CHECK(!gated || n % (2 * 16) == 0, "gated AMX weight of {} rows: gate and up need a multiple of 16 each", n);
+  // The source row of output column c: itself, or for gated weights gate row 16q + i at column 32q + i and up row
+  // 16q + i at column 32q + 16 + i.
+  auto source_row = [&](int64_t c) {
+    if (!gated) return c;
+    const int64_t q = c / PANEL, i = c % PANEL;
+    return i < 16 ? q * 16 + i : n / 2 + q * 16 + (i - 16);
+  };
   const int64_t panels = ceil_div(n, PANEL), steps = ceil_div(k, STEP);
   data_ = aligned_array<uint16_t>(bytes() / 2);
   uint16_t* out = data_.get();
@@ -193,7 +242,7 @@ PackedWeight::PackedWeight(const uint16_t* w_bf16, int64_t n, int64_t k) : n_(n)
     uint16_t* panel = out + p * steps * 2 * TILE;
     std::memset(panel, 0, static_cast<size_t>(steps * 2 * TILE) * 2);
     for (int64_t col = 0; col < PANEL && p * PANEL + col < n; ++col) {
-      const uint16_t* row = w_bf16 + (p * PANEL + col) * k;
+      const uint16_t* row = w_bf16 + source_row(p * PANEL + col) * k;
       // Column col of the panel: tile half col/16, lane col%16; input e goes to step e/32, tile row (e%32)/2, pair
       // slot e%2.
       uint16_t* dst = panel + (col / 16) * TILE + (col % 16) * 2;
@@ -206,7 +255,11 @@ size_t PackedWeight::bytes() const {
   return static_cast<size_t>(ceil_div(n_, PANEL) * ceil_div(k_, STEP) * 2 * TILE) * 2;
 }
 
-void linear(const PackedWeight& w, const float* bias, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy) {
+namespace {
+
+// x to bf16 tiles (per thread, reused), then each thread's panels.
+void run(const PackedWeight& w, const float* bias, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
+         float* act, int64_t ld_act) {
   if (m <= 0) return;
   const int64_t k = w.k(), n = w.n(), steps = ceil_div(k, STEP), row_tiles = ceil_div(m, 16);
   const int64_t panels = ceil_div(n, PANEL);
@@ -223,8 +276,20 @@ void linear(const PackedWeight& w, const float* bias, const float* x, int64_t m,
     const int64_t rows = row_tiles * 16;
     convert_rows(x, m, k, ldx, steps, rows * id / nt, rows * (id + 1) / nt, a);
 #pragma omp barrier
-    run_panels(w, bias, a, m, panels * id / nt, panels * (id + 1) / nt, y, ldy);
+    run_panels(w, bias, a, m, panels * id / nt, panels * (id + 1) / nt, y, ldy, act, ld_act);
   }
+}
+
+}  // namespace
+
+void linear(const PackedWeight& w, const float* bias, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy) {
+  OE_CHECK(!w.gated(), "linear() on a gated AMX weight (its columns are interleaved): use linear_silu_mul");
+  run(w, bias, x, m, ldx, y, ldy, nullptr, 0);
+}
+
+void linear_silu_mul(const PackedWeight& w, const float* x, int64_t m, int64_t ldx, float* act, int64_t ld_act) {
+  OE_CHECK(w.gated(), "linear_silu_mul on a weight not packed as gated");
+  run(w, nullptr, x, m, ldx, nullptr, 0, act, ld_act);
 }
 
 }  // namespace oe::kernels::amx

@@ -31,13 +31,20 @@ class PackedLinear {
   // w: n_out·n_in elements of type w_type (F32, BF16 or F16), row-major [n_out, n_in].
   // bias: n_out elements of type bias_type, or nullptr. Neither pointer is kept after construction.
   // bf16_gemm: the kernel of a BF16 layer (Unsupported for Amx on a CPU without it).
+  // gated: w stacks an MLP's gate and up projections ([2·d, n_in]); such a layer runs only forward_silu_mul.
   PackedLinear(const void* w, DType w_type, int64_t n_out, int64_t n_in, const void* bias, DType bias_type,
-               Compute compute, Bf16Gemm bf16_gemm = Bf16Gemm::Auto);
+               Compute compute, Bf16Gemm bf16_gemm = Bf16Gemm::Auto, bool gated = false);
 
   // y[m, n_out] = x[m, n_in] · Wᵀ + b, all row-major float; ldx/ldy are row strides in elements (0 = dense).
   // In BF16 mode x is converted to bf16 first (exact when x holds bf16 values); y is not rounded.
   // Thread-safe: a loaded model is shared between threads.
   void forward(const float* x, int64_t m, float* y, int64_t ldx = 0, int64_t ldy = 0) const;
+
+  // A gated layer's forward: act[m, d] = SiLU(gate) ⊙ up, exactly silu_mul (ops.h) of gate | up = x · Wᵀ + b. On
+  // the AMX GEMM (no bias, d a multiple of 16) the products are formed from the accumulator tiles (amx_gemm.h), so
+  // the [m, 2·d] gate | up matrix is never written; otherwise it goes through a per-thread buffer. ld_act: act's
+  // row stride (0 = d).
+  void forward_silu_mul(const float* x, int64_t m, float* act, int64_t ldx = 0, int64_t ld_act = 0) const;
 
   int64_t n_out() const;
   int64_t n_in() const;

@@ -18,6 +18,7 @@
 #include "kernels/amx_gemm.h"
 #include "kernels/local_gemm.h"
 #include "kernels/matmul.h"
+#include "kernels/ops.h"
 #include "kernels/vec_math.h"
 
 namespace oe::kernels {
@@ -216,6 +217,7 @@ struct PackedLinear::Impl {
   AlignedPtr<uint8_t> w_packed;
   AlignedPtr<float> bias;   // n_out floats or null
   amx::PackedWeight amx_w;  // set when the layer runs on the AMX GEMM (then w_md and w_packed are empty)
+  bool gated = false;       // forward_silu_mul only (amx_w, if set, is packed gated)
 
   using Key = std::pair<int64_t, int>;  // m, threads
   mutable std::mutex mu;
@@ -238,7 +240,7 @@ struct PackedLinear::Impl {
 };
 
 PackedLinear::PackedLinear(const void* w, DType w_type, int64_t n_out, int64_t n_in, const void* bias, DType bias_type,
-                           Compute compute, Bf16Gemm bf16_gemm) {
+                           Compute compute, Bf16Gemm bf16_gemm, bool gated) {
   OE_CHECK(w != nullptr && n_out > 0 && n_in > 0, "PackedLinear needs a weight, got [{}, {}]", n_out, n_in);
   if (w_type != DType::F32 && w_type != DType::BF16 && w_type != DType::F16)
     throw Unsupported(fmt::format("linear weight of type {} (expected F32, BF16 or F16)", dtype_name(w_type)));
@@ -246,17 +248,21 @@ PackedLinear::PackedLinear(const void* w, DType w_type, int64_t n_out, int64_t n
   impl->n_out = n_out;
   impl->n_in = n_in;
   impl->compute = compute;
+  impl->gated = gated;
+  OE_CHECK(!gated || n_out % 2 == 0, "a gated linear layer stacks gate and up: {} rows", n_out);
   if (bias) {
     impl->bias = aligned_array<float>(static_cast<size_t>(n_out));
     convert_to_f32(bias, bias_type, static_cast<size_t>(n_out), impl->bias.get());
   }
   if (compute == Compute::BF16 && resolve_bf16_gemm(bf16_gemm) == Bf16Gemm::Amx) {
+    // Gated on the tiles when gate and up are whole tiles wide and there is no bias to add before the SiLU.
+    const bool amx_gated = gated && (n_out / 2) % 16 == 0 && !bias;
     if (w_type == DType::BF16) {
-      impl->amx_w = amx::PackedWeight(static_cast<const uint16_t*>(w), n_out, n_in);
+      impl->amx_w = amx::PackedWeight(static_cast<const uint16_t*>(w), n_out, n_in, amx_gated);
     } else {  // a transient bf16 copy, then pack
       AlignedPtr<uint16_t> tmp = aligned_array<uint16_t>(static_cast<size_t>(n_out * n_in));
       to_bf16_bits(w, w_type, n_out * n_in, tmp.get());
-      impl->amx_w = amx::PackedWeight(tmp.get(), n_out, n_in);
+      impl->amx_w = amx::PackedWeight(tmp.get(), n_out, n_in, amx_gated);
     }
     impl_ = std::move(impl);
     return;
@@ -294,10 +300,11 @@ void PackedLinear::forward(const float* x, int64_t m, float* y, int64_t ldx, int
   OE_CHECK(m >= 0 && ldx >= im.n_in && ldy >= im.n_out, "m={} ldx={} ldy={} for [{}, {}]", m, ldx, ldy, im.n_out,
            im.n_in);
   if (m == 0) return;
-  if (im.amx_w.data() != nullptr) {
+  if (im.amx_w.data() != nullptr && !im.amx_w.gated()) {
     amx::linear(im.amx_w, im.bias.get(), x, m, ldx, y, ldy);
     return;
   }
+  OE_CHECK(im.amx_w.data() == nullptr, "forward on a gated AMX layer (its columns are interleaved)");
   const int64_t k = im.n_in, n = im.n_out;
   const bool parallel = m * std::max(k, n) >= (1 << 16);
   // oneDNN 2.6's AMX kernels run a row count that is not a multiple of the 32-row tile block through a much slower
@@ -338,6 +345,26 @@ void PackedLinear::forward(const float* x, int64_t m, float* y, int64_t ldx, int
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t i = 0; i < m; ++i) std::copy_n(dst + i * n, n, y + i * ldy);
   }
+}
+
+void PackedLinear::forward_silu_mul(const float* x, int64_t m, float* act, int64_t ldx, int64_t ld_act) const {
+  OE_CHECK(impl_ != nullptr && impl_->gated, "forward_silu_mul on a layer not built as gated");
+  const Impl& im = *impl_;
+  const int64_t d = im.n_out / 2;
+  if (ldx == 0) ldx = im.n_in;
+  if (ld_act == 0) ld_act = d;
+  OE_CHECK(m >= 0 && ldx >= im.n_in && ld_act >= d, "m={} ldx={} ld_act={} for [{}, {}]", m, ldx, ld_act, im.n_out,
+           im.n_in);
+  if (m == 0) return;
+  if (im.amx_w.gated()) {
+    amx::linear_silu_mul(im.amx_w, x, m, ldx, act, ld_act);
+    return;
+  }
+  // gate | up into a per-thread buffer (as a separate forward and silu_mul would), then the products.
+  thread_local ThreadBuffer gate_up;
+  float* gu = static_cast<float*>(gate_up.get(static_cast<size_t>(m * im.n_out) * sizeof(float)));
+  forward(x, m, gu, ldx, im.n_out);
+  silu_mul(gu, im.n_out, gu + d, im.n_out, act, ld_act, m, d, im.compute);
 }
 
 int64_t PackedLinear::n_out() const { return impl_ ? impl_->n_out : 0; }

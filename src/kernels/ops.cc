@@ -161,9 +161,7 @@ void silu_mul(const float* g, int64_t ldg, const float* u, int64_t ldu, float* y
     const float* ur = u + i * ldu;
     float* yr = y + i * ldy;
     if (bf16) {
-#pragma omp simd
-      for (int64_t j = 0; j < cols; ++j)
-        yr[j] = round_bf16_fast(round_bf16_fast(detail::silu_fast(round_bf16_fast(gr[j]))) * round_bf16_fast(ur[j]));
+      detail::silu_mul_bf16_row(gr, ur, yr, cols);
     } else {
 #pragma omp simd
       for (int64_t j = 0; j < cols; ++j) yr[j] = detail::silu_fast(gr[j]) * ur[j];

@@ -56,6 +56,14 @@ inline float exp_fast(float x) {
 // SiLU in fp32: x / (1 + e^-x), as PyTorch computes it.
 inline float silu_fast(float x) { return x / (1.0f + exp_fast(-x)); }
 
+// y[j] = SiLU(g[j]) · u[j] with the BF16 rounding points of ops.h's silu_mul (g and u rounded first, SiLU(g)
+// rounded, then the product); the one loop that silu_mul and the AMX GEMM's gated epilogue both run.
+inline void silu_mul_bf16_row(const float* g, const float* u, float* y, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j)
+    y[j] = round_bf16_fast(round_bf16_fast(silu_fast(round_bf16_fast(g[j]))) * round_bf16_fast(u[j]));
+}
+
 #ifdef __AVX512F__
 // GCC 12 reports the _mm512_undefined_* inside its own intrinsics as uninitialised when they are inlined here.
 #pragma GCC diagnostic push

@@ -47,7 +47,7 @@ TextDecoder::TextDecoder(const TextConfig& c, const io::Checkpoint& ckpt, const 
     L.o = w.linear({layer_name(il, "self_attn.o_proj.weight")}, {{c.d_model, q_dim}}, {}, compute);
     L.post_norm = w.floats(layer_name(il, "post_attention_layernorm.weight"), {c.d_model}, compute);
     L.gate_up = w.linear({layer_name(il, "mlp.gate_proj.weight"), layer_name(il, "mlp.up_proj.weight")},
-                         {{c.d_ff, c.d_model}, {c.d_ff, c.d_model}}, {}, compute);
+                         {{c.d_ff, c.d_model}, {c.d_ff, c.d_model}}, {}, compute, /*gated=*/true);
     L.down = w.linear({layer_name(il, "mlp.down_proj.weight")}, {{c.d_model, c.d_ff}}, {}, compute);
     if (progress) progress(il + 1, c.n_layers);
   }
@@ -81,7 +81,6 @@ void TextDecoder::forward(const DecoderInput& in, AttentionMode mode, float* out
   auto qkv = aligned_array<float>(static_cast<size_t>(S * qkv_dim));  // [S, q_dim + 2·kv_dim]
   auto attn = aligned_array<float>(static_cast<size_t>(S * q_dim));   // [S, n_heads·d_head]
   const int64_t chunk = std::min(S, MLP_ROW_CHUNK);
-  auto gate_up = aligned_array<float>(static_cast<size_t>(chunk * 2 * c.d_ff));  // [chunk, 2·d_ff]
   auto act = aligned_array<float>(static_cast<size_t>(chunk * c.d_ff));          // [chunk, d_ff]
   auto cos = aligned_array<float>(static_cast<size_t>(S * dh));   // [S, d_head]
   auto sin = aligned_array<float>(static_cast<size_t>(S * dh));
@@ -146,13 +145,10 @@ void TextDecoder::forward(const DecoderInput& in, AttentionMode mode, float* out
     for (int64_t r0 = 0; r0 < S; r0 += chunk) {
       const int64_t rows = std::min(chunk, S - r0);
       {
-        profile::Scope p("decoder GEMM gate·up", gemm_flop(L.gate_up, rows));
-        L.gate_up.forward(h.get() + r0 * d, rows, gate_up.get());      // [rows, 2·d_ff]: gate | up
-      }
-      {
-        profile::Scope p("decoder SiLU(gate)·up");
-        kernels::silu_mul(gate_up.get(), 2 * c.d_ff, gate_up.get() + c.d_ff, 2 * c.d_ff, act.get(), c.d_ff, rows,
-                          c.d_ff, cm);  // [rows, d_ff]; rounds gate and up first (BF16)
+        // act = SiLU(gate) ⊙ up, gate | up = h · W_gate|upᵀ (silu_mul rounds gate and up first in BF16; on the
+        // AMX GEMM the products come from the accumulator tiles, never writing gate | up).
+        profile::Scope p("decoder GEMM gate·up + SiLU(gate)·up", gemm_flop(L.gate_up, rows));
+        L.gate_up.forward_silu_mul(h.get() + r0 * d, rows, act.get());  // [rows, d_ff]
       }
       {
         profile::Scope p("decoder GEMM down", gemm_flop(L.down, rows));

@@ -32,8 +32,10 @@ std::vector<float> WeightTable::floats(const std::string& name, const Shape& sha
 
 kernels::PackedLinear WeightTable::linear(const std::vector<std::string>& weight_names,
                                           const std::vector<Shape>& shapes,
-                                          const std::vector<std::string>& bias_names, kernels::Compute compute) {
+                                          const std::vector<std::string>& bias_names, kernels::Compute compute,
+                                          bool gated) {
   OE_CHECK(weight_names.size() == shapes.size() && !shapes.empty());
+  OE_CHECK(!gated || (shapes.size() == 2 && shapes[0] == shapes[1]), "a gated layer stacks two equal parts");
   OE_CHECK(bias_names.empty() || bias_names.size() == weight_names.size());
   const int64_t n_in = shapes[0][1];
   int64_t n_out = 0;
@@ -58,7 +60,7 @@ kernels::PackedLinear WeightTable::linear(const std::vector<std::string>& weight
   bool same_dtype = true;
   for (auto* p : parts) same_dtype &= p->dtype == parts[0]->dtype;
   if (parts.size() == 1) {
-    packed = kernels::PackedLinear(parts[0]->data, parts[0]->dtype, n_out, n_in, bias_ptr, DType::F32, compute, bf16_gemm_);
+    packed = kernels::PackedLinear(parts[0]->data, parts[0]->dtype, n_out, n_in, bias_ptr, DType::F32, compute, bf16_gemm_, gated);
   } else if (same_dtype) {
     // Stack the parts in their stored dtype (a transient copy of this one weight), then pack.
     size_t esz = dtype_size(parts[0]->dtype), off = 0;
@@ -67,7 +69,7 @@ kernels::PackedLinear WeightTable::linear(const std::vector<std::string>& weight
       std::memcpy(stacked.get() + off, p->data, p->nbytes);
       off += p->nbytes;
     }
-    packed = kernels::PackedLinear(stacked.get(), parts[0]->dtype, n_out, n_in, bias_ptr, DType::F32, compute, bf16_gemm_);
+    packed = kernels::PackedLinear(stacked.get(), parts[0]->dtype, n_out, n_in, bias_ptr, DType::F32, compute, bf16_gemm_, gated);
   } else {
     std::vector<float> stacked(static_cast<size_t>(n_out * n_in));
     size_t off = 0;
@@ -76,7 +78,7 @@ kernels::PackedLinear WeightTable::linear(const std::vector<std::string>& weight
       convert_to_f32(p->data, p->dtype, n, stacked.data() + off);
       off += n;
     }
-    packed = kernels::PackedLinear(stacked.data(), DType::F32, n_out, n_in, bias_ptr, DType::F32, compute, bf16_gemm_);
+    packed = kernels::PackedLinear(stacked.data(), DType::F32, n_out, n_in, bias_ptr, DType::F32, compute, bf16_gemm_, gated);
   }
   for (size_t i = 0; i < parts.size(); ++i) ckpt_.release(prefix_ + weight_names[i]);
   return packed;

@@ -25,9 +25,11 @@ class WeightTable {
   // As float (converted from the stored dtype; rounded to bf16 in BF16 mode).
   std::vector<float> floats(const std::string& name, const Shape& shape, kernels::Compute compute);
   // Packs one or more [n_i, n_in] weights stacked along n_out, with biases for all parts or none (bias_names
-  // empty); an empty name in bias_names gives that part a zero bias.
+  // empty); an empty name in bias_names gives that part a zero bias. gated: the two parts are an MLP's gate and up
+  // projections, run with PackedLinear::forward_silu_mul.
   kernels::PackedLinear linear(const std::vector<std::string>& weight_names, const std::vector<Shape>& shapes,
-                               const std::vector<std::string>& bias_names, kernels::Compute compute);
+                               const std::vector<std::string>& bias_names, kernels::Compute compute,
+                               bool gated = false);
   // Every tensor whose name starts with prefix + `scope` must have been taken; InvalidInput listing the others.
   void check_no_extra(const std::string& scope) const;
 

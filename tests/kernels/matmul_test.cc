@@ -9,6 +9,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "kernels/ops.h"
 #include "kernels/reference.h"
 #include "test_util.h"
 
@@ -149,6 +150,43 @@ TEST(PackedLinear, Bf16ExactAcrossBlocksAndChunks) {
         for (int64_t o = s.n_out; o < ldy; ++o) ASSERT_EQ(y[i * ldy + o], -7.0f) << "padding overwritten";
       }
     }
+}
+
+// A gated layer's forward_silu_mul gives exactly what forward() of the same stacked [gate; up] weight followed by
+// silu_mul gives, bit for bit, on every kernel and precision: with whole tiles on the AMX GEMM (d a multiple of 16,
+// products formed from the accumulator tiles), ragged rows and strides, and the fallbacks (d not a multiple of 16,
+// a bias). The act padding is never written.
+TEST(PackedLinear, GatedSiluMulEqualsForwardThenSiluMul) {
+  struct Case {
+    int64_t m, d, n_in;
+    bool bias;
+  };
+  const Case cases[] = {{1, 16, 40, false},   {15, 48, 300, false}, {17, 48, 300, false}, {33, 64, 520, false},
+                        {70, 160, 64, false}, {32, 24, 40, false},  {20, 32, 40, true}};
+  for (Compute c : ALL_COMPUTE)
+    for (Bf16Gemm g : c == Compute::BF16 ? bf16_kernels() : std::vector<Bf16Gemm>{Bf16Gemm::Auto})
+      for (const Case& k : cases) {
+        SCOPED_TRACE(::testing::Message() << compute_name(c) << " " << bf16_gemm_name(g) << " m=" << k.m
+                                          << " d=" << k.d << " n_in=" << k.n_in << " bias=" << k.bias);
+        const int64_t n = 2 * k.d;
+        auto w = store(random_floats(n * k.n_in, -0.5f, 0.5f, 51), DType::BF16);
+        auto b = random_floats(n, -1.0f, 1.0f, 52);
+        auto x = random_floats(k.m * k.n_in, -2.0f, 2.0f, 53);
+        const float* bias = k.bias ? b.data() : nullptr;
+        PackedLinear plain(w.bytes.data(), DType::BF16, n, k.n_in, bias, DType::F32, c, g);
+        PackedLinear gated(w.bytes.data(), DType::BF16, n, k.n_in, bias, DType::F32, c, g, /*gated=*/true);
+        std::vector<float> gu(k.m * n), want(k.m * k.d);
+        plain.forward(x.data(), k.m, gu.data());
+        silu_mul(gu.data(), n, gu.data() + k.d, n, want.data(), k.d, k.m, k.d, c);
+        const int64_t ld_act = k.d + 5;
+        std::vector<float> act(k.m * ld_act, -7.0f);
+        gated.forward_silu_mul(x.data(), k.m, act.data(), 0, ld_act);
+        for (int64_t i = 0; i < k.m; ++i) {
+          for (int64_t j = 0; j < k.d; ++j) ASSERT_EQ(act[i * ld_act + j], want[i * k.d + j]) << i << "," << j;
+          for (int64_t j = k.d; j < ld_act; ++j) ASSERT_EQ(act[i * ld_act + j], -7.0f) << "padding overwritten";
+        }
+        EXPECT_THROW(plain.forward_silu_mul(x.data(), k.m, act.data()), InternalError);
+      }
 }
 
 // Auto picks the AMX GEMM for BF16 layers exactly when the CPU has it; F32 layers stay on oneDNN.
