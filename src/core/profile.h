@@ -27,6 +27,7 @@ struct OpTotal {
 // The totals since the last take(), in the order the operations first ran; resets them.
 std::vector<OpTotal> take();
 
+// One named operation timed from construction to destruction.
 class Scope {
  public:
   // op: a string literal (kept by pointer). flop: the arithmetic this call does, for GFLOP/s.
@@ -40,11 +41,38 @@ class Scope {
   Scope& operator=(const Scope&) = delete;
 
  private:
+  friend class Sequence;
+  Scope() = default;
   void start(const char* op, double flop);
   void stop();
   const char* op_ = nullptr;
   double flop_ = 0;
   int64_t t0_ns_ = 0, faults0_ = 0;
+};
+
+// Consecutive operations of straight-line code: next() ends the current one (if any) and starts the next;
+// the destructor ends the last.
+//   profile::Sequence ops;
+//   ops.next("vision rms_norm");            kernels::rms_norm(...);
+//   ops.next("vision GEMM q·k·v", flop);    B.qkv.forward(...);
+class Sequence {
+ public:
+  Sequence() = default;
+  ~Sequence() { end(); }
+  Sequence(const Sequence&) = delete;
+  Sequence& operator=(const Sequence&) = delete;
+
+  void next(const char* op, double flop = 0) {
+    end();
+    if (enabled()) current_.start(op, flop);
+  }
+  void end() {
+    if (current_.op_) current_.stop();
+    current_.op_ = nullptr;
+  }
+
+ private:
+  Scope current_;
 };
 
 }  // namespace oe::profile

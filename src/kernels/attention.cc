@@ -209,4 +209,17 @@ void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const f
   }
 }
 
+double attention_flop(const AttentionParams& p) {
+  double pairs = 0;
+  if (p.cu_seqlens.empty()) {
+    pairs = static_cast<double>(p.n_tokens) * static_cast<double>(p.n_tokens);
+  } else {
+    for (size_t s = 0; s + 1 < p.cu_seqlens.size(); ++s) {
+      const double len = static_cast<double>(p.cu_seqlens[s + 1] - p.cu_seqlens[s]);
+      pairs += len * len;
+    }
+  }
+  return 4.0 * pairs * static_cast<double>(p.n_heads * p.d_head);
+}
+
 }  // namespace oe::kernels

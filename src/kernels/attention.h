@@ -27,4 +27,8 @@ struct AttentionParams {
 void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, float* out,
                int64_t ldo, const AttentionParams& p, Compute compute);
 
+// The arithmetic of attention() without a causal mask: 4 · Σ over segments of len² · n_heads · d_head (q·kᵀ and
+// p·v, two FLOP per multiply-add), for profiles and benchmarks.
+double attention_flop(const AttentionParams& p);
+
 }  // namespace oe::kernels

@@ -48,6 +48,10 @@ class PackedLinear {
 
   int64_t n_out() const;
   int64_t n_in() const;
+  // The arithmetic of a forward of m rows: 2 · m · n_out · n_in FLOP (for profiles and benchmarks).
+  double flop(int64_t m) const {
+    return 2.0 * static_cast<double>(m) * static_cast<double>(n_out()) * static_cast<double>(n_in());
+  }
   Compute compute() const;
   size_t packed_bytes() const;
   // The kernel this layer runs on: "onednn" or "amx".

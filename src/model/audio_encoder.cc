@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/profile.h"
 #include "core/tensor.h"
 #include "kernels/attention.h"
 #include "kernels/ops.h"
@@ -203,22 +204,35 @@ void AudioEncoder::encode(const std::vector<AudioFeaturesView>& audios, float* o
   ap.cu_seqlens = cu_seqlens;  // attention within each chunk
   constexpr float LN_EPS = 1e-5f;
 
+  const double attn_flop = kernels::attention_flop(ap);
+  profile::Sequence ops;  // --profile: each op's time (core/profile.h)
   for (int64_t j = 0; j < c.n_layers; ++j) {
     const AudioLayerWeights& L = layers_[static_cast<size_t>(j)];
+    ops.next("audio layer_norm");
     kernels::layer_norm(x.get(), M, d, L.ln1_w.data(), L.ln1_b.data(), LN_EPS, h.get(), cm);
+    ops.next("audio GEMM q·k·v", L.qkv.flop(M));
     L.qkv.forward(h.get(), M, qkv.get());
+    ops.next("audio bf16 rounding");
     kernels::round_activations(qkv.get(), M * 3 * d, cm);
+    ops.next("audio attention", attn_flop);
     kernels::attention(qkv.get(), 3 * d, qkv.get() + d, 3 * d, qkv.get() + 2 * d, 3 * d, attn.get(), d, ap, cm);
+    ops.next("audio GEMM out", L.out.flop(M));
     L.out.forward(attn.get(), M, h.get());
+    ops.next("audio residual add, layer_norm");
     kernels::add_inplace(x.get(), h.get(), M * d, cm);
     kernels::layer_norm(x.get(), M, d, L.ln2_w.data(), L.ln2_b.data(), LN_EPS, h.get(), cm);
     for (int64_t r0 = 0; r0 < M; r0 += rows_at_once) {
       const int64_t rows = std::min(rows_at_once, M - r0);
+      ops.next("audio GEMM fc1", L.fc1.flop(rows));
       L.fc1.forward(h.get() + r0 * d, rows, mid.get());
+      ops.next("audio GELU");
       kernels::gelu_erf(mid.get(), rows * c.d_ff, cm);
+      ops.next("audio GEMM fc2", L.fc2.flop(rows));
       L.fc2.forward(mid.get(), rows, h.get() + r0 * d);
     }
+    ops.next("audio residual add");
     kernels::add_inplace(x.get(), h.get(), M * d, cm);
+    ops.end();
     if (observer) observer(j, x.get(), M);
   }
 

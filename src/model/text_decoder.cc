@@ -20,11 +20,6 @@ constexpr int64_t MLP_ROW_CHUNK = 1024;
 
 std::string layer_name(int64_t il, const char* rest) { return fmt::format("model.layers.{}.{}", il, rest); }
 
-// The arithmetic of y[m, n_out] = x[m, n_in] · Wᵀ (for the profile).
-double gemm_flop(const kernels::PackedLinear& w, int64_t m) {
-  return 2.0 * static_cast<double>(m) * static_cast<double>(w.n_out()) * static_cast<double>(w.n_in());
-}
-
 }  // namespace
 
 TextDecoder::TextDecoder(const TextConfig& c, const io::Checkpoint& ckpt, const std::string& prefix,
@@ -96,69 +91,44 @@ void TextDecoder::forward(const DecoderInput& in, AttentionMode mode, float* out
   ap.causal = mode == AttentionMode::Causal;
   ap.cu_seqlens = in.cu_seqlens;
 
-  // Σ over segments of len² (the attention's arithmetic: 4 · len² · q_dim per layer).
-  double attn_pairs = 0;
-  for (size_t s = 0; s + 1 < std::max<size_t>(ap.cu_seqlens.size(), 1); ++s) {
-    const double len = static_cast<double>(ap.cu_seqlens[s + 1] - ap.cu_seqlens[s]);
-    attn_pairs += len * len;
-  }
-  if (ap.cu_seqlens.empty()) attn_pairs = static_cast<double>(S) * static_cast<double>(S);
+  const double attn_flop = kernels::attention_flop(ap);
 
+  profile::Sequence ops;  // --profile: each op's time (core/profile.h)
   for (int64_t il = 0; il < c.n_layers; ++il) {
     const TextLayerWeights& L = layers_[static_cast<size_t>(il)];
     // Self-attention block.
-    {
-      profile::Scope p("decoder rms_norm");
-      kernels::rms_norm(x.get(), S, d, L.input_norm.data(), c.rms_norm_eps, h.get(), cm);
-    }
-    {
-      profile::Scope p("decoder GEMM q·k·v", gemm_flop(L.qkv, S));
-      L.qkv.forward(h.get(), S, qkv.get());                            // [S, q_dim + 2·kv_dim]
-    }
+    ops.next("decoder rms_norm");
+    kernels::rms_norm(x.get(), S, d, L.input_norm.data(), c.rms_norm_eps, h.get(), cm);
+    ops.next("decoder GEMM q·k·v", L.qkv.flop(S));
+    L.qkv.forward(h.get(), S, qkv.get());                              // [S, q_dim + 2·kv_dim]
+    ops.next("decoder bf16 rounding, rotary");
+    kernels::round_activations(qkv.get(), S * qkv_dim, cm);
     float* q = qkv.get();                                              // [S, n_heads, d_head] (row stride qkv_dim)
     float* k = q + q_dim;                                              // [S, n_kv_heads, d_head]
     float* v = k + kv_dim;
-    {
-      profile::Scope p("decoder bf16 rounding, rotary");
-      kernels::round_activations(qkv.get(), S * qkv_dim, cm);
-      kernels::apply_rotary(q, qkv_dim, S, c.n_heads, dh, cos.get(), sin.get(), cm);
-      kernels::apply_rotary(k, qkv_dim, S, c.n_kv_heads, dh, cos.get(), sin.get(), cm);
-    }
-    {
-      profile::Scope p("decoder attention", 4.0 * attn_pairs * static_cast<double>(q_dim));
-      kernels::attention(q, qkv_dim, k, qkv_dim, v, qkv_dim, attn.get(), q_dim, ap, cm);  // [S, q_dim]
-    }
+    kernels::apply_rotary(q, qkv_dim, S, c.n_heads, dh, cos.get(), sin.get(), cm);
+    kernels::apply_rotary(k, qkv_dim, S, c.n_kv_heads, dh, cos.get(), sin.get(), cm);
+    ops.next("decoder attention", attn_flop);
+    kernels::attention(q, qkv_dim, k, qkv_dim, v, qkv_dim, attn.get(), q_dim, ap, cm);  // [S, q_dim]
     // (no separate rounding of attn: the bf16 matmul converts its input to bf16 with the same rounding)
-    {
-      profile::Scope p("decoder GEMM o", gemm_flop(L.o, S));
-      L.o.forward(attn.get(), S, h.get());                             // [S, d_model]
-    }
-    {
-      profile::Scope p("decoder residual add");
-      kernels::add_inplace(x.get(), h.get(), S * d, cm);               // rounds h, then the sum (BF16)
-    }
+    ops.next("decoder GEMM o", L.o.flop(S));
+    L.o.forward(attn.get(), S, h.get());                               // [S, d_model]
+    ops.next("decoder residual add, rms_norm");
+    kernels::add_inplace(x.get(), h.get(), S * d, cm);                 // rounds h, then the sum (BF16)
     // MLP block, in row chunks.
-    {
-      profile::Scope p("decoder rms_norm");
-      kernels::rms_norm(x.get(), S, d, L.post_norm.data(), c.rms_norm_eps, h.get(), cm);
-    }
+    kernels::rms_norm(x.get(), S, d, L.post_norm.data(), c.rms_norm_eps, h.get(), cm);
     for (int64_t r0 = 0; r0 < S; r0 += chunk) {
       const int64_t rows = std::min(chunk, S - r0);
-      {
-        // act = SiLU(gate) ⊙ up, gate | up = h · W_gate|upᵀ (silu_mul rounds gate and up first in BF16; on the
-        // AMX GEMM the products come from the accumulator tiles, never writing gate | up).
-        profile::Scope p("decoder GEMM gate·up + SiLU(gate)·up", gemm_flop(L.gate_up, rows));
-        L.gate_up.forward_silu_mul(h.get() + r0 * d, rows, act.get());  // [rows, d_ff]
-      }
-      {
-        profile::Scope p("decoder GEMM down", gemm_flop(L.down, rows));
-        L.down.forward(act.get(), rows, h.get() + r0 * d);             // [rows, d_model], h rows already consumed
-      }
+      // act = SiLU(gate) ⊙ up of gate | up = h · W_gate|upᵀ (silu_mul's rounding of gate and up first in BF16;
+      // on the AMX GEMM the products come from the accumulator tiles, never writing gate | up).
+      ops.next("decoder GEMM gate·up + SiLU(gate)·up", L.gate_up.flop(rows));
+      L.gate_up.forward_silu_mul(h.get() + r0 * d, rows, act.get());  // [rows, d_ff]
+      ops.next("decoder GEMM down", L.down.flop(rows));
+      L.down.forward(act.get(), rows, h.get() + r0 * d);               // [rows, d_model], h rows already consumed
     }
-    {
-      profile::Scope p("decoder residual add");
-      kernels::add_inplace(x.get(), h.get(), S * d, cm);
-    }
+    ops.next("decoder residual add");
+    kernels::add_inplace(x.get(), h.get(), S * d, cm);
+    ops.end();
     if (observer) observer(il, x.get(), S);
   }
   kernels::rms_norm(x.get(), S, d, final_norm_.data(), c.rms_norm_eps, out, cm);

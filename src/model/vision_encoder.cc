@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/profile.h"
 #include "core/tensor.h"
 #include "kernels/attention.h"
 #include "kernels/ops.h"
@@ -162,12 +163,17 @@ void VisionEncoder::encode(const float* pixels, const std::vector<GridTHW>& grid
   window_ap.cu_seqlens = layout.cu_window;
   full_ap.cu_seqlens = layout.cu_full;
 
+  const double window_flop = kernels::attention_flop(window_ap), full_flop = kernels::attention_flop(full_ap);
+  profile::Sequence ops;  // --profile: each op's time (core/profile.h)
   for (int64_t j = 0; j < c.depth; ++j) {
     const VisionBlockWeights& B = blocks_[static_cast<size_t>(j)];
     const bool full = std::find(c.fullatt_block_indexes.begin(), c.fullatt_block_indexes.end(), j) !=
                       c.fullatt_block_indexes.end();
+    ops.next("vision rms_norm");
     kernels::rms_norm(x.get(), N, d, B.norm1.data(), c.rms_norm_eps, h.get(), cm);
+    ops.next("vision GEMM q·k·v", B.qkv.flop(N));
     B.qkv.forward(h.get(), N, qkv.get());  // [N, 3d]: q | k | v, biases added
+    ops.next("vision bf16 rounding, rotary");
     kernels::round_activations(qkv.get(), N * 3 * d, cm);
     float* q = qkv.get();
     float* k = q + d;
@@ -176,20 +182,29 @@ void VisionEncoder::encode(const float* pixels, const std::vector<GridTHW>& grid
     kernels::apply_rotary(q, 3 * d, N, c.n_heads, dh, cos.get(), sin.get(), kernels::Compute::F32);
     kernels::apply_rotary(k, 3 * d, N, c.n_heads, dh, cos.get(), sin.get(), kernels::Compute::F32);
     kernels::round_activations(qkv.get(), N * 3 * d, cm);
+    ops.next(full ? "vision attention (full blocks)" : "vision attention (windows)", full ? full_flop : window_flop);
     kernels::attention(q, 3 * d, k, 3 * d, v, 3 * d, attn.get(), d, full ? full_ap : window_ap, cm);
+    ops.next("vision GEMM proj", B.proj.flop(N));
     B.proj.forward(attn.get(), N, h.get());
+    ops.next("vision residual add, rms_norm");
     kernels::add_inplace(x.get(), h.get(), N * d, cm);
     kernels::rms_norm(x.get(), N, d, B.norm2.data(), c.rms_norm_eps, h.get(), cm);
     for (int64_t r0 = 0; r0 < N; r0 += chunk) {
       const int64_t rows = std::min(chunk, N - r0);
+      ops.next("vision GEMM gate·up", B.gate_up.flop(rows));
       B.gate_up.forward(h.get() + r0 * d, rows, gate_up.get());
+      ops.next("vision SiLU(gate)·up");
       kernels::silu_mul(gate_up.get(), 2 * c.d_ff, gate_up.get() + c.d_ff, 2 * c.d_ff, act.get(), c.d_ff, rows,
                         c.d_ff, cm);
+      ops.next("vision GEMM down", B.down.flop(rows));
       B.down.forward(act.get(), rows, h.get() + r0 * d);
     }
+    ops.next("vision residual add");
     kernels::add_inplace(x.get(), h.get(), N * d, cm);
+    ops.end();
     observe(j);
   }
+  ops.next("vision merger");
 
   // Merger: RMSNorm per patch, the 4 patches of each 2×2 block side by side (contiguous rows), MLP with exact GELU.
   const int64_t merged = d * unit;
@@ -200,6 +215,7 @@ void VisionEncoder::encode(const float* pixels, const std::vector<GridTHW>& grid
   auto res = aligned_array<float>(static_cast<size_t>(n_merged * c.out_d_model));
   merger_fc2_.forward(mid.get(), n_merged, res.get());
   kernels::round_activations(res.get(), n_merged * c.out_d_model, cm);
+  ops.end();
   for (int64_t k = 0; k < n_merged; ++k)
     std::copy_n(res.get() + k * c.out_d_model, c.out_d_model, out + layout.order[k] * c.out_d_model);
 }
