@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 
@@ -223,6 +224,28 @@ TEST(VisionRotaryTables, MatchesSpecFormula) {
 // float, whose 1 + erf cancels for negative x, so the error is a few ulp of the result plus ~ulp(1)·|x|.
 // BF16: at most one bf16 ulp (the float result may sit on the other side of a rounding boundary), or the same
 // cancellation bound.
+// BF16 GELU is a lookup of the rounded input's result: over every bf16 value (and unrounded inputs between them),
+// it must equal the float expression it replaced, 0.5·v·(1 + erf(v/√2)) on the rounded v, rounded, bit for bit.
+TEST(GeluErf, Bf16LookupEqualsTheFloatExpressionForEveryInput) {
+  std::vector<float> x;
+  for (uint32_t b = 0; b < 65536; ++b) {
+    const float v = std::bit_cast<float>(b << 16);
+    x.push_back(v);
+    x.push_back(std::bit_cast<float>((b << 16) | 0x7fffu));  // rounds to v or to its neighbour
+  }
+  std::vector<float> y = x;
+  gelu_erf(y.data(), static_cast<int64_t>(y.size()), Compute::BF16);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float v = round_bf16(x[i]);
+    const float want = round_bf16(0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f)));
+    if (std::isnan(want))
+      ASSERT_TRUE(std::isnan(y[i])) << "x bits " << std::bit_cast<uint32_t>(x[i]);
+    else
+      ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(want))
+          << "x=" << x[i] << " bits " << std::bit_cast<uint32_t>(x[i]);
+  }
+}
+
 TEST(GeluErf, AgainstReferenceOverRange) {
   auto x = random_floats(20000, -9.0f, 9.0f, 12);
   x.push_back(0.0f);
