@@ -1,7 +1,7 @@
 // An opt-in per-operation profile: wall time, calls, page faults and arithmetic per named operation, summed over
 // every scope of that name until taken. Off by default: a Scope then costs one relaxed atomic load, so the model
 // code keeps its scopes in every build. `omni-embed-bench --profile` turns it on for one extra run per row and
-// prints where an item's time went (docs/benchmarks.md, "Where the time goes").
+// prints where an item's time went (docs/benchmarks.md, "Every modality on the current kernels").
 //
 // Scopes must not nest on one thread (each op is timed once, not also inside a wider scope); every thread's
 // scopes add to the same totals, so the profile of a multi-threaded caller is the sum of its threads' times.

@@ -5,9 +5,10 @@
 //         for each panel: 2×2 tiles of C += A·B over the chunk (4 tdpbf16ps per 4 tile loads)
 //   The last chunk stores whole tiles straight into y; the bias, and the tiles at a ragged edge of y (through the
 //   scratch), follow when the block is done.
-// Measured on the model's shapes (docs/benchmarks.md, "Kernels"): a chunk of 8 steps keeps the A block and the
-// panel's B slice (16 + 16 KiB) inside the 48 KiB L1, where 16 steps (64 KiB) did not; and storing the last chunk's
-// tiles into y instead of copying the whole block out of the scratch saved a fifth of the time.
+// A chunk of 8 steps keeps the A block and the panel's B slice (16 + 16 KiB) inside the 48 KiB L1, where 16 steps
+// (64 KiB) did not; the last chunk's stores into y replace a copy of every block out of the scratch. Together they
+// took the decoder's down projection from 1,557 to 1,698 GFLOP/s end to end (docs/benchmarks.md).
+// Gated weights (linear_silu_mul) form SiLU(gate)·up from each panel's last accumulator tiles instead.
 #include "kernels/amx_gemm.h"
 
 #include <immintrin.h>
@@ -140,7 +141,8 @@ void run_panels(const PackedWeight& w, const float* bias, const uint16_t* a, int
     for (int r = 0; r < row_tiles_here; ++r) {
       const int64_t rows = std::min<int64_t>(16, m - (t + r) * 16);
       for (int64_t i = 0; i < rows; ++i)
-        detail::silu_mul_bf16_row(c[r][0] + i * 16, c[r][1] + i * 16, act + ((t + r) * 16 + i) * ld_act + p * 16, 16);
+        detail::silu_mul_bf16_row(c[r][0] + i * 16, c[r][1] + i * 16, act + ((t + r) * 16 + i) * ld_act + p * 16,
+                                  16);
     }
   };
   configure_tiles();
@@ -169,8 +171,8 @@ void run_panels(const PackedWeight& w, const float* bias, const uint16_t* a, int
       }
     }
     // The bias on the tiles stored in y, and the ragged tiles out of the scratch with it.
-    if (!act)
-      for (int64_t i = 0; i < m; ++i)
+    if (act) continue;
+    for (int64_t i = 0; i < m; ++i)
       for (int64_t p = pb; p < pe; ++p) {
         float* dst = y + i * ldy + p * PANEL;
         if (whole(i / 32 * 2, p)) {
