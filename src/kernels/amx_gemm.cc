@@ -136,13 +136,26 @@ void run_panels(const PackedWeight& w, const float* bias, const uint16_t* a, int
     const int64_t rows = t + 1 < row_tiles ? 32 : 16;
     return !act && t * 16 + rows <= m && (p + 1) * PANEL <= n;
   };
-  // Gated: SiLU(gate)·up of the accumulator tiles c[r][0] (gate) and c[r][1] (up) the last chunk just stored.
+  // Gated: SiLU(gate)·up of the accumulator tiles c[r][0] (gate columns 16p…) and c[r][1] (the same columns of
+  // up) the last chunk just stored, with the biases added first as forward() adds them (one fp32 addition).
+  const int64_t d = n / 2;
   auto gate_times_up = [&](int64_t t, int64_t p, float* const (&c)[2][2], int row_tiles_here) {
+    const int64_t cols = std::min<int64_t>(16, d - p * 16);
+    alignas(64) float g[16], u[16];
     for (int r = 0; r < row_tiles_here; ++r) {
       const int64_t rows = std::min<int64_t>(16, m - (t + r) * 16);
-      for (int64_t i = 0; i < rows; ++i)
-        detail::silu_mul_bf16_row(c[r][0] + i * 16, c[r][1] + i * 16, act + ((t + r) * 16 + i) * ld_act + p * 16,
-                                  16);
+      for (int64_t i = 0; i < rows; ++i) {
+        const float* gi = c[r][0] + i * 16;
+        const float* ui = c[r][1] + i * 16;
+        if (bias) {
+          for (int64_t j = 0; j < cols; ++j) {
+            g[j] = gi[j] + bias[p * 16 + j];
+            u[j] = ui[j] + bias[d + p * 16 + j];
+          }
+          gi = g, ui = u;
+        }
+        detail::silu_mul_bf16_row(gi, ui, act + ((t + r) * 16 + i) * ld_act + p * 16, cols);
+      }
     }
   };
   configure_tiles();
@@ -228,13 +241,14 @@ bool available() {
 
 PackedWeight::PackedWeight(const uint16_t* w_bf16, int64_t n, int64_t k, bool gated) : n_(n), k_(k), gated_(gated) {
   OE_CHECK(w_bf16 != nullptr && n > 0 && k > 0, "AMX weight of shape [{}, {}]", n, k);
-  OE_CHECK(!gated || n % (2 * 16) == 0, "gated AMX weight of {} rows: gate and up need a multiple of 16 each", n);
-  // The source row of output column c: itself, or for gated weights gate row 16q + i at column 32q + i and up row
-  // 16q + i at column 32q + 16 + i.
-  auto source_row = [&](int64_t c) {
-    if (!gated) return c;
-    const int64_t q = c / PANEL, i = c % PANEL;
-    return i < 16 ? q * 16 + i : n / 2 + q * 16 + (i - 16);
+  OE_CHECK(!gated || n % 2 == 0, "gated AMX weight of {} rows: gate and up must have as many rows each", n);
+  // The source row of packed column c: itself, or for gated weights gate row 16q + i at column 32q + i and up row
+  // 16q + i at column 32q + 16 + i; -1 (zeros) past the last row of gate or of up, or of W.
+  auto source_row = [&](int64_t c) -> int64_t {
+    if (!gated) return c < n ? c : -1;
+    const int64_t q = c / PANEL, i = c % PANEL, d = n / 2, j = q * 16 + i % 16;
+    if (j >= d) return -1;
+    return i < 16 ? j : d + j;
   };
   const int64_t panels = ceil_div(n, PANEL), steps = ceil_div(k, STEP);
   data_ = aligned_array<uint16_t>(bytes() / 2);
@@ -243,8 +257,10 @@ PackedWeight::PackedWeight(const uint16_t* w_bf16, int64_t n, int64_t k, bool ga
   for (int64_t p = 0; p < panels; ++p) {
     uint16_t* panel = out + p * steps * 2 * TILE;
     std::memset(panel, 0, static_cast<size_t>(steps * 2 * TILE) * 2);
-    for (int64_t col = 0; col < PANEL && p * PANEL + col < n; ++col) {
-      const uint16_t* row = w_bf16 + source_row(p * PANEL + col) * k;
+    for (int64_t col = 0; col < PANEL; ++col) {
+      const int64_t src = source_row(p * PANEL + col);
+      if (src < 0) continue;
+      const uint16_t* row = w_bf16 + src * k;
       // Column col of the panel: tile half col/16, lane col%16; input e goes to step e/32, tile row (e%32)/2, pair
       // slot e%2.
       uint16_t* dst = panel + (col / 16) * TILE + (col % 16) * 2;
@@ -289,9 +305,10 @@ void linear(const PackedWeight& w, const float* bias, const float* x, int64_t m,
   run(w, bias, x, m, ldx, y, ldy, nullptr, 0);
 }
 
-void linear_silu_mul(const PackedWeight& w, const float* x, int64_t m, int64_t ldx, float* act, int64_t ld_act) {
+void linear_silu_mul(const PackedWeight& w, const float* bias, const float* x, int64_t m, int64_t ldx, float* act,
+                     int64_t ld_act) {
   OE_CHECK(w.gated(), "linear_silu_mul on a weight not packed as gated");
-  run(w, nullptr, x, m, ldx, nullptr, 0, act, ld_act);
+  run(w, bias, x, m, ldx, nullptr, 0, act, ld_act);
 }
 
 }  // namespace oe::kernels::amx

@@ -30,8 +30,8 @@ class PackedWeight {
  public:
   PackedWeight() = default;
   // w_bf16: n·k bf16 bit patterns, row-major [n, k] (PackedLinear converts other storage types first).
-  // gated: w is [gate; up] stacked (n/2 rows each, n/2 a multiple of 16), packed so that panel q holds gate rows
-  // [16q, 16q + 16) and the same rows of up side by side, for linear_silu_mul.
+  // gated: w is [gate; up] stacked (n/2 rows each), packed so that panel q holds gate rows [16q, 16q + 16) and the
+  // same rows of up side by side (zeros past n/2), for linear_silu_mul.
   PackedWeight(const uint16_t* w_bf16, int64_t n, int64_t k, bool gated = false);
 
   int64_t n() const { return n_; }
@@ -52,8 +52,10 @@ class PackedWeight {
 void linear(const PackedWeight& w, const float* bias, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy);
 
 // For a gated weight: act[i, j] = SiLU(gate[i, j]) · up[i, j] for j < n/2, with kernels::silu_mul's BF16 rounding,
-// where gate | up = x · Wᵀ as linear() would give them (bit for bit); the products are formed from each block's
-// accumulator tiles while they are in L1, so the [m, n] gate | up matrix is never written. act: row stride ld_act.
-void linear_silu_mul(const PackedWeight& w, const float* x, int64_t m, int64_t ldx, float* act, int64_t ld_act);
+// where gate | up = x · Wᵀ + bias as linear() would give them (bit for bit; bias: n floats or nullptr); the
+// products are formed from each block's accumulator tiles while they are in L1, so the [m, n] gate | up matrix is
+// never written. act: row stride ld_act.
+void linear_silu_mul(const PackedWeight& w, const float* bias, const float* x, int64_t m, int64_t ldx, float* act,
+                     int64_t ld_act);
 
 }  // namespace oe::kernels::amx

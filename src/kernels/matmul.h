@@ -41,9 +41,8 @@ class PackedLinear {
   void forward(const float* x, int64_t m, float* y, int64_t ldx = 0, int64_t ldy = 0) const;
 
   // A gated layer's forward: act[m, d] = SiLU(gate) ⊙ up, exactly silu_mul (ops.h) of gate | up = x · Wᵀ + b. On
-  // the AMX GEMM (no bias, d a multiple of 16) the products are formed from the accumulator tiles (amx_gemm.h), so
-  // the [m, 2·d] gate | up matrix is never written; otherwise it goes through a per-thread buffer. ld_act: act's
-  // row stride (0 = d).
+  // the AMX GEMM the products are formed from the accumulator tiles (amx_gemm.h), so the [m, 2·d] gate | up matrix
+  // is never written; on oneDNN it goes through a per-thread buffer. ld_act: act's row stride (0 = d).
   void forward_silu_mul(const float* x, int64_t m, float* act, int64_t ldx = 0, int64_t ld_act = 0) const;
 
   int64_t n_out() const;

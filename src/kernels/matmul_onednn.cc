@@ -255,8 +255,7 @@ PackedLinear::PackedLinear(const void* w, DType w_type, int64_t n_out, int64_t n
     convert_to_f32(bias, bias_type, static_cast<size_t>(n_out), impl->bias.get());
   }
   if (compute == Compute::BF16 && resolve_bf16_gemm(bf16_gemm) == Bf16Gemm::Amx) {
-    // Gated on the tiles when gate and up are whole tiles wide and there is no bias to add before the SiLU.
-    const bool amx_gated = gated && (n_out / 2) % 16 == 0 && !bias;
+    const bool amx_gated = gated;  // SiLU(gate)·up from the accumulator tiles (amx::linear_silu_mul)
     if (w_type == DType::BF16) {
       impl->amx_w = amx::PackedWeight(static_cast<const uint16_t*>(w), n_out, n_in, amx_gated);
     } else {  // a transient bf16 copy, then pack
@@ -300,11 +299,11 @@ void PackedLinear::forward(const float* x, int64_t m, float* y, int64_t ldx, int
   OE_CHECK(m >= 0 && ldx >= im.n_in && ldy >= im.n_out, "m={} ldx={} ldy={} for [{}, {}]", m, ldx, ldy, im.n_out,
            im.n_in);
   if (m == 0) return;
-  if (im.amx_w.data() != nullptr && !im.amx_w.gated()) {
+  OE_CHECK(!im.amx_w.gated(), "forward on a gated AMX layer (its columns are interleaved): use forward_silu_mul");
+  if (im.amx_w.data() != nullptr) {
     amx::linear(im.amx_w, im.bias.get(), x, m, ldx, y, ldy);
     return;
   }
-  OE_CHECK(im.amx_w.data() == nullptr, "forward on a gated AMX layer (its columns are interleaved)");
   const int64_t k = im.n_in, n = im.n_out;
   const bool parallel = m * std::max(k, n) >= (1 << 16);
   // oneDNN 2.6's AMX kernels run a row count that is not a multiple of the 32-row tile block through a much slower
@@ -357,7 +356,7 @@ void PackedLinear::forward_silu_mul(const float* x, int64_t m, float* act, int64
            im.n_in);
   if (m == 0) return;
   if (im.amx_w.gated()) {
-    amx::linear_silu_mul(im.amx_w, x, m, ldx, act, ld_act);
+    amx::linear_silu_mul(im.amx_w, im.bias.get(), x, m, ldx, act, ld_act);
     return;
   }
   // gate | up into a per-thread buffer (as a separate forward and silu_mul would), then the products.

@@ -85,7 +85,8 @@ VisionEncoder::VisionEncoder(const VisionConfig& c, const io::Checkpoint& ckpt, 
     B.proj = w.linear({block_name(j, "attn.proj.weight")}, {{d, d}}, {block_name(j, "attn.proj.bias")}, compute);
     B.gate_up = w.linear({block_name(j, "mlp.gate_proj.weight"), block_name(j, "mlp.up_proj.weight")},
                          {{c.d_ff, d}, {c.d_ff, d}},
-                         {block_name(j, "mlp.gate_proj.bias"), block_name(j, "mlp.up_proj.bias")}, compute);
+                         {block_name(j, "mlp.gate_proj.bias"), block_name(j, "mlp.up_proj.bias")}, compute,
+                         /*gated=*/true);
     B.down = w.linear({block_name(j, "mlp.down_proj.weight")}, {{d, c.d_ff}}, {block_name(j, "mlp.down_proj.bias")},
                       compute);
     if (progress) progress(j + 1, c.depth);
@@ -151,7 +152,6 @@ void VisionEncoder::encode(const float* pixels, const std::vector<GridTHW>& grid
   auto qkv = aligned_array<float>(static_cast<size_t>(N * 3 * d));
   auto attn = aligned_array<float>(static_cast<size_t>(N * d));
   const int64_t chunk = std::min(N, MLP_ROW_CHUNK);
-  auto gate_up = aligned_array<float>(static_cast<size_t>(chunk * 2 * c.d_ff));
   auto act = aligned_array<float>(static_cast<size_t>(chunk * c.d_ff));
 
   kernels::AttentionParams window_ap;
@@ -191,11 +191,8 @@ void VisionEncoder::encode(const float* pixels, const std::vector<GridTHW>& grid
     kernels::rms_norm(x.get(), N, d, B.norm2.data(), c.rms_norm_eps, h.get(), cm);
     for (int64_t r0 = 0; r0 < N; r0 += chunk) {
       const int64_t rows = std::min(chunk, N - r0);
-      ops.next("vision GEMM gate·up", B.gate_up.flop(rows));
-      B.gate_up.forward(h.get() + r0 * d, rows, gate_up.get());
-      ops.next("vision SiLU(gate)·up");
-      kernels::silu_mul(gate_up.get(), 2 * c.d_ff, gate_up.get() + c.d_ff, 2 * c.d_ff, act.get(), c.d_ff, rows,
-                        c.d_ff, cm);
+      ops.next("vision GEMM gate·up + SiLU(gate)·up", B.gate_up.flop(rows));
+      B.gate_up.forward_silu_mul(h.get() + r0 * d, rows, act.get());  // silu_mul of gate | up (+ biases)
       ops.next("vision GEMM down", B.down.flop(rows));
       B.down.forward(act.get(), rows, h.get() + r0 * d);
     }

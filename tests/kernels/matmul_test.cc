@@ -153,16 +153,16 @@ TEST(PackedLinear, Bf16ExactAcrossBlocksAndChunks) {
 }
 
 // A gated layer's forward_silu_mul gives exactly what forward() of the same stacked [gate; up] weight followed by
-// silu_mul gives, bit for bit, on every kernel and precision: with whole tiles on the AMX GEMM (d a multiple of 16,
-// products formed from the accumulator tiles), ragged rows and strides, and the fallbacks (d not a multiple of 16,
-// a bias). The act padding is never written.
+// silu_mul gives, bit for bit, on every kernel and precision: on the AMX GEMM (products formed from the accumulator
+// tiles) with ragged rows, a gate width that is not a multiple of 16, biases, K over several chunks and strides.
+// The act padding is never written.
 TEST(PackedLinear, GatedSiluMulEqualsForwardThenSiluMul) {
   struct Case {
     int64_t m, d, n_in;
     bool bias;
   };
   const Case cases[] = {{1, 16, 40, false},   {15, 48, 300, false}, {17, 48, 300, false}, {33, 64, 520, false},
-                        {70, 160, 64, false}, {32, 24, 40, false},  {20, 32, 40, true}};
+                        {70, 160, 64, false}, {32, 24, 40, false},  {20, 32, 40, true},   {45, 44, 300, true}};
   for (Compute c : ALL_COMPUTE)
     for (Bf16Gemm g : c == Compute::BF16 ? bf16_kernels() : std::vector<Bf16Gemm>{Bf16Gemm::Auto})
       for (const Case& k : cases) {
