@@ -288,6 +288,13 @@ std::optional<SourceRecord> Catalog::find_source(const std::string& key) const {
   return source_from_row(st);
 }
 
+std::optional<SourceRecord> Catalog::find_source_by_path(const std::string& path) const {
+  auto st = db_->prepare(fmt::format("SELECT {} FROM sources WHERE path = ? ORDER BY key LIMIT 1", SOURCE_COLUMNS));
+  st.bind(1, path);
+  if (!st.step()) return std::nullopt;
+  return source_from_row(st);
+}
+
 std::vector<SourceRecord> Catalog::sources() const {
   auto st = db_->prepare(fmt::format("SELECT {} FROM sources ORDER BY key", SOURCE_COLUMNS));
   std::vector<SourceRecord> out;
@@ -377,6 +384,26 @@ void Catalog::load_vectors(std::vector<int64_t>& ids, std::vector<float>& matrix
     matrix.resize(at + static_cast<size_t>(dim));
     std::memcpy(matrix.data() + at, b.data(), b.size());
   }
+}
+
+std::optional<std::vector<float>> Catalog::vector_of(int64_t item_id, int64_t dim) const {
+  auto st = db_->prepare("SELECT vector FROM items WHERE id = ?");
+  st.bind(1, item_id);
+  if (!st.step()) return std::nullopt;
+  std::string_view b = st.blob(0);
+  if (b.size() != static_cast<size_t>(dim) * sizeof(float))
+    throw IoError(fmt::format("index {}: item {} has a vector of {} bytes, expected {}", dir_.string(), item_id,
+                              b.size(), dim * 4));
+  std::vector<float> v(static_cast<size_t>(dim));
+  std::memcpy(v.data(), b.data(), b.size());
+  return v;
+}
+
+std::map<std::string, int64_t> Catalog::items_by_modality() const {
+  auto st = db_->prepare("SELECT modality, COUNT(*) FROM items GROUP BY modality");
+  std::map<std::string, int64_t> out;
+  while (st.step()) out[st.text(0)] = st.int64(1);
+  return out;
 }
 
 std::vector<std::string> Catalog::item_modalities() const {

@@ -44,6 +44,8 @@ class Catalog {
   int64_t generation() const;
 
   std::optional<SourceRecord> find_source(const std::string& key) const;
+  // The first source (by key) whose `path` is exactly this: what a hit names.
+  std::optional<SourceRecord> find_source_by_path(const std::string& path) const;
   std::vector<SourceRecord> sources() const;  // ordered by key
   StoreStats stats() const;
 
@@ -57,6 +59,10 @@ class Catalog {
   // IoError naming the item when a stored vector does not have `dim` floats.
   void load_vectors(std::vector<int64_t>& ids, std::vector<float>& matrix, const std::vector<std::string>& modalities,
                     int64_t dim) const;
+  // The stored vector of one item (nullopt when no item has this id); IoError as load_vectors.
+  std::optional<std::vector<float>> vector_of(int64_t item_id, int64_t dim) const;
+  // How many items each modality has.
+  std::map<std::string, int64_t> items_by_modality() const;
   // The modality of every item, in item id order.
   std::vector<std::string> item_modalities() const;
   // item id -> its modality, for every item.

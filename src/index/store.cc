@@ -159,6 +159,10 @@ std::optional<SourceRecord> Store::find_source(const std::string& key) const {
   return impl_->catalog->find_source(key);
 }
 
+std::optional<SourceRecord> Store::find_source_by_path(const std::string& path) const {
+  return impl_->catalog->find_source_by_path(path);
+}
+
 std::vector<SourceRecord> Store::sources() const { return impl_->catalog->sources(); }
 
 StoreStats Store::stats() const { return impl_->catalog->stats(); }
@@ -179,6 +183,12 @@ void Store::load_vectors(std::vector<int64_t>& ids, std::vector<float>& matrix,
                          const std::vector<std::string>& modalities) const {
   impl_->catalog->load_vectors(ids, matrix, modalities, settings_.dim);
 }
+
+std::optional<std::vector<float>> Store::vector_of(int64_t item_id) const {
+  return impl_->catalog->vector_of(item_id, settings_.dim);
+}
+
+std::map<std::string, int64_t> Store::items_by_modality() const { return impl_->catalog->items_by_modality(); }
 
 std::vector<Hit> Store::describe(const std::vector<int64_t>& item_ids) const {
   return impl_->catalog->describe(item_ids);

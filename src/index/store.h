@@ -112,6 +112,8 @@ class Store {
   bool writable() const { return writable_; }
 
   std::optional<SourceRecord> find_source(const std::string& key) const;
+  // The source a hit with this `path` comes from (the first by key when several share it).
+  std::optional<SourceRecord> find_source_by_path(const std::string& path) const;
   std::vector<SourceRecord> sources() const;
   StoreStats stats() const;
 
@@ -136,6 +138,9 @@ class Store {
   void load_vectors(std::vector<int64_t>& ids, std::vector<float>& matrix,
                     const std::vector<std::string>& modalities = {}) const;
   std::vector<Hit> describe(const std::vector<int64_t>& item_ids) const;  // the catalog rows of these items
+  // One item's stored vector (nullopt: no such item), and the number of items per modality.
+  std::optional<std::vector<float>> vector_of(int64_t item_id) const;
+  std::map<std::string, int64_t> items_by_modality() const;
   // item id -> its source's key, for every item.
   std::map<int64_t, std::string> item_keys() const;
 

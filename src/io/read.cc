@@ -65,6 +65,18 @@ std::string read_file_padded(const fs::path& path, const ReadCap& cap, size_t pa
   return out;
 }
 
+std::string read_file_range(const fs::path& path, uint64_t offset, uint64_t length) {
+  check_regular_file(path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(fmt::format("{}: cannot open: {}", path.string(), std::strerror(errno)));
+  in.seekg(static_cast<std::streamoff>(offset));
+  std::string out(static_cast<size_t>(length), '\0');
+  in.read(out.data(), static_cast<std::streamsize>(length));
+  if (in.bad()) throw IoError(fmt::format("{}: read failed", path.string()));
+  out.resize(static_cast<size_t>(in.gcount()));
+  return out;
+}
+
 bool read_line(std::istream& in, std::string& line, const ReadCap& cap, const std::string& name, int64_t line_number) {
   line.clear();
   std::istream::sentry ok(in, /*noskipws=*/true);

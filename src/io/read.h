@@ -35,6 +35,9 @@ std::string read_file(const std::filesystem::path& path, const ReadCap& cap);
 // the result's size is the file's plus `padding`.
 std::string read_file_padded(const std::filesystem::path& path, const ReadCap& cap, size_t padding);
 
+// `length` bytes from `offset` (fewer when the file ends first). IoError as check_regular_file and for read errors.
+std::string read_file_range(const std::filesystem::path& path, uint64_t offset, uint64_t length);
+
 // Reads one line (up to '\n', which is dropped; a trailing '\r' is kept) into `line`; false at the end of the stream
 // with nothing read. InvalidInput naming `name` and the line number when the line is longer than the cap.
 bool read_line(std::istream& in, std::string& line, const ReadCap& cap, const std::string& name, int64_t line_number);

@@ -181,7 +181,15 @@ EmbeddingsRequest parse_embeddings_request(const json& body, const RequestLimits
 
 SearchRequest parse_search_request(const json& body, const RequestLimits& limits, const MediaSource& media) {
   SearchRequest r;
-  r.query = parse_input(member(body, "query", "request"), text::Role::Query, limits, media, *r.files, "query");
+  if (has(body, "like")) {
+    if (has(body, "query")) bad("like", "give \"query\" or \"like\", not both");
+    const json& like = body["like"];
+    if (!like.is_number_integer() || like.get<int64_t>() < 1)
+      bad("like", fmt::format("expected the item id of a hit (a positive integer), got {}", like.dump()));
+    r.like = like.get<int64_t>();
+  } else {
+    r.query = parse_input(member(body, "query", "request"), text::Role::Query, limits, media, *r.files, "query");
+  }
   r.query.role = text::Role::Query;
   if (has(body, "k")) {
     const json& k = body["k"];

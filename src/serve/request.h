@@ -13,6 +13,7 @@
 // (videos right after the text, then audio, then images: pipeline/item.h).
 //
 // POST /v1/search  {"query": "text" | [part, ...], "k": 10, "modality": "image" | [...], "late_weight": 0.5}
+//                  or {"like": ITEM, ...}: the stored vector of a hit's item is the query ("more like this")
 #pragma once
 
 #include <cstdint>
@@ -46,6 +47,7 @@ struct EmbeddingsRequest {
 
 struct SearchRequest {
   pipeline::EmbedItem query;
+  std::optional<int64_t> like;  // "more like this": search with this item's stored vector instead of a query
   int64_t k = 10;
   std::vector<Modality> modalities;
   std::optional<double> late_weight;

@@ -2,6 +2,7 @@
 // into a job for the worker, and the job's vectors turned into OpenAI's response shape.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -9,8 +10,11 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "serve/api_error.h"
+#include "serve/browse.h"
 #include "serve/metrics.h"
 #include "serve/server.h"
 #include "serve/worker.h"
@@ -22,6 +26,7 @@ struct Answer {
   std::string body;
   std::string content_type = "application/json";
   int retry_after = 0;  // seconds, for 429 and 503 (0: no header)
+  std::vector<std::pair<std::string, std::string>> headers;  // more headers (Content-Range, Cache-Control, ...)
 
   static Answer error(const ApiError& e);
 };
@@ -30,6 +35,7 @@ struct Answer {
 struct Call {
   uint64_t id = 0;
   std::string method, target, authorization;
+  std::string cookie, range;  // the Cookie and Range headers (the page's players and thumbnails)
   std::string body;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   std::string route;     // the route it matched ("" : none)
@@ -55,6 +61,22 @@ class Routes {
   std::optional<Answer> search(const std::shared_ptr<Call>& call, const std::shared_ptr<const Backend>& b,
                                std::function<void(Answer)> later);
   Answer models() const;
+  // The search page's routes: its files, what the index holds, thumbnails and the indexed files (browse.h).
+  Answer index_info(const Backend& b);
+  std::optional<Answer> thumbnail(const std::shared_ptr<Call>& call, const std::shared_ptr<const Backend>& b,
+                                  std::function<void(Answer)> later);
+  Answer media_file(const Call& call, const Backend& b);
+  // The indexed source a thumbnail or media request names (?item=ID or ?path=...): 404 for anything the index does
+  // not hold. Returns its file, modality, the item's start second and the source's content hash.
+  struct IndexedFile {
+    std::filesystem::path file;
+    std::string modality, content_hash;
+    double start = 0;
+  };
+  IndexedFile indexed_file(const Call& call, const Backend& b);
+  // The answer of a search once the query vector is known.
+  Answer search_answer(Call& call, const Backend& b, const SearchRequest& request, const float* query,
+                       int64_t n_tokens);
   // Queues the job; ApiException 429 when the queue is full.
   void submit(const std::shared_ptr<Job>& job);
 
@@ -65,7 +87,9 @@ class Routes {
   MediaSource media_;
   mutable std::mutex mutex_;
   std::shared_ptr<const Backend> backend_;
-  std::mutex search_mutex_;  // one search of the store at a time
+  std::mutex search_mutex_;  // one reader of the store at a time
+  Thumbnails thumbnails_;
+  std::atomic<int> thumbnails_running_{0};
 };
 
 }  // namespace oe::serve

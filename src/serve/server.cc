@@ -147,6 +147,8 @@ class Session : public std::enable_shared_from_this<Session> {
     call_->method = std::string(req.method_string());
     call_->target = std::string(req.target());
     call_->authorization = std::string(req[http::field::authorization]);
+    call_->cookie = std::string(req[http::field::cookie]);
+    call_->range = std::string(req[http::field::range]);
     call_->body = std::move(req.body());
     dispatch();
   }
@@ -260,6 +262,7 @@ class Session : public std::enable_shared_from_this<Session> {
     response_->set(http::field::content_type, a.content_type);
     if (a.retry_after > 0) response_->set(http::field::retry_after, std::to_string(a.retry_after));
     response_->set("X-Request-Id", std::to_string(call_->id));
+    for (const auto& [name, value] : a.headers) response_->set(name, value);
     response_->keep_alive(keep_alive_);
     response_->body() = std::move(a.body);
     response_->prepare_payload();

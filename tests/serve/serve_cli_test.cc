@@ -480,5 +480,113 @@ TEST(ServeSearch, SearchesTheIndexLikeTheSearchVerb) {
   expect_error(request(server.port(), post("/v1/search", R"({"query": "x", "k": 0})")), 400, "k:");
 }
 
+
+// A GET with the key as a header, as a cookie, or none.
+std::string get(const std::string& target, const std::string& key = KEY, const std::string& cookie = "",
+                const std::string& range = "") {
+  return fmt::format("GET {} HTTP/1.1\r\nHost: x\r\n{}{}{}\r\n", target,
+                     key.empty() ? "" : fmt::format("Authorization: Bearer {}\r\n", key),
+                     cookie.empty() ? "" : fmt::format("Cookie: theme=dark; omni_embed_key={}\r\n", cookie),
+                     range.empty() ? "" : fmt::format("Range: {}\r\n", range));
+}
+
+// The search page's routes: the page, /v1/index, thumbnails and the indexed files, only ever for files the index
+// names, with the key as a header or the page's cookie; a file that turned hostile after indexing is a clean 422.
+TEST(ServeBrowse, ThumbnailsAndMediaOnlyForFilesTheIndexNames) {
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "docs");
+  testing::write_file(tmp / "docs/cats.txt", "Cats sleep most of the day and purr when content.");
+  std::string out;
+  ASSERT_EQ(testing::run_command(fmt::format("ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=size=96x64 "
+                                             "-frames:v 1 '{}'", (tmp / "docs/pic.png").string()), &out), 0) << out;
+  const std::string model = testing::test_model("tiny-f32").string(), index = (tmp / "idx").string();
+  ASSERT_EQ(testing::run_command(fmt::format("'{}' index --model '{}' --dtype fp32 --index '{}' '{}'", OE_CLI, model,
+                                             index, (tmp / "docs").string()), &out), 0) << out;
+  testing::write_file(tmp / "docs/later.png", testing::read_file(tmp / "docs/pic.png"));  // not indexed
+  ServerProcess server(tmp, "--index '" + index + "'");
+  const int port = server.port();
+
+  const auto page = request(port, get("/", ""));
+  ASSERT_EQ(page.first, 200) << page.second;
+  EXPECT_NE(page.second.find("<html"), std::string::npos);
+  const auto info = request(port, get("/v1/index"));
+  ASSERT_EQ(info.first, 200) << info.second;
+  const auto j = json::parse(info.second);
+  EXPECT_EQ(j["sources"], 2);
+  EXPECT_EQ(j["modalities"]["image"], 1);
+  EXPECT_EQ(j["modalities"]["text"], 1);
+  EXPECT_EQ(j["late_fusion"], false);
+
+  // The image's item id, from a search.
+  const auto hits = request(port, post("/v1/search", R"({"query": "x", "modality": "image"})"));
+  ASSERT_EQ(hits.first, 200) << hits.second;
+  const auto hit = json::parse(hits.second)["data"][0];
+  const int64_t item = hit["item"].get<int64_t>();
+  const std::string pic = hit["path"].get<std::string>();
+
+  for (const std::string& target : {fmt::format("/v1/thumbnail?item={}", item),
+                                    fmt::format("/v1/thumbnail?path={}&size=48", pic)}) {
+    Conn c(port);
+    c.send(get(target));
+    const auto r = c.response();
+    ASSERT_EQ(r.first, 200) << target << r.second;
+    EXPECT_NE(c.last_head().find("Content-Type: image/jpeg"), std::string::npos) << c.last_head();
+    ASSERT_GE(r.second.size(), 4u);
+    EXPECT_EQ(r.second.substr(0, 2), "\xff\xd8");  // a JPEG
+  }
+  EXPECT_EQ(request(port, get(fmt::format("/v1/thumbnail?item={}", item), "", KEY)).first, 200);  // the cookie
+  expect_error(request(port, get(fmt::format("/v1/thumbnail?item={}", item), "")), 401, "missing API key");
+  expect_error(request(port, get(fmt::format("/v1/thumbnail?item={}", item), "", "wrong")), 401, "not valid");
+  expect_error(request(port, get("/v1/index", "", KEY)), 401, "missing API key");  // the cookie is for media only
+
+  // Nothing outside the index: not /etc/passwd, not a file beside the indexed ones, not an unknown item.
+  expect_error(request(port, get("/v1/thumbnail?path=/etc/passwd")), 404, "is not a file of the index");
+  expect_error(request(port, get("/v1/media?path=%2Fetc%2Fhostname")), 404, "is not a file of the index");
+  expect_error(request(port, get("/v1/media?path=" + (tmp / "docs/later.png").string())), 404, "not a file of the index");
+  expect_error(request(port, get("/v1/media?path=" + (tmp / "docs/../docs/pic.png").string())), 404, "not a file");
+  expect_error(request(port, get("/v1/thumbnail?item=999999")), 404, "no item 999999");
+  expect_error(request(port, get("/v1/thumbnail?item=-1")), 400, "item:");
+  expect_error(request(port, get("/v1/thumbnail")), 400, "?item=ID");
+  expect_error(request(port, get(fmt::format("/v1/thumbnail?item={}&size=99999", item))), 400, "size:");
+
+  // The file in byte ranges, as players read it.
+  const std::string bytes = testing::read_file(pic);
+  {
+    Conn c(port);
+    c.send(get(fmt::format("/v1/media?item={}", item), KEY, "", "bytes=2-9"));
+    const auto r = c.response();
+    ASSERT_EQ(r.first, 206) << r.second;
+    EXPECT_EQ(r.second, bytes.substr(2, 8));
+    EXPECT_NE(c.last_head().find(fmt::format("Content-Range: bytes 2-9/{}", bytes.size())), std::string::npos);
+    EXPECT_NE(c.last_head().find("Content-Type: image/png"), std::string::npos);
+  }
+  const auto whole = request(port, get(fmt::format("/v1/media?item={}", item), "", KEY));
+  ASSERT_EQ(whole.first, 200);
+  EXPECT_EQ(whole.second, bytes);
+  const auto tail = request(port, get(fmt::format("/v1/media?item={}", item), KEY, "", "bytes=-5"));
+  ASSERT_EQ(tail.first, 206);
+  EXPECT_EQ(tail.second, bytes.substr(bytes.size() - 5));
+  expect_error(request(port, get(fmt::format("/v1/media?item={}", item), KEY, "", fmt::format("bytes={}-", bytes.size()))),
+               416, "outside the file");
+  expect_error(request(port, get(fmt::format("/v1/media?item={}", item), KEY, "", "bytes=9-2")), 400, "Range:");
+
+  // More like this: the item's own vector ranks it first.
+  const auto like = request(port, post("/v1/search", fmt::format(R"({{"like": {}, "k": 2}})", item)));
+  ASSERT_EQ(like.first, 200) << like.second;
+  EXPECT_EQ(json::parse(like.second)["data"][0]["item"], item);
+  EXPECT_NEAR(json::parse(like.second)["data"][0]["score"].get<double>(), 1.0, 1e-5);
+  expect_error(request(port, post("/v1/search", R"({"like": 999999})")), 404, "no item 999999");
+  expect_error(request(port, post("/v1/search", R"({"like": 1, "query": "x"})")), 400, "not both");
+
+  // A text item has no thumbnail; an indexed file that turned into garbage is a 422 naming it, and the server
+  // keeps serving.
+  const auto text_hits = request(port, post("/v1/search", R"({"query": "x", "modality": "text"})"));
+  const int64_t text_item = json::parse(text_hits.second)["data"][0]["item"].get<int64_t>();
+  expect_error(request(port, get(fmt::format("/v1/thumbnail?item={}", text_item))), 404, "has no thumbnail");
+  testing::write_file(tmp / "docs/pic.png", std::string(5000, 'x'));
+  expect_error(request(port, get(fmt::format("/v1/thumbnail?item={}&size=64", item))), 422, "no thumbnail could be made");
+  expect_serving(port);
+}
+
 }  // namespace
 }  // namespace oe

@@ -20,6 +20,8 @@ struct ServeArgs {
   std::string media_root;
   std::string model_id;
   int64_t max_body_mb = 64;
+  int64_t thumbnail_cache_mb = 64;
+  std::string web_root;
   double late_weight = 0.5;
   bool allow_mismatch = false;
   serve::ServerOptions server;
@@ -43,6 +45,8 @@ int run_serve(ServeArgs a) {
   o.api_key = a.api_key;
   if (!a.media_root.empty()) o.media_root = std::filesystem::canonical(a.media_root);
   o.max_body_bytes = a.max_body_mb << 20;
+  o.thumbnails.cache_bytes = a.thumbnail_cache_mb << 20;
+  if (!a.web_root.empty()) o.web_root = std::filesystem::canonical(a.web_root);
   if (!a.index.empty() && !a.model_given) a.model.model = index::Store::open(a.index)->settings().model;
   o.model_id = a.model_id.empty() ? a.model.model : a.model_id;
 
@@ -64,7 +68,8 @@ int run_serve(ServeArgs a) {
 
 VerbRunner register_serve(CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
-  auto* sub = app.add_subcommand("serve", "Serve OpenAI-compatible embeddings (and search over an index) over HTTP");
+  auto* sub = app.add_subcommand("serve", "Serve OpenAI-compatible embeddings (and search over an index, with a "
+                                          "search page at /) over HTTP");
   add_model_options(*sub, a->model);
   serve::ServerOptions& o = a->server;
   sub->add_option("--index", a->index, "An index folder to serve POST /v1/search over")->check(CLI::ExistingDirectory);
@@ -117,6 +122,14 @@ VerbRunner register_serve(CLI::App& app) {
                   "\"late_weight\" overrides it)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  sub->add_option("--thumbnail-cache-mb", a->thumbnail_cache_mb,
+                  "Memory for the search page's thumbnails (made by FFmpeg from the indexed files on demand)")
+      ->check(CLI::Range(int64_t{0}, int64_t{65536}))
+      ->capture_default_str();
+  sub->add_option("--web-root", a->web_root,
+                  "Serve the search page's files (index.html, app.js, style.css) from this folder instead of the "
+                  "ones built into the binary")
+      ->check(CLI::ExistingDirectory);
   sub->add_flag("--allow-mismatch", a->allow_mismatch, "Serve search over an index built with another model anyway");
   add_embed_options(*sub, a->options);
   return [a, sub] {
