@@ -6,7 +6,8 @@
 // The server must refuse files outside the index and media requests without the key. Screenshots go to
 // ARTIFACT_DIR (search-desktop.png, search-phone.png; failure.png when a check fails).
 //   node search_page_test.mjs OMNI_EMBED_BINARY MODEL_DIR NODE_MODULES ARTIFACT_DIR
-// Chromium: $OE_CHROMIUM, else /usr/bin/chromium. Needs ffmpeg and espeak-ng.
+// Chromium: $OE_CHROMIUM, else /usr/bin/chromium. Needs ffmpeg and espeak-ng. $OE_WEB_ROOT, when set, is passed as
+// --web-root (the page's files from that folder instead of the ones built into the binary: for work on the page).
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -96,8 +97,9 @@ try {
   const key = 'sk-web-test-key';
   const keyFile = path.join(tmp, 'key');
   fs.writeFileSync(keyFile, `${key}\n`);
+  const webRoot = process.env.OE_WEB_ROOT ? ['--web-root', process.env.OE_WEB_ROOT] : [];
   server = spawn(cli, ['serve', ...settings, '--index', idx, '--port', '0', '--api-key-file', keyFile,
-                        '--served-model-name', 'omni-embed-tiny-test'],
+                        '--served-model-name', 'omni-embed-tiny-test', ...webRoot],
                  { stdio: ['ignore', 'ignore', 'pipe'] });
   const lines = readline.createInterface({ input: server.stderr });
   let port = 0;

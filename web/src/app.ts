@@ -31,6 +31,8 @@ interface IndexInfo {
   dim: number;
   modalities: Record<string, number>;
   late_fusion: boolean;
+  /** The server's default frames weight (--late-weight), where it says. */
+  late_weight?: number;
 }
 
 interface Hit {
@@ -233,6 +235,11 @@ async function loadIndex(): Promise<void> {
 
   lateFusion = info.late_fusion === true;
   ui.lateField.hidden = !lateFusion;
+  // Start the slider at the server's own default, so that searching without touching it changes nothing.
+  if (lateFusion && typeof info.late_weight === 'number' && searchesDone === 0) {
+    ui.late.value = String(info.late_weight);
+    ui.lateValue.value = info.late_weight.toFixed(2);
+  }
   ui.indexInfo.textContent = `${info.items} items from ${info.sources} files · ${info.model}`;
   ui.q.focus();
 }
