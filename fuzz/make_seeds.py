@@ -193,6 +193,8 @@ def request_seeds():
         "search.json": {"query": [{"type": "text", "text": "q"}], "k": 5, "modality": ["image", "video"],
                         "late_weight": 0.3},
         "wrong_types.json": {"input": [1, 2], "encoding_format": 3, "k": "x"},
+        "like.json": {"like": 3, "k": 2, "modality": "audio"},
+        "like_and_query.json": {"like": -1, "query": "q"},
     }
     seeds = {name: json.dumps(body).encode() for name, body in bodies.items()}
     seeds["broken.json"] = b'{"input": ["a", {"content": [{"type": "text"'
@@ -364,12 +366,25 @@ def settings_seeds():
     }
 
 
+def browse_seeds():
+    """4 bytes of file size, then a Range header / query string / Cookie header (fuzz/browse.cc)."""
+    size = lambda n: n.to_bytes(4, "little")
+    return {
+        "range.txt": size(1000) + b"bytes=0-499",
+        "suffix.txt": size(1000) + b"bytes=-200",
+        "open.txt": size(0) + b"bytes=5-",
+        "several.txt": size(4096) + b"bytes=10-20, 30-, -5",
+        "query.txt": size(10) + b"item=12&t=3.5&path=%2Fa%20b%2Fc+d.png&size=320",
+        "cookie.txt": size(10) + b"a=1; omni_embed_key=sk%2Dx; b",
+    }
+
+
 # ---------------------------------------------------------------------------------------------------------- main
 
 TARGETS = {
     "safetensors": safetensors_seeds, "config": config_seeds, "tokenizer": tokenizer_seeds, "item": item_seeds,
     "image": image_seeds, "audio": audio_seeds, "npy": npy_seeds, "trec": trec_seeds, "settings": settings_seeds,
-    "request": request_seeds,
+    "request": request_seeds, "browse": browse_seeds,
 }
 
 
