@@ -2,7 +2,8 @@
 // over an index of generated media (three images, speech, a 70 s sound cut into 30 s segments, a short video, a
 // text), a person enters the API key, searches by text, by an image, by an audio clip, by a video and by a microphone
 // recording (Chromium's fake device), uses "More like this" and the keyboard, and sees the right first hit each
-// time, with thumbnails that load and players that start at the hit's second. The page must fit a phone's width.
+// time, with thumbnails that load and players that start at the hit's second; an API error is shown as the server
+// wrote it. The page must fit a phone's width.
 // The server must refuse files outside the index and media requests without the key. Screenshots go to
 // ARTIFACT_DIR (search-desktop.png, search-phone.png; failure.png when a check fails).
 //   node search_page_test.mjs OMNI_EMBED_BINARY MODEL_DIR NODE_MODULES ARTIFACT_DIR
@@ -300,6 +301,26 @@ try {
       await page.click('#record');
     }, 'microphone search');
     pass(`microphone: a 1.5 s recording searched as audio/webm, ${hits.length} hits`);
+  }
+
+  // j. An error of the API is shown plainly: a file named .png that is not an image is the server's 400, whose
+  // message the page shows as it is, and the page keeps working.
+  {
+    const bad = path.join(queries, 'broken.png');
+    fs.writeFileSync(bad, 'this is not a picture');
+    const before = Number(await page.getAttribute('#results', 'data-searches'));
+    await page.fill('#q', '');
+    await page.setInputFiles('#file', bad);
+    await page.waitForFunction((n) => Number(document.getElementById('results').dataset.searches) > n, before);
+    const error = (await page.textContent('#error')).trim();
+    assert.match(error, /400/, `the error names the HTTP status: "${error}"`);
+    assert.match(error, /query/, `the error is the server's message naming the field: "${error}"`);
+    await page.click('#clear-file');
+    const hits = await searched(async () => {
+      await page.fill('#q', 'lighthouse');
+      await page.keyboard.press('Enter');
+    }, 'search after an error');
+    pass(`an API error is shown as it is ("${error.slice(0, 60)}..."), and the next search works (${hits.length} hits)`);
   }
 
   assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
