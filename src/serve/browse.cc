@@ -1,9 +1,12 @@
 #include "serve/browse.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -171,6 +174,44 @@ std::optional<ByteRange> parse_range(const std::string& header, int64_t size) {
 
 std::string Thumbnails::get(const std::filesystem::path& file, bool video, double seconds, int size,
                             const std::string& key) {
+  // Seek before opening for a video's frame (fast, to the key frame before, then decoded to the time); the scale
+  // keeps the aspect ratio and never enlarges.
+  std::vector<std::string> args;
+  if (video && seconds > 0) args = {"-ss", fmt::format("{:.3f}", seconds)};
+  args.insert(args.end(), {"-i", file.string(), "-frames:v", "1", "-an", "-vf",
+                           fmt::format("scale='min({0},iw)':'min({0},ih)':force_original_aspect_ratio=decrease", size),
+                           "-f", "image2pipe", "-c:v", "mjpeg", "-q:v", "4", "-"});
+  return make(file, args, "thumbnail|" + key, options_.timeout_seconds, int64_t{8} << 20, "thumbnail");
+}
+
+std::string Thumbnails::preview(const std::filesystem::path& file, bool video, double start, double seconds,
+                                const std::string& key) {
+  std::vector<std::string> args = {"-ss", fmt::format("{:.3f}", start), "-t", fmt::format("{:.3f}", seconds),
+                                   "-i", file.string()};
+  if (video)
+    args.insert(args.end(), {"-vf", "scale=-2:'min(360,trunc(ih/2)*2)'", "-c:v", "libvpx", "-deadline", "realtime",
+                             "-cpu-used", "8", "-b:v", "800k"});
+  else
+    args.push_back("-vn");
+  // To a file, not a pipe: the WebM muxer writes the duration and the seek index only into a seekable output, and a
+  // player shows a preview without them as endless and unseekable. -fs bounds the file as max_output_bytes does a pipe.
+  std::string tmpl = (std::filesystem::temp_directory_path() / "omni-embed-preview-XXXXXX.webm").string();
+  const int fd = ::mkstemps(tmpl.data(), 5);
+  if (fd < 0) throw_api(500, "no temporary file for a preview could be created", "", "internal_error", "server_error");
+  ::close(fd);
+  struct Remove {
+    std::string path;
+    ~Remove() { ::unlink(path.c_str()); }
+  } remove{tmpl};
+  args.insert(args.end(), {"-sn", "-dn", "-c:a", "libopus", "-b:a", "64k", "-ac", "2", "-fs",
+                           std::to_string(options_.max_preview_bytes), "-f", "webm", "-y", tmpl});
+  return make(file, args, "preview|" + key, options_.preview_timeout_seconds, options_.max_preview_bytes, "preview",
+              tmpl);
+}
+
+std::string Thumbnails::make(const std::filesystem::path& file, const std::vector<std::string>& args,
+                             const std::string& key, double timeout_seconds, int64_t max_output_bytes,
+                             const char* what, const std::string& output_file) {
   {
     std::lock_guard lock(mutex_);
     const auto it = by_key_.find(key);
@@ -179,29 +220,32 @@ std::string Thumbnails::get(const std::filesystem::path& file, bool video, doubl
       return it->second->second;
     }
   }
-  // Seek before opening for a video's frame (fast, to the key frame before, then decoded to the time); the scale
-  // keeps the aspect ratio and never enlarges.
   std::vector<std::string> argv = {options_.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "1"};
-  if (video && seconds > 0) argv.insert(argv.end(), {"-ss", fmt::format("{:.3f}", seconds)});
-  argv.insert(argv.end(), {"-i", file.string(), "-frames:v", "1", "-an", "-vf",
-                           fmt::format("scale='min({0},iw)':'min({0},ih)':force_original_aspect_ratio=decrease", size),
-                           "-f", "image2pipe", "-c:v", "mjpeg", "-q:v", "4", "-"});
+  argv.insert(argv.end(), args.begin(), args.end());
   ProcessLimits limits;
-  limits.wall_seconds = options_.timeout_seconds;
-  limits.cpu_seconds = static_cast<int64_t>(std::ceil(options_.timeout_seconds));
+  limits.wall_seconds = timeout_seconds;
+  limits.cpu_seconds = static_cast<int64_t>(std::ceil(timeout_seconds));
   limits.address_space_bytes = options_.memory_bytes;
-  limits.max_output_bytes = int64_t{8} << 20;
-  const ProcessResult r = run_captured(argv, limits);
+  limits.max_output_bytes = max_output_bytes;
+  ProcessResult r = run_captured(argv, limits);
+  if (!output_file.empty() && r.ok()) {
+    std::error_code ec;
+    if (std::filesystem::file_size(output_file, ec) > static_cast<uintmax_t>(max_output_bytes) || ec)
+      r.output_too_large = !ec;
+    else
+      r.out = io::read_file(output_file, io::ReadCap{static_cast<uint64_t>(max_output_bytes), "preview"});
+  }
   if (r.not_found)
-    throw_api(501, fmt::format("thumbnails need the ffmpeg program, which was not found (install Debian's ffmpeg)"), "",
+    throw_api(501, fmt::format("{}s need the ffmpeg program, which was not found (install Debian's ffmpeg)", what), "",
               "ffmpeg_missing", "server_error");
   if (!r.ok() || r.out.empty()) {
-    std::string why = r.timed_out        ? fmt::format("it took longer than {} s", options_.timeout_seconds)
-                      : r.signal != 0    ? fmt::format("FFmpeg was stopped by signal {} (out of its memory or time)", r.signal)
-                      : r.out.empty() && r.exit_code == 0 ? std::string("FFmpeg gave no frame")
+    std::string why = r.timed_out          ? fmt::format("it took longer than {} s", timeout_seconds)
+                      : r.output_too_large ? fmt::format("it would be larger than {} bytes", max_output_bytes)
+                      : r.signal != 0 ? fmt::format("FFmpeg was stopped by signal {} (out of its memory or time)", r.signal)
+                      : r.out.empty() && r.exit_code == 0 ? std::string("FFmpeg gave no output")
                                                           : std::string(trim(r.err.substr(0, r.err.find('\n'))));
     if (why.empty()) why = fmt::format("FFmpeg exited with status {}", r.exit_code);
-    throw_api(422, fmt::format("{}: no thumbnail could be made: {}", file.string(), why), "", "thumbnail_failed");
+    throw_api(422, fmt::format("{}: no {} could be made: {}", file.string(), what, why), "", fmt::format("{}_failed", what));
   }
   std::lock_guard lock(mutex_);
   if (!by_key_.count(key) && static_cast<int64_t>(r.out.size()) <= options_.cache_bytes) {

@@ -90,7 +90,7 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
 
 Routes::Routes(const ServerOptions& options, Metrics& metrics, Worker& worker)
     : options_(options), metrics_(metrics), worker_(worker), spool_(std::make_shared<SpoolDir>()),
-      thumbnails_(options.thumbnails) {
+      thumbnails_(options.thumbnails), ffmpeg_slots_(std::max(1, options.max_thumbnail_jobs)) {
   media_.spool = spool_;
   media_.root = options.media_root;
 }
@@ -110,7 +110,7 @@ std::optional<Answer> Routes::handle(const std::shared_ptr<Call>& call, std::fun
   static const std::map<std::string, std::string> ROUTES = {
       {"/v1/embeddings", "POST"}, {"/v1/search", "POST"},   {"/v1/models", "GET"},     {"/health", "GET"},
       {"/ready", "GET"},          {"/metrics", "GET"},      {"/v1/index", "GET"},      {"/v1/thumbnail", "GET"},
-      {"/v1/media", "GET"},       {"/", "GET"},             {"/index.html", "GET"},    {"/app.js", "GET"},
+      {"/v1/media", "GET"},       {"/v1/preview", "GET"},   {"/", "GET"},             {"/index.html", "GET"},    {"/app.js", "GET"},
       {"/style.css", "GET"}};
   const auto route = ROUTES.find(path);
   call->route = route == ROUTES.end() ? "other" : path;
@@ -146,7 +146,7 @@ std::optional<Answer> Routes::handle(const std::shared_ptr<Call>& call, std::fun
       std::string given = h.rfind(prefix, 0) == 0 ? h.substr(prefix.size()) : std::string();
       // The page's <img> and <video> elements cannot send a header: for the two routes they read, the page's
       // cookie (SameSite=Strict, so another site's page cannot make the browser send it) carries the key.
-      const bool by_cookie = h.empty() && (path == "/v1/thumbnail" || path == "/v1/media");
+      const bool by_cookie = h.empty() && (path == "/v1/thumbnail" || path == "/v1/media" || path == "/v1/preview");
       if (by_cookie) given = cookie_value(call->cookie, "omni_embed_key");
       if (h.empty() && given.empty())
         throw_api(401, "missing API key: send \"Authorization: Bearer KEY\"", "", "invalid_api_key");
@@ -160,6 +160,7 @@ std::optional<Answer> Routes::handle(const std::shared_ptr<Call>& call, std::fun
     if (!b->store) throw_api(404, fmt::format("{} needs an index: start the server with --index DIR", path), "", "no_index");
     if (path == "/v1/index") return index_info(*b);
     if (path == "/v1/thumbnail") return thumbnail(call, b, std::move(later));
+    if (path == "/v1/preview") return preview(call, b, std::move(later));
     return media_file(*call, *b);
   } catch (const ApiException& e) {
     call->error = e.error.message;
@@ -332,6 +333,7 @@ Routes::IndexedFile Routes::indexed_file(const Call& call, const Backend& b) {
     f.file = h.path;
     f.modality = h.modality;
     f.start = h.unit == "s" ? h.start : 0;
+    f.end = h.unit == "s" ? h.end : 0;
     f.content_hash = source ? source->content_hash : "";
   } else {
     const auto source = b.store->find_source_by_path(*path);
@@ -369,21 +371,55 @@ std::optional<Answer> Routes::thumbnail(const std::shared_ptr<Call>& call, const
   }
   const bool video = f.modality == "video";
   if (!video) seconds = 0;
-  if (thumbnails_running_.fetch_add(1) >= options_.max_thumbnail_jobs) {
-    --thumbnails_running_;
-    throw_api(429, "thumbnails are being made for other requests; retry after a second", "", "busy",
-              "rate_limit_error");
-  }
-  // FFmpeg takes from milliseconds to seconds: on a thread of its own, not on the connections' threads.
   const std::string key = fmt::format("{}|{}|{:.3f}|{}", f.content_hash.empty() ? f.file.string() : f.content_hash,
                                       video, seconds, size);
-  std::thread([this, call, later, f, video, seconds, size, key] {
-    Answer answer = answer_of(*call, [&] {
-      Answer a{200, thumbnails_.get(f.file, video, seconds, size, key), "image/jpeg"};
-      a.headers = {{"Cache-Control", "private, max-age=3600"}, {"X-Content-Type-Options", "nosniff"}};
-      return a;
-    });
-    --thumbnails_running_;  // before the answer: once it is out, a draining server may be destroyed
+  return off_thread(call, std::move(later), [this, f, video, seconds, size, key] {
+    Answer a{200, thumbnails_.get(f.file, video, seconds, size, key), "image/jpeg"};
+    a.headers = {{"Cache-Control", "private, max-age=3600"}, {"X-Content-Type-Options", "nosniff"}};
+    return a;
+  });
+}
+
+std::optional<Answer> Routes::preview(const std::shared_ptr<Call>& call, const std::shared_ptr<const Backend>& b,
+                                      std::function<void(Answer)> later) {
+  IndexedFile f = indexed_file(*call, *b);
+  call->modality = f.modality;
+  if (f.modality != "audio" && f.modality != "video")
+    throw_api(404, fmt::format("{}: a {} item has no preview (audio and video do)", f.file.string(), f.modality),
+              "item", "no_preview");
+  const bool video = f.modality == "video";
+  const double seconds = f.end > f.start ? std::min(f.end - f.start, MAX_PREVIEW_SECONDS) : MAX_PREVIEW_SECONDS;
+  const std::string key = fmt::format("{}|{}|{:.3f}|{:.3f}", f.content_hash.empty() ? f.file.string() : f.content_hash,
+                                      video, f.start, seconds);
+  return off_thread(call, std::move(later), [this, call, f, video, seconds, key] {
+    const std::string webm = thumbnails_.preview(f.file, video, f.start, seconds, key);
+    const auto range = parse_range(call->range, static_cast<int64_t>(webm.size()));
+    Answer a{range ? 206 : 200, "", video ? "video/webm" : "audio/webm"};
+    a.body = range ? webm.substr(static_cast<size_t>(range->first), static_cast<size_t>(range->last - range->first + 1))
+                   : webm;
+    a.headers = {{"Accept-Ranges", "bytes"}, {"Cache-Control", "private, max-age=3600"},
+                 {"X-Content-Type-Options", "nosniff"}};
+    if (range) a.headers.emplace_back("Content-Range", fmt::format("bytes {}-{}/{}", range->first, range->last, webm.size()));
+    return a;
+  });
+}
+
+std::optional<Answer> Routes::off_thread(const std::shared_ptr<Call>& call, std::function<void(Answer)> later,
+                                         std::function<Answer()> make) {
+  // A page asks for a screenful of thumbnails at once: they wait for one of the max_thumbnail_jobs FFmpeg slots, and
+  // only past max_thumbnail_queue waiting or running is a request refused.
+  if (thumbnails_pending_.fetch_add(1) >= options_.max_thumbnail_queue) {
+    --thumbnails_pending_;
+    throw_api(429, fmt::format("{} thumbnails and previews are already waiting; retry after a second",
+                               options_.max_thumbnail_queue),
+              "", "busy", "rate_limit_error");
+  }
+  // FFmpeg takes from milliseconds to seconds: on a thread of its own, not on the connections' threads.
+  std::thread([this, call, later = std::move(later), make = std::move(make)] {
+    ffmpeg_slots_.acquire();
+    Answer answer = answer_of(*call, make);
+    ffmpeg_slots_.release();
+    --thumbnails_pending_;  // before the answer: once it is out, a draining server may be destroyed
     later(std::move(answer));
   }).detach();
   return std::nullopt;

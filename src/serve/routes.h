@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <semaphore>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -66,12 +67,19 @@ class Routes {
   std::optional<Answer> thumbnail(const std::shared_ptr<Call>& call, const std::shared_ptr<const Backend>& b,
                                   std::function<void(Answer)> later);
   Answer media_file(const Call& call, const Backend& b);
+  std::optional<Answer> preview(const std::shared_ptr<Call>& call, const std::shared_ptr<const Backend>& b,
+                                std::function<void(Answer)> later);
+  // Runs `make` (FFmpeg) on a thread of its own, at most max_thumbnail_jobs at once and max_thumbnail_queue waiting
+  // or running (429 beyond), and answers with what it returns.
+  std::optional<Answer> off_thread(const std::shared_ptr<Call>& call, std::function<void(Answer)> later,
+                                   std::function<Answer()> make);
+  static constexpr double MAX_PREVIEW_SECONDS = 30;
   // The indexed source a thumbnail or media request names (?item=ID or ?path=...): 404 for anything the index does
   // not hold. Returns its file, modality, the item's start second and the source's content hash.
   struct IndexedFile {
     std::filesystem::path file;
     std::string modality, content_hash;
-    double start = 0;
+    double start = 0, end = 0;  // the item's time range (seconds; 0, 0: none)
   };
   IndexedFile indexed_file(const Call& call, const Backend& b);
   // The answer of a search once the query vector is known.
@@ -89,7 +97,8 @@ class Routes {
   std::shared_ptr<const Backend> backend_;
   std::mutex search_mutex_;  // one reader of the store at a time
   Thumbnails thumbnails_;
-  std::atomic<int> thumbnails_running_{0};
+  std::atomic<int> thumbnails_pending_{0};  // waiting for or holding an FFmpeg slot
+  std::counting_semaphore<1024> ffmpeg_slots_;
 };
 
 }  // namespace oe::serve

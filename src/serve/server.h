@@ -7,9 +7,9 @@
 //
 // Routes: POST /v1/embeddings, POST /v1/search (with an index), GET /v1/models, /health, /ready (503 until the model
 // is loaded), /metrics (Prometheus text). With an index, also the search page: GET / (and its /app.js, /style.css),
-// /v1/index (what the index holds), /v1/thumbnail and /v1/media (only for files the index names: browse.h); those two
-// GETs also accept the API key as the cookie omni_embed_key, which the page sets (an <img> or <video> sends no
-// header). One JSON log line per request on stderr.
+// /v1/index (what the index holds), /v1/thumbnail, /v1/media and /v1/preview (only for files the index names:
+// browse.h); those three GETs also accept the API key as the cookie omni_embed_key, which the page sets (an <img> or
+// <video> sends no header). One JSON log line per request on stderr.
 #pragma once
 
 #include <cstdint>
@@ -43,7 +43,8 @@ struct ServerOptions {
   std::string model_id = "omni-embed";  // what /v1/models and responses name
   std::filesystem::path web_root;       // "" : the search page compiled into the binary
   ThumbnailOptions thumbnails;
-  int max_thumbnail_jobs = 2;           // FFmpeg runs at once; more thumbnail requests are answered 429
+  int max_thumbnail_jobs = 2;           // FFmpeg runs (thumbnails, previews) at once; more wait
+  int max_thumbnail_queue = 64;         // waiting or running; more are answered 429
   int64_t max_media_range_bytes = int64_t{8} << 20;  // the most one /v1/media answer carries (players ask in ranges)
 };
 

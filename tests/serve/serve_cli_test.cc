@@ -499,6 +499,9 @@ TEST(ServeBrowse, ThumbnailsAndMediaOnlyForFilesTheIndexNames) {
   std::string out;
   ASSERT_EQ(testing::run_command(fmt::format("ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=size=96x64 "
                                              "-frames:v 1 '{}'", (tmp / "docs/pic.png").string()), &out), 0) << out;
+  ASSERT_EQ(testing::run_command(fmt::format("ffmpeg -nostdin -loglevel error -y -f lavfi -i "
+                                             "sine=frequency=440:sample_rate=16000 -t 2 '{}'",
+                                             (tmp / "docs/tone.wav").string()), &out), 0) << out;
   const std::string model = testing::test_model("tiny-f32").string(), index = (tmp / "idx").string();
   ASSERT_EQ(testing::run_command(fmt::format("'{}' index --model '{}' --dtype fp32 --index '{}' '{}'", OE_CLI, model,
                                              index, (tmp / "docs").string()), &out), 0) << out;
@@ -512,7 +515,8 @@ TEST(ServeBrowse, ThumbnailsAndMediaOnlyForFilesTheIndexNames) {
   const auto info = request(port, get("/v1/index"));
   ASSERT_EQ(info.first, 200) << info.second;
   const auto j = json::parse(info.second);
-  EXPECT_EQ(j["sources"], 2);
+  EXPECT_EQ(j["sources"], 3);
+  EXPECT_EQ(j["modalities"]["audio"], 1);
   EXPECT_EQ(j["modalities"]["image"], 1);
   EXPECT_EQ(j["modalities"]["text"], 1);
   EXPECT_EQ(j["late_fusion"], false);
@@ -577,6 +581,24 @@ TEST(ServeBrowse, ThumbnailsAndMediaOnlyForFilesTheIndexNames) {
   EXPECT_NEAR(json::parse(like.second)["data"][0]["score"].get<double>(), 1.0, 1e-5);
   expect_error(request(port, post("/v1/search", R"({"like": 999999})")), 404, "no item 999999");
   expect_error(request(port, post("/v1/search", R"({"like": 1, "query": "x"})")), 400, "not both");
+
+  // A preview of the sound: a WebM (its EBML magic), with ranges; an image has none.
+  const auto sound = request(port, post("/v1/search", R"({"query": "x", "modality": "audio"})"));
+  const int64_t sound_item = json::parse(sound.second)["data"][0]["item"].get<int64_t>();
+  {
+    Conn c(port);
+    c.send(get(fmt::format("/v1/preview?item={}", sound_item), "", KEY));
+    const auto r = c.response();
+    ASSERT_EQ(r.first, 200) << r.second;
+    EXPECT_NE(c.last_head().find("Content-Type: audio/webm"), std::string::npos) << c.last_head();
+    ASSERT_GE(r.second.size(), 4u);
+    EXPECT_EQ(r.second.substr(0, 4), "\x1a\x45\xdf\xa3");
+    const auto part = request(port, get(fmt::format("/v1/preview?item={}", sound_item), KEY, "", "bytes=0-3"));
+    EXPECT_EQ(part.first, 206);
+    EXPECT_EQ(part.second, r.second.substr(0, 4));
+  }
+  expect_error(request(port, get(fmt::format("/v1/preview?item={}", item))), 404, "has no preview");
+  expect_error(request(port, get("/v1/preview?path=/etc/passwd")), 404, "is not a file of the index");
 
   // A text item has no thumbnail; an indexed file that turned into garbage is a 422 naming it, and the server
   // keeps serving.

@@ -82,6 +82,9 @@ try {
     : ['-c:v', 'libvpx', '-b:v', '500k', '-c:a', 'libvorbis'];
   ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=160x96:rate=10', '-f', 'lavfi', '-i', 'sine=frequency=500', '-t', '3',
           ...videoCodecs, path.join(media, videoName)]);
+  // A video no browser plays (MPEG-4 part 2 and PCM in AVI): its player falls back to the server's WebM preview.
+  ffmpeg(['-f', 'lavfi', '-i', 'rgbtestsrc=size=160x96:rate=10', '-f', 'lavfi', '-i', 'sine=frequency=300', '-t', '3',
+          '-c:v', 'mpeg4', '-c:a', 'pcm_s16le', path.join(media, 'old.avi')]);
   const sentence = 'The lighthouse keeper counted seventeen grey herons on the frozen estuary at dawn.';
   fs.writeFileSync(path.join(media, 'notes.txt'), `${sentence}\n`);
   const clip = path.join(queries, 'tour-30-60.wav');  // the tour's second segment, as a query
@@ -221,8 +224,24 @@ try {
   {
     const target = videoHits[1] ?? videoHits[0];
     const hits = await searched(() => page.click(`#results > li.hit[data-rank="${target.rank}"] button.like`), 'more like this');
-    assert.equal(hits[0].item, target.item, `more like item ${target.item} (${target.path}): first hit is ${hits[0].item}`);
+    assert.equal(hits[0].item, target.item, `more like item ${target.item} (${target.path}): first hits ${JSON.stringify(hits.slice(0, 3))}`);
     pass(`more like this: item ${target.item} (${path.basename(target.path)}, ${target.modality}) first`);
+  }
+
+  // e2. A video the browser cannot play: itself first, its player on the server's preview, playable, at its start.
+  {
+    const hits = await chooseFile(path.join(media, 'old.avi'));
+    assert.equal(path.basename(hits[0].path), 'old.avi', `first hit ${hits[0].path}`);
+    const selector = '#results > li.hit:first-child video.player';
+    await page.waitForFunction((s) => { const m = document.querySelector(s);
+                                        return m && m.dataset.preview === '1' && (m.readyState >= 1 || m.error); },
+                               selector);
+    const player = await page.$eval(selector, (m) => ({ time: m.currentTime, duration: m.duration,
+                                                        error: m.error && `${m.error.code} ${m.error.message}` }));
+    assert.equal(player.error, null, `the preview failed: ${player.error}`);
+    assert.ok(player.time < 1 && player.duration > 2 && player.duration < 4,
+              `the preview stands at ${player.time} s of ${player.duration} s (the 3 s video, with its duration)`);
+    pass(`a video the browser cannot play (AVI): the player fell back to the server's preview (${player.duration.toFixed(1)} s)`);
   }
 
   // f. A phone: one column, no horizontal scroll.

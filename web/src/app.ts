@@ -10,12 +10,13 @@
 //                                         "k", "modality": [...], "late_weight"}
 //   GET  /v1/thumbnail?item=ID[&t=S]     a JPEG of an image, or of a video's frame at S seconds
 //   GET  /v1/media?item=ID               the indexed file itself (with Range support), for the players
+//   GET  /v1/preview?item=ID             a WebM of the hit's time range, when the browser cannot play the file
 // Content parts are OpenAI's chat shapes (text, image_url, input_audio, video_url), media inlined as data: URIs or
 // base64. Errors come back in OpenAI's shape, {"error": {"message", "type", "code"}}.
 //
 // API key: when the server answers 401, the page asks for the key, keeps it in localStorage and sends it as
 // "Authorization: Bearer KEY" on every fetch. <img>, <video> and <audio> cannot send headers, so the key is also set
-// as the cookie omni_embed_key, which the server accepts for GET /v1/thumbnail and /v1/media.
+// as the cookie omni_embed_key, which the server accepts for GET /v1/thumbnail, /v1/media and /v1/preview.
 //
 // Test hooks (stable): #results carries data-searches (searches finished so far, with or without an error); each
 // hit is <li class="hit" data-rank data-item data-modality data-path [data-start data-end]> (start/end in seconds,
@@ -542,13 +543,28 @@ function mediaUrl(item: number, range: { start: number; end?: number } | null): 
   return range.end !== undefined ? `${url}#t=${range.start},${range.end}` : `${url}#t=${range.start}`;
 }
 
-/** A <video> or <audio> player that starts at `start` (the fragment says so; loadedmetadata makes sure). */
-function player<K extends 'video' | 'audio'>(tag: K, src: string, start: number): HTMLElementTagNameMap[K] {
+/**
+ * A <video> or <audio> player of an item that starts at the hit's second (the fragment says so; loadedmetadata makes
+ * sure). When the browser cannot play the file itself (an AVI, say), it falls back to the server's preview of the
+ * hit's time range (a WebM made by FFmpeg, /v1/preview), which begins at the hit's start; data-preview says so.
+ */
+function player<K extends 'video' | 'audio'>(tag: K, item: number,
+                                              range: { start: number; end?: number } | null): HTMLElementTagNameMap[K] {
   const media = el(tag, { class: 'player', controls: '', preload: 'metadata' });
+  const start = range?.start ?? 0;
+  let placed = false;
   media.addEventListener('loadedmetadata', () => {
+    if (placed || media.dataset.preview) return;
+    placed = true;
     if (start > 0 && Math.abs(media.currentTime - start) > 0.25) media.currentTime = start;
-  }, { once: true });
-  media.src = src;
+  });
+  media.addEventListener('error', () => {
+    if (media.dataset.preview) return;  // the preview failed too: the player shows its own error
+    media.dataset.preview = '1';
+    media.title = 'A preview made by the server (this browser cannot play the file itself); it begins at the hit';
+    media.src = `/v1/preview?item=${item}`;
+  });
+  media.src = mediaUrl(item, range);
   return media;
 }
 
@@ -571,12 +587,12 @@ function hitView(hit: Hit): HTMLLIElement {
     view.append(el('img', { class: 'thumb', src: `/v1/thumbnail?item=${item}`, alt: fileName(hit.path),
                             loading: 'lazy', decoding: 'async' }));
   } else if (hit.modality === 'video' && item !== undefined) {
-    const video = player('video', mediaUrl(item, range), range?.start ?? 0);
+    const video = player('video', item, range);
     const t = range ? `&t=${range.start}` : '';
     video.poster = `/v1/thumbnail?item=${item}${t}`;
     view.append(video);
   } else if (hit.modality === 'audio' && item !== undefined) {
-    view.append(player('audio', mediaUrl(item, range), range?.start ?? 0));
+    view.append(player('audio', item, range));
   } else if (hit.preview) {
     view.append(el('blockquote', { class: 'preview' }, hit.preview));
   }
