@@ -3,9 +3,7 @@
 # name. Run with cmake -DOUT=... -DFILES=... -P embed_files.cmake.
 string(REPLACE "|" ";" files "${FILES}")
 set(out "// Generated from web/ by cmake/embed_files.cmake at build time: the search page's files. Do not edit.\n")
-string(APPEND out "#include <cstddef>\n\nnamespace oe::serve::web {\n")
-string(APPEND out "struct Asset {\n  const char* path;\n  const char* content_type;\n  const unsigned char* data;\n  size_t size;\n};\n")
-string(APPEND out "extern const Asset ASSETS[];\nextern const size_t N_ASSETS;\n\nnamespace {\n")
+string(APPEND out "#include \"serve/web_assets.h\"\n\nnamespace oe::serve::web {\nnamespace {\n")
 set(table "")
 set(n 0)
 foreach(f IN LISTS files)

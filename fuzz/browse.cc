@@ -9,17 +9,10 @@
 #include "fuzz_util.h"
 #include "serve/api_error.h"
 #include "serve/browse.h"
+#include "serve/web_assets.h"
 
 // This target links browse.cc without the page's generated files: an empty page table, as in a build without Node.
 namespace oe::serve::web {
-struct Asset {
-  const char* path;
-  const char* content_type;
-  const unsigned char* data;
-  size_t size;
-};
-extern const Asset ASSETS[];
-extern const size_t N_ASSETS;
 const Asset ASSETS[] = {{nullptr, nullptr, nullptr, 0}};
 const size_t N_ASSETS = 0;
 }  // namespace oe::serve::web

@@ -13,20 +13,9 @@
 #include "core/process.h"
 #include "io/read.h"
 #include "serve/api_error.h"
+#include "serve/web_assets.h"
 
 namespace oe::serve {
-
-// The page's files, compiled in by the build (web_assets.cc, generated from web/ by cmake/embed_files.cmake).
-namespace web {
-struct Asset {
-  const char* path;
-  const char* content_type;
-  const unsigned char* data;
-  size_t size;
-};
-extern const Asset ASSETS[];
-extern const size_t N_ASSETS;
-}  // namespace web
 
 namespace {
 
