@@ -67,4 +67,10 @@ class PackedLinear {
 // sgemm, on the current OpenMP threads.
 void gemm_f32_nt(const float* a, int64_t m, const float* b, int64_t n, int64_t k, float* c);
 
+// C[m, n] = alpha · op(A) · op(B) + beta · C, fp32 row-major with row strides lda, ldb, ldc; op(A) is [m, k] (A
+// stored [k, m] when trans_a), op(B) is [k, n] (B stored [n, k] when trans_b). oneDNN's sgemm; for the backward
+// passes of training (src/train), which need every transpose.
+void gemm_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+              const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
 }  // namespace oe::kernels
