@@ -133,7 +133,12 @@ DatasetRun run_dataset(const pipeline::Encoder& encoder, const std::string& mode
   settings.text_window = 0;  // documents are embedded whole (truncated at the context limit), as BEIR does
   settings.media_window = 0;  // and audio whole (cut at the clip length), as the model card embeds it
   settings.text_overlap = 0;
-  const std::string key = io::sha256_hex(settings.model_fingerprint + "\n" + settings.embedding).substr(0, 16);
+  settings.adapter = model.adapter_dir().string();
+  settings.adapter_id = model.adapter_id();
+  // (the adapter enters the key only when there is one, so the caches made without adapter keep their folders)
+  const std::string key = io::sha256_hex(settings.model_fingerprint + "\n" + settings.embedding +
+                                         (settings.adapter_id.empty() ? "" : "\nadapter " + settings.adapter_id))
+                              .substr(0, 16);
   const fs::path cache = (o.cache.empty() ? o.dataset / ".omni-embed-cache" : o.cache) / key;
 
   search::RetrieverOptions ro;

@@ -49,17 +49,22 @@ CREATE INDEX items_by_modality ON items(modality);
 )sql";
 
 json settings_json(const IndexSettings& s) {
-  return json{{"model", s.model},
-              {"model_fingerprint", s.model_fingerprint},
-              {"embedding", s.embedding},
-              {"dim", s.dim},
-              {"vectors", s.vectors},
-              {"hnsw_m", s.hnsw_m},
-              {"hnsw_ef_construction", s.hnsw_ef_construction},
-              {"text_window", s.text_window},
-              {"text_overlap", s.text_overlap},
-              {"media_window", s.media_window},
-              {"media_overlap", s.media_overlap}};
+  json j{{"model", s.model},
+         {"model_fingerprint", s.model_fingerprint},
+         {"embedding", s.embedding},
+         {"dim", s.dim},
+         {"vectors", s.vectors},
+         {"hnsw_m", s.hnsw_m},
+         {"hnsw_ef_construction", s.hnsw_ef_construction},
+         {"text_window", s.text_window},
+         {"text_overlap", s.text_overlap},
+         {"media_window", s.media_window},
+         {"media_overlap", s.media_overlap}};
+  if (!s.adapter_id.empty()) {  // absent without adapter: such an index's settings are as before adapters existed
+    j["adapter"] = s.adapter;
+    j["adapter_id"] = s.adapter_id;
+  }
+  return j;
 }
 
 IndexSettings settings_from_json(const json& j) {
@@ -75,6 +80,10 @@ IndexSettings settings_from_json(const json& j) {
   s.text_overlap = io::json_integer(j, "text_overlap");
   s.media_window = j.at("media_window").get<double>();
   s.media_overlap = j.at("media_overlap").get<double>();
+  if (j.contains("adapter_id")) {
+    s.adapter = j.value("adapter", std::string());
+    s.adapter_id = j.at("adapter_id").get<std::string>();
+  }
   return s;
 }
 

@@ -50,6 +50,13 @@ std::string settings_difference(const IndexSettings& stored, const IndexSettings
       std::find(aliases.begin(), aliases.end(), stored.model_fingerprint) == aliases.end())
     return fmt::format("it was built with model {} (fingerprint {}), not {} (fingerprint {})", stored.model,
                        stored.model_fingerprint.substr(0, 12), wanted.model, wanted.model_fingerprint.substr(0, 12));
+  if (stored.adapter_id != wanted.adapter_id) {
+    auto adapter = [](const IndexSettings& s) {
+      return s.adapter_id.empty() ? std::string("no adapter")
+                                  : fmt::format("adapter {} (id {})", s.adapter, s.adapter_id.substr(0, 12));
+    };
+    return fmt::format("it was built with {}, not {}", adapter(stored), adapter(wanted));
+  }
   if (stored.dim != wanted.dim)
     return fmt::format("its vectors have {} dimensions, not {}", stored.dim, wanted.dim);
   if (stored.embedding != wanted.embedding)
@@ -117,6 +124,7 @@ IndexSettings continued_settings(IndexSettings stored, const IndexSettings& sett
   stored.media_overlap = settings.media_overlap;
   stored.model = settings.model;
   stored.model_fingerprint = settings.model_fingerprint;  // the same weights (settings_difference), perhaps an alias
+  stored.adapter = settings.adapter;  // the same adapter (settings_difference), perhaps moved
   return stored;
 }
 

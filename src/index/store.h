@@ -35,6 +35,11 @@ struct IndexSettings {
   // Not stored: other fingerprints of the same weights (model::Model::fingerprint_aliases, what earlier versions
   // computed). An index that records one of them is the same model's, and records model_fingerprint once written.
   std::vector<std::string> fingerprint_aliases;
+  // The LoRA adapter applied to the weights (model::Model::adapter_id; both empty: none): the folder as an absolute
+  // path, for messages and for a search that is not given --adapter, and its content hash, which is compared.
+  // Recorded only when there is one, so an index built without adapter reads and writes as before.
+  std::string adapter;
+  std::string adapter_id;
   std::string embedding;          // canonical JSON of the prompt layout and the preprocessing limits
   int64_t dim = 0;
   std::string vectors = "flat";   // "flat" (exact) | "hnsw"

@@ -76,4 +76,8 @@ void save_lora_adapter(const LoraAdapter& adapter, const std::filesystem::path& 
 // w[n_out, n_in] (fp32, row-major) += scale · B · A.
 void add_lora_delta(const LoraWeights& lw, double scale, float* w);
 
+// Which adapter DIR holds: a SHA-256 over its adapter_config.json and adapter_model.safetensors (each after its
+// name). An index records it so vectors of differently adapted weights are never mixed. IoError when unreadable.
+std::string lora_adapter_id(const std::filesystem::path& dir);
+
 }  // namespace oe::model

@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include "model/lora.h"
 #include "model/preprocessor_config.h"
 
 #include "core/error.h"
@@ -43,9 +44,18 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
   });
   with_context("loading prompts", [&] { read_sentence_transformers_prompts(dir, m->prompts_); });
   m->ckpt_ = with_context("opening weights", [&] { return std::make_unique<io::Checkpoint>(io::Checkpoint::open(dir)); });
+  std::unique_ptr<LoraAdapter> adapter;
+  if (!options.adapter.empty()) {
+    with_context(fmt::format("loading adapter {}", options.adapter.string()), [&] {
+      adapter = std::make_unique<LoraAdapter>(
+          load_lora_adapter(options.adapter, m->config_.text, m->config_.tensor_prefix));
+      m->adapter_id_ = lora_adapter_id(options.adapter);
+    });
+    m->adapter_dir_ = options.adapter;
+  }
   m->text_ = with_context("loading text decoder", [&] {
     return std::make_unique<TextDecoder>(m->config_.text, *m->ckpt_, m->config_.tensor_prefix, options.compute, m->bf16_gemm_,
-                                         options.progress);
+                                         options.progress, adapter.get());
   });
   const PreprocessorConfig preprocess =
       with_context("loading preprocessor_config.json", [&] { return PreprocessorConfig::load(dir); });

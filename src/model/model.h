@@ -28,6 +28,9 @@ struct LoadOptions {
   bool load_vision = false;  // load the vision tower now rather than on first use
   // The kernel of every BF16 linear layer of the towers (Unsupported: amx on a CPU without AMX).
   kernels::Bf16Gemm bf16_gemm = kernels::Bf16Gemm::Auto;
+  // A LoRA adapter folder in PEFT's layout (model/lora.h) applied to the decoder's weights as they are packed;
+  // empty: none.
+  std::filesystem::path adapter;
 };
 
 class Model {
@@ -65,6 +68,9 @@ class Model {
   std::vector<std::string> fingerprint_aliases() const;
   // Whether an index's recorded fingerprint names these weights: the fingerprint, or one of its aliases.
   bool has_fingerprint(const std::string& recorded) const;
+  // The LoRA adapter applied at load (LoadOptions::adapter; empty: none) and its lora_adapter_id (empty: none).
+  const std::filesystem::path& adapter_dir() const { return adapter_dir_; }
+  const std::string& adapter_id() const { return adapter_id_; }
 
  private:
   Model() = default;
@@ -83,6 +89,8 @@ class Model {
   kernels::Compute compute_ = kernels::Compute::BF16;
   kernels::Bf16Gemm bf16_gemm_ = kernels::Bf16Gemm::Auto;
   double load_seconds_ = 0;
+  std::filesystem::path adapter_dir_;
+  std::string adapter_id_;
   mutable std::once_flag fingerprint_once_;
   mutable std::string fingerprint_;
 };

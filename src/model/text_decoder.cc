@@ -24,26 +24,38 @@ std::string layer_name(int64_t il, const char* rest) { return fmt::format("model
 
 TextDecoder::TextDecoder(const TextConfig& c, const io::Checkpoint& ckpt, const std::string& prefix,
                          kernels::Compute compute, kernels::Bf16Gemm bf16_gemm,
-                         const LoadProgress& progress)
+                         const LoadProgress& progress, const LoraAdapter* adapter)
     : config_(c), compute_(compute) {
+  OE_CHECK(!adapter || static_cast<int64_t>(adapter->layers.size()) == c.n_layers, "an adapter of another config");
   WeightTable w(ckpt, prefix, bf16_gemm);
   embed_tokens_ = w.get("model.embed_tokens.weight", {c.vocab_size, c.d_model});
   const int64_t q_dim = c.n_heads * c.d_head, kv_dim = c.n_kv_heads * c.d_head;
+  const double scale = adapter ? adapter->config.scale() : 0.0;
   layers_.resize(static_cast<size_t>(c.n_layers));
   for (int64_t il = 0; il < c.n_layers; ++il) {
     TextLayerWeights& L = layers_[static_cast<size_t>(il)];
+    // The LoRA weights of this layer's projections (none without an adapter).
+    auto lora = [&](std::initializer_list<LoraModule> ms) {
+      std::vector<const LoraWeights*> out;
+      if (adapter)
+        for (LoraModule m : ms) out.push_back(&adapter->at(il, m));
+      return out;
+    };
     L.input_norm = w.floats(layer_name(il, "input_layernorm.weight"), {c.d_model}, compute);
     L.qkv = w.linear({layer_name(il, "self_attn.q_proj.weight"), layer_name(il, "self_attn.k_proj.weight"),
                       layer_name(il, "self_attn.v_proj.weight")},
                      {{q_dim, c.d_model}, {kv_dim, c.d_model}, {kv_dim, c.d_model}},
                      {layer_name(il, "self_attn.q_proj.bias"), layer_name(il, "self_attn.k_proj.bias"),
                       layer_name(il, "self_attn.v_proj.bias")},
-                     compute);
-    L.o = w.linear({layer_name(il, "self_attn.o_proj.weight")}, {{c.d_model, q_dim}}, {}, compute);
+                     compute, /*gated=*/false, lora({LoraModule::Q, LoraModule::K, LoraModule::V}), scale);
+    L.o = w.linear({layer_name(il, "self_attn.o_proj.weight")}, {{c.d_model, q_dim}}, {}, compute, /*gated=*/false,
+                   lora({LoraModule::O}), scale);
     L.post_norm = w.floats(layer_name(il, "post_attention_layernorm.weight"), {c.d_model}, compute);
     L.gate_up = w.linear({layer_name(il, "mlp.gate_proj.weight"), layer_name(il, "mlp.up_proj.weight")},
-                         {{c.d_ff, c.d_model}, {c.d_ff, c.d_model}}, {}, compute, /*gated=*/true);
-    L.down = w.linear({layer_name(il, "mlp.down_proj.weight")}, {{c.d_model, c.d_ff}}, {}, compute);
+                         {{c.d_ff, c.d_model}, {c.d_ff, c.d_model}}, {}, compute, /*gated=*/true,
+                         lora({LoraModule::Gate, LoraModule::Up}), scale);
+    L.down = w.linear({layer_name(il, "mlp.down_proj.weight")}, {{c.d_model, c.d_ff}}, {}, compute, /*gated=*/false,
+                      lora({LoraModule::Down}), scale);
     if (progress) progress(il + 1, c.n_layers);
   }
   final_norm_ = w.floats("model.norm.weight", {c.d_model}, compute);

@@ -13,6 +13,7 @@
 #include "kernels/compute.h"
 #include "kernels/matmul.h"
 #include "model/config.h"
+#include "model/lora.h"
 
 namespace oe::model {
 
@@ -44,9 +45,10 @@ using LoadProgress = std::function<void(int64_t done, int64_t total)>;
 class TextDecoder {
  public:
   // Loads and packs the decoder weights (embed_tokens stays memory-mapped). Throws naming the tensor.
+  // adapter: a LoRA adapter of this config (or nullptr); each targeted projection is packed as W + scale · B · A.
   TextDecoder(const TextConfig& config, const io::Checkpoint& ckpt, const std::string& prefix,
               kernels::Compute compute, kernels::Bf16Gemm bf16_gemm,
-              const LoadProgress& progress = {});
+              const LoadProgress& progress = {}, const LoraAdapter* adapter = nullptr);
 
   // Rows of embed_tokens for `ids` into out [n, d_model] (rounded to bf16 in BF16 mode). Ids out of range throw.
   void embed(const int64_t* ids, int64_t n, float* out) const;

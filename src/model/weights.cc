@@ -33,8 +33,12 @@ std::vector<float> WeightTable::floats(const std::string& name, const Shape& sha
 kernels::PackedLinear WeightTable::linear(const std::vector<std::string>& weight_names,
                                           const std::vector<Shape>& shapes,
                                           const std::vector<std::string>& bias_names, kernels::Compute compute,
-                                          bool gated) {
+                                          bool gated, const std::vector<const LoraWeights*>& lora,
+                                          double lora_scale) {
   OE_CHECK(weight_names.size() == shapes.size() && !shapes.empty());
+  OE_CHECK(lora.empty() || lora.size() == weight_names.size());
+  bool adapted = false;
+  for (const LoraWeights* l : lora) adapted |= l && !l->empty();
   OE_CHECK(!gated || (shapes.size() == 2 && shapes[0] == shapes[1]), "a gated layer stacks two equal parts");
   OE_CHECK(bias_names.empty() || bias_names.size() == weight_names.size());
   const int64_t n_in = shapes[0][1];
@@ -59,9 +63,9 @@ kernels::PackedLinear WeightTable::linear(const std::vector<std::string>& weight
   kernels::PackedLinear packed;
   bool same_dtype = true;
   for (auto* p : parts) same_dtype &= p->dtype == parts[0]->dtype;
-  if (parts.size() == 1) {
+  if (parts.size() == 1 && !adapted) {
     packed = kernels::PackedLinear(parts[0]->data, parts[0]->dtype, n_out, n_in, bias_ptr, DType::F32, compute, bf16_gemm_, gated);
-  } else if (same_dtype) {
+  } else if (same_dtype && !adapted) {
     // Stack the parts in their stored dtype (a transient copy of this one weight), then pack.
     size_t esz = dtype_size(parts[0]->dtype), off = 0;
     auto stacked = aligned_array<uint8_t>(static_cast<size_t>(n_out * n_in) * esz);
@@ -73,9 +77,14 @@ kernels::PackedLinear WeightTable::linear(const std::vector<std::string>& weight
   } else {
     std::vector<float> stacked(static_cast<size_t>(n_out * n_in));
     size_t off = 0;
-    for (auto* p : parts) {
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const io::TensorInfo* p = parts[i];
       size_t n = p->nbytes / dtype_size(p->dtype);
       convert_to_f32(p->data, p->dtype, n, stacked.data() + off);
+      if (adapted && lora[i] && !lora[i]->empty()) {
+        OE_CHECK(lora[i]->n_out == shapes[i][0] && lora[i]->n_in == shapes[i][1], "LoRA weights of another shape");
+        add_lora_delta(*lora[i], lora_scale, stacked.data() + off);
+      }
       off += n;
     }
     packed = kernels::PackedLinear(stacked.data(), DType::F32, n_out, n_in, bias_ptr, DType::F32, compute, bf16_gemm_, gated);

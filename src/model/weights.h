@@ -9,6 +9,7 @@
 #include "io/safetensors.h"
 #include "kernels/compute.h"
 #include "kernels/matmul.h"
+#include "model/lora.h"
 
 namespace oe::model {
 
@@ -27,9 +28,12 @@ class WeightTable {
   // Packs one or more [n_i, n_in] weights stacked along n_out, with biases for all parts or none (bias_names
   // empty); an empty name in bias_names gives that part a zero bias. gated: the two parts are an MLP's gate and up
   // projections, run with PackedLinear::forward_silu_mul.
+  // lora: empty, or one entry per part (nullptr or an empty LoraWeights: that part is not adapted); the adapted parts
+  // become W + lora_scale · B · A in fp32 before they are packed (so rounded to bf16 like any weight in BF16 mode).
   kernels::PackedLinear linear(const std::vector<std::string>& weight_names, const std::vector<Shape>& shapes,
                                const std::vector<std::string>& bias_names, kernels::Compute compute,
-                               bool gated = false);
+                               bool gated = false, const std::vector<const LoraWeights*>& lora = {},
+                               double lora_scale = 0);
   // Every tensor whose name starts with prefix + `scope` must have been taken; InvalidInput listing the others.
   void check_no_extra(const std::string& scope) const;
 

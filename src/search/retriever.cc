@@ -21,6 +21,18 @@ pipeline::EmbedOptions index_options(const model::Model& model, const index::Sto
     if (!allow_mismatch) throw InvalidInput(msg + "; --allow-mismatch searches anyway");
     log_warn("{}: the scores are not meaningful", msg);
   }
+  if (model.adapter_id() != s.adapter_id) {
+    auto adapter = [](const std::string& dir, const std::string& id) {
+      return id.empty() ? std::string("no adapter") : fmt::format("adapter {} (id {})", dir, id.substr(0, 12));
+    };
+    const std::string msg = fmt::format("index {} was built with {}, not {}", store.dir().string(),
+                                        adapter(s.adapter, s.adapter_id),
+                                        adapter(model.adapter_dir().string(), model.adapter_id()));
+    if (!allow_mismatch)
+      throw InvalidInput(msg + (s.adapter_id.empty() ? "; search without --adapter" : "; give --adapter " + s.adapter) +
+                         " (or --allow-mismatch to search anyway)");
+    log_warn("{}: the scores are not meaningful", msg);
+  }
   if (model.config().text.d_model != s.dim)
     throw InvalidInput(fmt::format("the model gives {}-d vectors but the index holds {}-d ones",
                                    model.config().text.d_model, s.dim));

@@ -69,6 +69,10 @@ int run_index(const IndexArgs& a) {
   settings.model = a.model.model;
   settings.model_fingerprint = encoder.model().fingerprint();
   settings.fingerprint_aliases = encoder.model().fingerprint_aliases();
+  if (!encoder.model().adapter_id().empty()) {
+    settings.adapter = fs::absolute(encoder.model().adapter_dir()).lexically_normal().string();
+    settings.adapter_id = encoder.model().adapter_id();
+  }
   settings.embedding = encoder.recorded_json();
   settings.dim = encoder.model().config().text.d_model;
   settings.vectors = a.vectors;

@@ -40,6 +40,8 @@ int run_search(SearchArgs a) {
   for (const auto& m : a.modalities) modalities.push_back(parse_hit_modality(m));
   auto store = index::Store::open(a.index);
   if (!a.model_given) a.model.model = store->settings().model;
+  // The adapter the index was built with, unless another is given (the retriever checks it is the same one).
+  if (a.model.adapter.empty()) a.model.adapter = store->settings().adapter;
   search::RetrieverOptions ro;
   ro.late_weight = a.late_weight;
   ro.hnsw_ef_search = a.ef_search;

@@ -47,7 +47,12 @@ int run_serve(ServeArgs a) {
   o.max_body_bytes = a.max_body_mb << 20;
   o.thumbnails.cache_bytes = a.thumbnail_cache_mb << 20;
   if (!a.web_root.empty()) o.web_root = std::filesystem::canonical(a.web_root);
-  if (!a.index.empty() && !a.model_given) a.model.model = index::Store::open(a.index)->settings().model;
+  if (!a.index.empty()) {
+    const index::IndexSettings recorded = index::Store::open(a.index)->settings();
+    if (!a.model_given) a.model.model = recorded.model;
+    // The adapter the index was built with, unless another is given (the retriever checks it is the same one).
+    if (a.model.adapter.empty()) a.model.adapter = recorded.adapter;
+  }
   o.model_id = a.model_id.empty() ? a.model.model : a.model_id;
 
   serve::Server server(o);

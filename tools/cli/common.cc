@@ -34,6 +34,10 @@ void add_model_options(CLI::App& app, ModelArgs& args) {
       ->check(CLI::IsMember({"auto", "onednn", "amx"}))
       ->capture_default_str();
   app.add_option("--threads", args.threads, "Threads (default: all cores)")->check(CLI::Range(0, MAX_THREADS));
+  app.add_option("--adapter", args.adapter,
+                 "A LoRA adapter folder (PEFT's adapter_config.json + adapter_model.safetensors) applied to the text "
+                 "decoder at load")
+      ->check(CLI::ExistingDirectory);
 }
 
 void add_embed_options(CLI::App& app, pipeline::EmbedOptions& o) {
@@ -121,6 +125,7 @@ std::shared_ptr<const model::Model> load_model(const ModelArgs& args) {
   model::LoadOptions lo;
   lo.compute = kernels::parse_compute(args.dtype);
   lo.bf16_gemm = kernels::parse_bf16_gemm(args.bf16_gemm);
+  lo.adapter = args.adapter;
   Progress progress("loading weights (layers)", 0);
   lo.progress = [&](int64_t done, int64_t total) {
     progress.set_total(total);

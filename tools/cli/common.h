@@ -22,13 +22,14 @@ struct ModelArgs {
   std::string dtype = "bf16";
   std::string bf16_gemm = "auto";
   int threads = 0;
+  std::string adapter;  // a LoRA adapter folder (PEFT layout); empty: none
 };
 
 // Binds the flags of how items are embedded (prompt layout, attention, limits, media budgets, --fusion) to `options`,
 // the pipeline's own struct: its defaults are the flags' defaults. Shared by embed, index and eval.
 void add_embed_options(CLI::App& app, pipeline::EmbedOptions& options);
 
-// Adds --model, --revision, --dtype, --bf16-gemm, --threads to a verb.
+// Adds --model, --revision, --dtype, --bf16-gemm, --threads, --adapter to a verb.
 void add_model_options(CLI::App& app, ModelArgs& args);
 // Sets the thread count, resolves --model (local folder or Hugging Face cache) and loads the model.
 std::shared_ptr<const model::Model> load_model(const ModelArgs& args);
@@ -63,5 +64,6 @@ VerbRunner register_eval(CLI::App& app);
 VerbRunner register_index(CLI::App& app);
 VerbRunner register_search(CLI::App& app);
 VerbRunner register_serve(CLI::App& app);
+VerbRunner register_merge_adapter(CLI::App& app);
 
 }  // namespace oe::cli

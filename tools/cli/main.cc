@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   verbs["index"] = oe::cli::register_index(app);
   verbs["search"] = oe::cli::register_search(app);
   verbs["serve"] = oe::cli::register_serve(app);
+  verbs["merge-adapter"] = oe::cli::register_merge_adapter(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
