@@ -9,6 +9,7 @@
 #include "ingest/indexer.h"
 #include "io/atomic_file.h"
 #include "io/hash.h"
+#include "search/late_fusion.h"
 #include "search/retriever.h"
 
 namespace oe::eval {
@@ -99,6 +100,40 @@ void read_dataset(const DatasetOptions& o, const fs::path& corpus_path, const fs
                                      corpus_path.string()));
 }
 
+// Each query's score against each of its judged documents that was embedded, the way Retriever::rank scores it: the
+// inner product of unit vectors, a video's two views fused under late fusion.
+void score_judged(const search::CorpusMatrix& corpus, const search::CorpusMatrix& queries, int64_t d, bool late,
+                  double late_weight, const Qrels& qrels, DatasetRun& r) {
+  std::map<std::string, std::vector<int64_t>> rows_of;
+  for (int64_t row = 0; row < corpus.rows(); ++row) rows_of[corpus.ids[row]].push_back(row);
+  for (int64_t q = 0; q < queries.rows(); ++q) {
+    auto judged = qrels.find(queries.ids[q]);
+    if (judged == qrels.end()) continue;
+    const float* qv = queries.vectors.data() + q * d;
+    auto& out = r.judged_scores[queries.ids[q]];
+    for (const auto& [docid, rel] : judged->second) {
+      auto it = rows_of.find(docid);
+      if (it == rows_of.end()) continue;
+      std::vector<search::ScoredView> views;
+      for (int64_t row : it->second) {
+        const float* dv = corpus.vectors.data() + row * d;
+        double dot = 0;
+        for (int64_t i = 0; i < d; ++i) dot += static_cast<double>(qv[i]) * dv[i];
+        views.push_back({docid, late && corpus.sound[row] != 0, static_cast<float>(dot)});
+      }
+      const auto fused = search::fuse_views(views, late_weight);
+      if (!fused.empty()) out[docid] = fused.front().second;  // empty: a sound view without its frames (not ranked)
+    }
+  }
+}
+
+// The items (as restricted to the modality mode), by id.
+std::map<std::string, pipeline::EmbedItem> items_by_id(ingest::Discovery& found) {
+  std::map<std::string, pipeline::EmbedItem> out;
+  for (auto& s : found.sources) out.emplace(s.id, std::move(s.item));
+  return out;
+}
+
 }  // namespace
 
 DatasetRun run_dataset(const pipeline::Encoder& encoder, const std::string& model_name, const DatasetOptions& o,
@@ -160,6 +195,11 @@ DatasetRun run_dataset(const pipeline::Encoder& encoder, const std::string& mode
   for (size_t q = 0; q < ranked.size(); ++q) {
     auto& docs = r.run[query_vectors.ids[q]];
     for (const auto& d : ranked[q]) docs.push_back({d.id, d.score});
+  }
+  if (o.keep_items) {
+    score_judged(corpus_vectors, query_vectors, settings.dim, retriever.late_fusion(), o.late_weight, r.qrels, r);
+    r.corpus_items = items_by_id(corpus);
+    r.query_items = items_by_id(queries);
   }
   r.seconds = timer.seconds();
   return r;

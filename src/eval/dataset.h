@@ -14,12 +14,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "eval/metrics.h"
 #include "eval/trec.h"
 #include "pipeline/encoder.h"
+#include "pipeline/item.h"
 
 namespace oe::eval {
 
@@ -36,6 +38,9 @@ struct DatasetOptions {
   // Late fusion (the corpus options' late_fusion): a video document's score is late_weight · frames score +
   // (1 − late_weight) · sound score. Queries are one vector each (search/retriever.h).
   double late_weight = 0.5;
+  // For mining hard negatives (train/mining.h): also return the items and each query's score against every judged
+  // document of the corpus, wherever it ranks (DatasetRun::judged_scores).
+  bool keep_items = false;
 };
 
 struct DatasetRun {
@@ -49,6 +54,11 @@ struct DatasetRun {
   std::vector<std::pair<std::string, std::string>> failures;  // (item, why): not embedded, so not ranked
   std::vector<std::string> warnings;                          // e.g. judgments naming ids not in the corpus
   double seconds = 0;
+  // With keep_items: the items read, by id (media paths absolute; corpus items restricted to the modality mode), and
+  // query id → corpus id → score for every judgment whose query and document were both embedded, scored as the
+  // ranking scores (cosine; fused under late fusion).
+  std::map<std::string, pipeline::EmbedItem> corpus_items, query_items;
+  std::map<std::string, std::map<std::string, float>> judged_scores;
 };
 
 using DatasetProgress = std::function<void(const std::string& stage, int64_t done, int64_t total)>;

@@ -65,5 +65,6 @@ VerbRunner register_index(CLI::App& app);
 VerbRunner register_search(CLI::App& app);
 VerbRunner register_serve(CLI::App& app);
 VerbRunner register_merge_adapter(CLI::App& app);
+VerbRunner register_mine(CLI::App& app);
 
 }  // namespace oe::cli

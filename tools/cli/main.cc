@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   verbs["search"] = oe::cli::register_search(app);
   verbs["serve"] = oe::cli::register_serve(app);
   verbs["merge-adapter"] = oe::cli::register_merge_adapter(app);
+  verbs["mine"] = oe::cli::register_mine(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
