@@ -395,6 +395,61 @@ std::vector<Embedding> Embedder::embed_prepared(std::vector<PreparedInput>&& ite
 }
 
 // `consumed`, when not null, is `items` itself, whose pixel rows may be freed once read.
+DecoderBatch Embedder::decoder_inputs(const std::vector<PreparedInput>& items) const {
+  return pack(items, nullptr, nullptr, nullptr, nullptr);
+}
+
+DecoderBatch Embedder::pack(const std::vector<PreparedInput>& items, std::vector<PreparedInput>* consumed,
+                            EmbedTimings* timings, std::vector<float>* vision_out,
+                            std::vector<float>* audio_out) const {
+  const TextDecoder& dec = model_->text_decoder();
+  const int64_t d = dec.config().d_model;
+  // Pack the items as segments: ids and positions concatenated.
+  DecoderBatch batch;
+  batch.cu_seqlens.push_back(0);
+  int64_t total = 0;
+  for (const auto& it : items) {
+    OE_CHECK(it.n_tokens() > 0 && static_cast<int64_t>(it.position_ids.size()) == 3 * it.n_tokens());
+    total += it.n_tokens();
+    batch.cu_seqlens.push_back(total);
+  }
+  batch.n_tokens = total;
+  std::vector<int64_t> ids;
+  std::vector<int64_t>& pos = batch.position_ids;
+  pos.resize(static_cast<size_t>(3 * total));
+  ids.reserve(static_cast<size_t>(total));
+  for (size_t s = 0; s < items.size(); ++s) {
+    const auto& it = items[s];
+    const int64_t n = it.n_tokens(), off = batch.cu_seqlens[s];
+    ids.insert(ids.end(), it.input_ids.begin(), it.input_ids.end());
+    for (int64_t r = 0; r < 3; ++r)
+      std::copy_n(it.position_ids.begin() + r * n, n, pos.begin() + r * total + off);
+  }
+  batch.embeds.resize(static_cast<size_t>(total * d));
+  float* embeds = batch.embeds.data();
+  dec.embed(ids.data(), total, embeds);
+  Timer vision_timer;
+  if (vision_out) vision_out->clear();
+  const TokenIds& tok = model_->config().tokens;
+  const std::vector<int64_t>& cu = batch.cu_seqlens;
+  for (size_t s = 0; s < items.size(); ++s)
+    if (!items[s].image_grids.empty())
+      merge_vision(items[s].image_grids, items[s].pixel_values, items[s].pixel_row_len, tok.image, "image", items[s],
+                   embeds + cu[s] * d, d, vision_out, consumed ? &(*consumed)[s].pixel_values : nullptr);
+  for (size_t s = 0; s < items.size(); ++s)
+    if (!items[s].video_grids.empty())
+      merge_vision(items[s].video_grids, items[s].video_pixel_values, items[s].pixel_row_len, tok.video, "video",
+                   items[s], embeds + cu[s] * d, d, vision_out,
+                   consumed ? &(*consumed)[s].video_pixel_values : nullptr);
+  if (timings) timings->vision = vision_timer.seconds();
+  Timer audio_timer;
+  if (audio_out) audio_out->clear();
+  for (size_t s = 0; s < items.size(); ++s)
+    if (!items[s].audio_features.empty()) merge_audio(items[s], embeds + cu[s] * d, d, audio_out);
+  if (timings) timings->audio = audio_timer.seconds();
+  return batch;
+}
+
 std::vector<Embedding> Embedder::embed_items(const std::vector<PreparedInput>& items,
                                              std::vector<PreparedInput>* consumed, std::vector<float>* last_hidden,
                                              const LayerObserver& observer, EmbedTimings* timings,
@@ -403,49 +458,13 @@ std::vector<Embedding> Embedder::embed_items(const std::vector<PreparedInput>& i
   const int64_t d = dec.config().d_model;
   std::vector<Embedding> out;
   if (items.empty()) return out;
-  // Pack the items as segments: ids and positions concatenated.
+  const DecoderBatch batch = pack(items, consumed, timings, vision_out, audio_out);
+  const int64_t total = batch.n_tokens;
   DecoderInput in;
-  in.cu_seqlens.push_back(0);
-  int64_t total = 0;
-  for (const auto& it : items) {
-    OE_CHECK(it.n_tokens() > 0 && static_cast<int64_t>(it.position_ids.size()) == 3 * it.n_tokens());
-    total += it.n_tokens();
-    in.cu_seqlens.push_back(total);
-  }
-  std::vector<int64_t> ids, pos(static_cast<size_t>(3 * total));
-  ids.reserve(static_cast<size_t>(total));
-  for (size_t s = 0; s < items.size(); ++s) {
-    const auto& it = items[s];
-    const int64_t n = it.n_tokens(), off = in.cu_seqlens[s];
-    ids.insert(ids.end(), it.input_ids.begin(), it.input_ids.end());
-    for (int64_t r = 0; r < 3; ++r)
-      std::copy_n(it.position_ids.begin() + r * n, n, pos.begin() + r * total + off);
-  }
-  auto embeds = aligned_array<float>(static_cast<size_t>(total * d));
-  dec.embed(ids.data(), total, embeds.get());
-  Timer vision_timer;
-  if (vision_out) vision_out->clear();
-  const TokenIds& tok = model_->config().tokens;
-  for (size_t s = 0; s < items.size(); ++s)
-    if (!items[s].image_grids.empty())
-      merge_vision(items[s].image_grids, items[s].pixel_values, items[s].pixel_row_len, tok.image, "image", items[s],
-                   embeds.get() + in.cu_seqlens[s] * d, d, vision_out,
-                   consumed ? &(*consumed)[s].pixel_values : nullptr);
-  for (size_t s = 0; s < items.size(); ++s)
-    if (!items[s].video_grids.empty())
-      merge_vision(items[s].video_grids, items[s].video_pixel_values, items[s].pixel_row_len, tok.video, "video",
-                   items[s], embeds.get() + in.cu_seqlens[s] * d, d, vision_out,
-                   consumed ? &(*consumed)[s].video_pixel_values : nullptr);
-  if (timings) timings->vision = vision_timer.seconds();
-  Timer audio_timer;
-  if (audio_out) audio_out->clear();
-  for (size_t s = 0; s < items.size(); ++s)
-    if (!items[s].audio_features.empty())
-      merge_audio(items[s], embeds.get() + in.cu_seqlens[s] * d, d, audio_out);
-  if (timings) timings->audio = audio_timer.seconds();
+  in.cu_seqlens = batch.cu_seqlens;
   Timer decoder_timer;
-  in.inputs_embeds = embeds.get();
-  in.position_ids = pos.data();
+  in.inputs_embeds = batch.embeds.data();
+  in.position_ids = batch.position_ids.data();
   in.n_tokens = total;
   const std::vector<int64_t> offsets = in.cu_seqlens;
   if (items.size() == 1) in.cu_seqlens.clear();

@@ -78,6 +78,15 @@ struct EmbedTimings {
   double decoder = 0;
 };
 
+// Items packed as attention segments, as the decoder reads them: token embeddings with the vision and audio towers'
+// rows merged in, and TMRoPE positions.
+struct DecoderBatch {
+  std::vector<float> embeds;          // [n_tokens, d_model]
+  std::vector<int64_t> position_ids;  // [3, n_tokens]
+  std::vector<int64_t> cu_seqlens;    // {0, end of item 0, ..., n_tokens}
+  int64_t n_tokens = 0;
+};
+
 class Embedder {
  public:
   Embedder(std::shared_ptr<const Model> model, EmbedOptions options);
@@ -103,6 +112,9 @@ class Embedder {
   // The same, consuming the items: each item's pixel rows are freed as soon as the vision tower has read them,
   // before its blocks and the decoder run (a 12.8-megapixel image's rows are 308 MB).
   std::vector<Embedding> embed_prepared(std::vector<PreparedInput>&& items, EmbedTimings* timings = nullptr) const;
+  // What embed_prepared feeds the decoder for these items (the frozen towers run here); the trainable decoder of
+  // src/train starts from it.
+  DecoderBatch decoder_inputs(const std::vector<PreparedInput>& items) const;
   // One item; InvalidInput when it gives no usable vector (Embedding::error).
   Embedding embed(const EmbedRequest& request) const;
 
@@ -133,6 +145,8 @@ class Embedder {
     std::vector<bool> video_has_track;  // per video: its sound is among the first video_tracks audios
     bool interleave = false;
   };
+  DecoderBatch pack(const std::vector<PreparedInput>& items, std::vector<PreparedInput>* consumed,
+                    EmbedTimings* timings, std::vector<float>* vision_out, std::vector<float>* audio_out) const;
   PreparedInput assemble(text::Role role, const std::string& text, Media media) const;
   // Encodes the item's images (or videos) with the vision tower and writes their rows over its <|IMAGE|> (or
   // <|VIDEO|>) embeddings (embeds: the item's rows).
