@@ -66,5 +66,6 @@ VerbRunner register_search(CLI::App& app);
 VerbRunner register_serve(CLI::App& app);
 VerbRunner register_merge_adapter(CLI::App& app);
 VerbRunner register_mine(CLI::App& app);
+VerbRunner register_train(CLI::App& app);
 
 }  // namespace oe::cli

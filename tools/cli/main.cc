@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   verbs["serve"] = oe::cli::register_serve(app);
   verbs["merge-adapter"] = oe::cli::register_merge_adapter(app);
   verbs["mine"] = oe::cli::register_mine(app);
+  verbs["train"] = oe::cli::register_train(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
