@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "kernels/matmul.h"
+#include "kernels/ops.h"
 
 namespace oe::train {
 
@@ -75,18 +76,7 @@ void rms_norm_backward(const float* x, const float* dy, int64_t rows, int64_t d,
 
 void rotary_forward(float* x, int64_t ld, int64_t rows, int64_t n_heads, int64_t d_head, const float* cos,
                     const float* sin) {
-  const int64_t half = d_head / 2;
-  for (int64_t t = 0; t < rows; ++t)
-    for (int64_t h = 0; h < n_heads; ++h) {
-      float* r = x + t * ld + h * d_head;
-      const float* c = cos + t * d_head;
-      const float* s = sin + t * d_head;
-      for (int64_t f = 0; f < half; ++f) {
-        const double a = r[f], b = r[f + half];
-        r[f] = static_cast<float>(a * c[f] - b * s[f]);
-        r[f + half] = static_cast<float>(b * c[f + half] + a * s[f + half]);
-      }
-    }
+  kernels::apply_rotary(x, ld, rows, n_heads, d_head, cos, sin, kernels::Compute::F32);  // the inference kernel
 }
 
 void rotary_backward(float* dx, int64_t ld, int64_t rows, int64_t n_heads, int64_t d_head, const float* cos,

@@ -33,7 +33,8 @@ void rms_norm_backward(const float* x, const float* dy, int64_t rows, int64_t d,
                        float* dx);
 
 // ---- Rotary embedding of n_heads heads in rows of stride ld (cos/sin [rows, d_head] from kernels::mrope_tables):
-// x'[f] = x[f]·cos[f] − x[f+h]·sin[f], x'[f+h] = x[f+h]·cos[f+h] + x[f]·sin[f+h], h = d_head/2. In place.
+// x'[f] = x[f]·cos[f] − x[f+h]·sin[f], x'[f+h] = x[f+h]·cos[f+h] + x[f]·sin[f+h], h = d_head/2. In place; the
+// inference kernel (kernels::apply_rotary in fp32), so training rotates exactly as embedding does.
 void rotary_forward(float* x, int64_t ld, int64_t rows, int64_t n_heads, int64_t d_head, const float* cos,
                     const float* sin);
 // The transpose of that rotation applied to dx in place (dx holds dL/dx' on entry, dL/dx on exit).

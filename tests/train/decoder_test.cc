@@ -9,6 +9,7 @@
 
 #include "common/run_command.h"
 #include "common/temp_dir.h"
+#include "test_util.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
 #include "model/embedder.h"
@@ -37,15 +38,7 @@ std::vector<model::PreparedInput> items(const model::Embedder& e) {
   return out;
 }
 
-double cosine(const float* a, const float* b, int64_t n) {
-  double ab = 0, aa = 0, bb = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    ab += static_cast<double>(a[i]) * b[i];
-    aa += static_cast<double>(a[i]) * a[i];
-    bb += static_cast<double>(b[i]) * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
-}
+double cosine(const float* a, const float* b, int64_t n) { return testing::cosine(a, b, static_cast<size_t>(n)); }
 
 model::LoraAdapter random_adapter(const model::TextConfig& c, int64_t r, uint64_t seed, float b_scale) {
   model::LoraConfig lc;

@@ -103,16 +103,8 @@ int run_dataset_eval(const EvalArgs& a) {
     o.top = a.top;
     o.batch_tokens = a.batch_tokens;
     o.late_weight = a.late_weight;
-    Progress progress("embedding", 0);
-    std::string stage;
-    auto r = eval::run_dataset(encoder, a.model.model, o, [&](const std::string& s, int64_t done, int64_t total) {
-      if (s != stage) {
-        progress.clear();
-        progress = Progress(s, total);
-        stage = s;
-      }
-      progress.update(done);
-    });
+    StageProgress progress;
+    auto r = eval::run_dataset(encoder, a.model.model, o, std::ref(progress));
     progress.finish();
     for (const auto& w : r.warnings) log_warn("{}", w);
     for (const auto& [what, why] : r.failures) log_warn("{}: {}", what, why);

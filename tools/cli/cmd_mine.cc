@@ -31,16 +31,8 @@ int run_mine(MineArgs& a) {
   a.mine.dataset.cache = a.cache;
   a.mine.out = a.out;
   const pipeline::Encoder encoder(load_model(a.model), a.options);
-  Progress progress("embedding", 0);
-  std::string stage;
-  const auto r = train::mine(encoder, a.model.model, a.mine, [&](const std::string& s, int64_t done, int64_t total) {
-    if (s != stage) {
-      progress.clear();
-      progress = Progress(s, total);
-      stage = s;
-    }
-    progress.update(done);
-  });
+  StageProgress progress;
+  const auto r = train::mine(encoder, a.model.model, a.mine, std::ref(progress));
   progress.finish();
   for (const auto& w : r.run.warnings) log_warn("{}", w);
   for (const auto& [what, why] : r.run.failures) log_warn("{}: {}", what, why);

@@ -176,4 +176,13 @@ void Progress::finish() {
   if (tty_ && last_draw_ >= 0) std::fprintf(stderr, "\n");
 }
 
+void StageProgress::operator()(const std::string& stage, int64_t done, int64_t total) {
+  if (stage != stage_) {
+    bar_.clear();
+    bar_ = Progress(stage, total);
+    stage_ = stage;
+  }
+  bar_.update(done);
+}
+
 }  // namespace oe::cli

@@ -52,6 +52,18 @@ class Progress {
   double last_draw_ = -1;
 };
 
+// Progress of work in named stages (eval's and mine's "corpus", then "queries"): a fresh line per stage. Its
+// operator() is an eval::DatasetProgress.
+class StageProgress {
+ public:
+  void operator()(const std::string& stage, int64_t done, int64_t total);
+  void finish() { bar_.finish(); }
+
+ private:
+  Progress bar_{"embedding", 0};
+  std::string stage_;
+};
+
 // A verb: registers its subcommand and returns the function that runs it (returning the exit code).
 using VerbRunner = std::function<int()>;
 VerbRunner register_embed(CLI::App& app);
