@@ -208,6 +208,10 @@ TrainSummary train(const pipeline::Encoder& encoder, const TrainOptions& o,
   summary.parameters = adapter.parameter_count();
   int64_t step = 0;
   fs::create_directories(o.out);
+  if (!o.resume && (fs::exists(o.out / STATE) || fs::exists(o.out / (std::string(STATE) + ".old"))))
+    throw InvalidInput(fmt::format("{} holds a training run already: --resume continues it; to start again, choose "
+                                   "another folder or delete its {}",
+                                   o.out.string(), STATE));
   if (o.resume) {
     step = resume(o.out, c, prefix, identity, &adapter, &opt);
     adapter.config.base_model = lc.base_model;

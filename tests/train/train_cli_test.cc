@@ -117,6 +117,43 @@ TEST(TrainCli, StoppedAndResumedEqualsStraightThrough) {
   EXPECT_NE(e.err.find("data_sha256"), std::string::npos) << e.err;
 }
 
+TEST(TrainCli, KilledAtAnyMomentResumesToTheSameAdapter) {
+  TempDir tmp;
+  const fs::path task = make_task(tmp);
+  const std::string data = (tmp.path() / "train.jsonl").string();
+  ASSERT_EQ(run(tmp, fmt::format("mine --model {} --dtype f32 --dataset {} --split train --out {}", model(),
+                                 task.string(), data))
+                .rc,
+            0);
+  const std::string flags = "--batch 8 --max-steps 10 --save-every 1 --lora-dropout 0.1 --lr 1e-3 --seed 5";
+  const fs::path straight = tmp.path() / "straight", killed = tmp.path() / "killed";
+  auto a = run(tmp, fmt::format("train --model {} --data {} --out {} {}", model(), data, straight.string(), flags));
+  ASSERT_EQ(a.rc, 0) << a.err;
+  // SIGKILL at moments spread over loading, training steps and saves; each restart resumes from the last save.
+  int kills = 0;
+  for (double at : {0.4, 0.9, 1.3, 1.7, 2.2}) {
+    const bool has_state = fs::exists(killed / "trainer-state") || fs::exists(killed / "trainer-state.old");
+    auto k = testing::run_split(fmt::format("timeout -s KILL {} '{}' train --model {} --data {} --out {} {} {}", at,
+                                            OE_CLI, model(), data, killed.string(), flags,
+                                            has_state ? "--resume" : ""),
+                                (tmp.path() / "stderr.txt").string());
+    if (k.rc != 0) ++kills;
+    if (k.rc == 0) break;  // finished before the kill
+  }
+  std::printf("killed %d times\n", kills);
+  const bool has_state = fs::exists(killed / "trainer-state") || fs::exists(killed / "trainer-state.old");
+  auto c = run(tmp, fmt::format("train --model {} --data {} --out {} {} {}", model(), data, killed.string(), flags,
+                                has_state ? "--resume" : ""));
+  ASSERT_EQ(c.rc, 0) << c.err;
+  EXPECT_GT(kills, 0);
+  EXPECT_EQ(slurp(straight / "adapter_model.safetensors"), slurp(killed / "adapter_model.safetensors"));
+
+  // Starting afresh into a folder that holds a run is refused (a forgotten --resume must not overwrite it).
+  auto d = run(tmp, fmt::format("train --model {} --data {} --out {} {}", model(), data, killed.string(), flags));
+  EXPECT_EQ(d.rc, 1);
+  EXPECT_NE(d.err.find("--resume continues it"), std::string::npos) << d.err;
+}
+
 TEST(TrainCli, BadInputIsRefusedNamingIt) {
   TempDir tmp;
   const fs::path out = tmp.path() / "out";
