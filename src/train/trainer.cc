@@ -13,6 +13,8 @@
 
 #include "core/error.h"
 #include "core/timer.h"
+#include "eval/dataset.h"
+#include "eval/metrics.h"
 #include "io/atomic_file.h"
 #include "io/hash.h"
 #include "io/safetensors.h"
@@ -100,6 +102,9 @@ void validate(const TrainOptions& o) {
     bad(fmt::format("--lora-dropout is a probability in [0, 1) (got {})", o.lora.dropout));
   if (o.lora.targets.empty()) bad("--lora-targets names no module");
   if (o.stop_after < 0) bad(fmt::format("--stop-after must not be negative (got {})", o.stop_after));
+  if (o.eval_every < 0) bad(fmt::format("--eval-every must not be negative (got {})", o.eval_every));
+  if (!o.eval_dataset.empty() && !fs::is_directory(o.eval_dataset))
+    bad(fmt::format("--eval-dataset {} is not a folder", o.eval_dataset.string()));
   if (o.negatives < -1) bad(fmt::format("--negatives must be -1 (all) or at least 0 (got {})", o.negatives));
 }
 
@@ -175,6 +180,40 @@ int64_t resume(const fs::path& out, const model::TextConfig& c, const std::strin
   return step;
 }
 
+// The adapter as it stands, saved under OUT and loaded into a model of the same precision, over the held-out
+// dataset through the eval layer; the adapter and the embedding cache are removed afterwards.
+HeldOutEval held_out(const pipeline::Encoder& encoder, const TrainOptions& o, const model::LoraAdapter& adapter,
+                     int64_t step) {
+  Timer t;
+  const model::Model& m = encoder.model();
+  const fs::path dir = o.out / "eval-adapter", cache = o.out / "eval-cache";
+  fs::remove_all(dir);
+  fs::remove_all(cache);
+  model::save_lora_adapter(adapter, dir, m.config().tensor_prefix);
+  model::LoadOptions lo;
+  lo.compute = m.compute();
+  lo.bf16_gemm = m.bf16_gemm();
+  lo.adapter = dir;
+  const pipeline::Encoder adapted(model::Model::load(m.dir(), lo), encoder.options());
+  eval::DatasetOptions d;
+  d.dataset = o.eval_dataset;
+  d.split = o.eval_split;
+  d.cache = cache;
+  const eval::DatasetRun run = eval::run_dataset(adapted, m.dir().string(), d);
+  eval::EvalOptions eo;
+  eo.cutoffs = {10};
+  const eval::EvalResult r = eval::evaluate(run.qrels, run.run, eo);
+  fs::remove_all(dir);
+  fs::remove_all(cache);
+  HeldOutEval e;
+  e.step = step;
+  e.ndcg10 = r.mean(eval::Measure::Ndcg, 0);
+  e.recall10 = r.mean(eval::Measure::Recall, 0);
+  e.queries = r.n_queries;
+  e.seconds = t.seconds();
+  return e;
+}
+
 }  // namespace
 
 TrainSummary train(const pipeline::Encoder& encoder, const TrainOptions& o,
@@ -232,6 +271,18 @@ TrainSummary train(const pipeline::Encoder& encoder, const TrainOptions& o,
     return orders[static_cast<size_t>(e)];
   };
 
+  const bool evaluating = !o.eval_dataset.empty();
+  if (evaluating && step < total) {
+    summary.evals.push_back(held_out(encoder, o, adapter, step));
+    if (progress) {
+      TrainProgress p;
+      p.step = step;
+      p.total_steps = total;
+      p.stepped = false;
+      p.evals = {summary.evals.back()};
+      progress(p);
+    }
+  }
   model::LoraAdapter grad = adapter;
   const int64_t d = c.d_model;
   Timer clock;
@@ -306,6 +357,10 @@ TrainSummary train(const pipeline::Encoder& encoder, const TrainOptions& o,
     if ((o.save_every > 0 && p.step % o.save_every == 0) || p.step == total || stopping) {
       save(o.out, prefix, adapter, opt, identity, p.step);
       p.saved = true;
+    }
+    if (evaluating && ((o.eval_every > 0 && p.step % o.eval_every == 0) || p.step == total)) {
+      p.evals.push_back(held_out(encoder, o, adapter, p.step));
+      summary.evals.push_back(p.evals.back());
     }
     if (progress) progress(p);
     if (stopping) {

@@ -55,6 +55,20 @@ struct TrainOptions {
   uint64_t seed = 0;           // LoRA initialisation, the examples' order and the dropout masks
   bool resume = false;         // continue from OUT/trainer-state
   int64_t stop_after = 0;      // stop after this many steps of this invocation, saving (--resume goes on); 0: none
+  // Held-out evaluation: nDCG@10 (and the rest of eval's measures) of a BEIR-format dataset with the adapter as it
+  // stands, before the first step, every eval_every steps (0: only then and at the end) and after the last step.
+  // Embedded through the eval layer (eval/dataset.h) into a cache under OUT that is removed after each evaluation.
+  std::filesystem::path eval_dataset;
+  std::string eval_split = "test";
+  int64_t eval_every = 0;
+};
+
+// One held-out evaluation during training.
+struct HeldOutEval {
+  int64_t step = 0;  // after this many optimizer steps
+  double ndcg10 = 0, recall10 = 0;
+  int64_t queries = 0;
+  double seconds = 0;
 };
 
 struct TrainProgress {
@@ -64,6 +78,8 @@ struct TrainProgress {
   double lr = 0, grad_norm = 0;
   double tokens_per_second = 0, elapsed = 0, eta = 0;
   bool saved = false;
+  bool stepped = true;             // false for the report of the evaluation before the first step
+  std::vector<HeldOutEval> evals;  // evaluations made after this step (usually none)
 };
 
 struct TrainSummary {
@@ -71,6 +87,7 @@ struct TrainSummary {
   int64_t parameters = 0;
   bool finished = false;       // reached the last step (false: stopped by stop_after)
   double first_loss = 0, last_loss = 0, seconds = 0;
+  std::vector<HeldOutEval> evals;
 };
 
 // Trains from the base weights of encoder's model (loaded without an adapter) with encoder's embedding options

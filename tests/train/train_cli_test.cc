@@ -65,11 +65,23 @@ TEST(TrainCli, TrainingRaisesHeldOutNdcg) {
                                   model(), task.string(), filter, data, (tmp.path() / "cache-mine").string()));
     ASSERT_EQ(m.rc, 0) << m.err;
     const std::string out = (tmp.path() / ("adapter-" + filter)).string();
-    auto t = run(tmp, fmt::format("train --model {} --data {} --out {} {}", model(), data, out, TRAIN_FLAGS));
+    // The perc-pos run also evaluates the held-out split itself, before, midway and after.
+    const std::string eval = filter == "perc-pos" ? fmt::format("--eval-dataset {} --eval-every 24", task.string()) : "";
+    auto t = run(tmp, fmt::format("train --model {} --data {} --out {} {} {}", model(), data, out, TRAIN_FLAGS, eval));
     ASSERT_EQ(t.rc, 0) << t.err;
     EXPECT_NE(t.err.find("loss"), std::string::npos) << t.err;
     EXPECT_TRUE(fs::exists(fs::path(out) / "adapter_config.json"));
     trained[filter] = ndcg10(tmp, task, out, "cache-" + filter);
+    if (!eval.empty()) {
+      // before the first step: the untrained model's value; after the last: the saved adapter's
+      EXPECT_NE(t.err.find(fmt::format("held-out test after step 0: nDCG@10 {:.4f}", base)), std::string::npos)
+          << t.err;
+      EXPECT_NE(t.err.find("held-out test after step 48:"), std::string::npos) << t.err;
+      EXPECT_NE(t.err.find(fmt::format("held-out test after step 96: nDCG@10 {:.4f}", trained[filter])),
+                std::string::npos)
+          << t.err;
+      EXPECT_FALSE(fs::exists(fs::path(out) / "eval-cache"));
+    }
   }
   // Reported either way: which negatives trained the better adapter on this task.
   std::printf("held-out nDCG@10: untrained %.4f, perc-pos negatives %.4f, top-k negatives %.4f\n", base,

@@ -38,6 +38,12 @@ int run(TrainArgs& a) {
   const pipeline::Encoder encoder(load_model(a.model), a.options.for_queries());
   Progress bar("training", 0);
   const auto summary = train::train(encoder, a.train, [&](const train::TrainProgress& p) {
+    for (const auto& e : p.evals) {
+      bar.clear();
+      log_info("held-out {} after step {}: nDCG@10 {:.4f}, Recall@10 {:.4f} over {} queries ({:.1f} s)",
+               a.train.eval_split, e.step, e.ndcg10, e.recall10, e.queries, e.seconds);
+    }
+    if (!p.stepped) return;  // the evaluation before the first step
     const std::string line = fmt::format("step {}/{} epoch {} loss {:.4f} acc {:.2f} lr {:.2e} |g| {:.3f} "
                                          "{:.0f} tok/s ETA {}{}",
                                          p.step, p.total_steps, p.epoch + 1, p.loss, p.accuracy, p.lr, p.grad_norm,
@@ -102,6 +108,13 @@ VerbRunner register_train(CLI::App& app) {
   sub->add_flag("--resume", a->train.resume, "Continue the run saved in --out");
   sub->add_option("--stop-after", a->train.stop_after,
                   "Stop (and save) after N steps of this invocation; --resume continues (training in sessions)")
+      ->capture_default_str();
+  sub->add_option("--eval-dataset", a->train.eval_dataset,
+                  "A BEIR-format folder to evaluate the adapter on (nDCG@10) before training, every --eval-every "
+                  "steps and at the end")
+      ->check(CLI::ExistingDirectory);
+  sub->add_option("--eval-split", a->train.eval_split, "Which qrels/SPLIT.tsv of --eval-dataset")->capture_default_str();
+  sub->add_option("--eval-every", a->train.eval_every, "Steps between held-out evaluations (0: before and after)")
       ->capture_default_str();
   sub->add_option("--log-every", a->log_every, "Print a progress line every N steps")
       ->check(CLI::PositiveNumber)
