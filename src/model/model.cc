@@ -55,7 +55,7 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
   }
   m->text_ = with_context("loading text decoder", [&] {
     return std::make_unique<TextDecoder>(m->config_.text, *m->ckpt_, m->config_.tensor_prefix, options.compute, m->bf16_gemm_,
-                                         options.progress, adapter.get());
+                                         options.progress, adapter.get(), options.decoder_layers);
   });
   const PreprocessorConfig preprocess =
       with_context("loading preprocessor_config.json", [&] { return PreprocessorConfig::load(dir); });

@@ -31,6 +31,9 @@ struct LoadOptions {
   // A LoRA adapter folder in PEFT's layout (model/lora.h) applied to the decoder's weights as they are packed;
   // empty: none.
   std::filesystem::path adapter;
+  // false: the text decoder keeps only its token embeddings (and the towers load as usual); its forward() then
+  // refuses to run. For training, whose trainable decoder reads the layers from the checkpoint itself.
+  bool decoder_layers = true;
 };
 
 class Model {

@@ -24,13 +24,14 @@ std::string layer_name(int64_t il, const char* rest) { return fmt::format("model
 
 TextDecoder::TextDecoder(const TextConfig& c, const io::Checkpoint& ckpt, const std::string& prefix,
                          kernels::Compute compute, kernels::Bf16Gemm bf16_gemm,
-                         const LoadProgress& progress, const LoraAdapter* adapter)
+                         const LoadProgress& progress, const LoraAdapter* adapter, bool layers)
     : config_(c), compute_(compute) {
   OE_CHECK(!adapter || static_cast<int64_t>(adapter->layers.size()) == c.n_layers, "an adapter of another config");
   WeightTable w(ckpt, prefix, bf16_gemm);
   embed_tokens_ = w.get("model.embed_tokens.weight", {c.vocab_size, c.d_model});
   const int64_t q_dim = c.n_heads * c.d_head, kv_dim = c.n_kv_heads * c.d_head;
   const double scale = adapter ? adapter->config.scale() : 0.0;
+  if (!layers) return;  // token embeddings only (LoadOptions::decoder_layers)
   layers_.resize(static_cast<size_t>(c.n_layers));
   for (int64_t il = 0; il < c.n_layers; ++il) {
     TextLayerWeights& L = layers_[static_cast<size_t>(il)];
@@ -81,6 +82,7 @@ void TextDecoder::forward(const DecoderInput& in, AttentionMode mode, float* out
   const int64_t S = in.n_tokens, d = c.d_model, dh = c.d_head;
   const int64_t q_dim = c.n_heads * dh, kv_dim = c.n_kv_heads * dh, qkv_dim = q_dim + 2 * kv_dim;
   const kernels::Compute cm = compute_;
+  OE_CHECK(!layers_.empty(), "the text decoder was loaded without its layers (LoadOptions::decoder_layers)");
   OE_CHECK(S > 0 && in.inputs_embeds && in.position_ids);
 
   auto x = aligned_array<float>(static_cast<size_t>(S * d));     // residual stream [S, d_model]

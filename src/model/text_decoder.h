@@ -48,7 +48,7 @@ class TextDecoder {
   // adapter: a LoRA adapter of this config (or nullptr); each targeted projection is packed as W + scale · B · A.
   TextDecoder(const TextConfig& config, const io::Checkpoint& ckpt, const std::string& prefix,
               kernels::Compute compute, kernels::Bf16Gemm bf16_gemm,
-              const LoadProgress& progress = {}, const LoraAdapter* adapter = nullptr);
+              const LoadProgress& progress = {}, const LoraAdapter* adapter = nullptr, bool layers = true);
 
   // Rows of embed_tokens for `ids` into out [n, d_model] (rounded to bf16 in BF16 mode). Ids out of range throw.
   void embed(const int64_t* ids, int64_t n, float* out) const;

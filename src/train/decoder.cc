@@ -50,32 +50,48 @@ void apply_dropout(const Dropout& dr, int64_t layer, LoraModule m, const float* 
 
 struct TrainableDecoder::Acts {
   std::vector<float> h1, inv1, qkv, attn, x_mid, h2, inv2, gu, act, tmp;
+  std::vector<float> w;                        // a weight converted to fp32 for the product at hand
   std::vector<float> t[model::LORA_MODULES];   // x_lora · Aᵀ per module [S, r]
   std::vector<float> xl[model::LORA_MODULES];  // the dropped-out input per module (empty without dropout)
 };
 
-TrainableDecoder::TrainableDecoder(const model::Model& m) : config_(m.config().text) {
+TrainableDecoder::TrainableDecoder(const model::Model& m)
+    : config_(m.config().text), ckpt_(io::Checkpoint::open(m.dir())) {
   const model::TextConfig& c = config_;
-  const io::Checkpoint ckpt = io::Checkpoint::open(m.dir());
   const std::string& prefix = m.config().tensor_prefix;
   layers_.resize(static_cast<size_t>(c.n_layers));
   for (int64_t il = 0; il < c.n_layers; ++il) {
     Layer& L = layers_[static_cast<size_t>(il)];
     const std::string p = fmt::format("{}model.layers.{}.", prefix, il);
-    L.input_norm = read_f32(ckpt, p + "input_layernorm.weight", {c.d_model});
-    L.post_norm = read_f32(ckpt, p + "post_attention_layernorm.weight", {c.d_model});
+    L.input_norm = read_f32(ckpt_, p + "input_layernorm.weight", {c.d_model});
+    L.post_norm = read_f32(ckpt_, p + "post_attention_layernorm.weight", {c.d_model});
     for (LoraModule mod : model::ALL_LORA_MODULES) {
       const auto [n_out, n_in] = model::lora_module_shape(c, mod);
       const bool attn = mod == LoraModule::Q || mod == LoraModule::K || mod == LoraModule::V || mod == LoraModule::O;
-      L.w[idx(mod)] = read_f32(ckpt, p + (attn ? "self_attn." : "mlp.") + model::lora_module_name(mod) + ".weight",
-                               {n_out, n_in});
+      const std::string name = p + (attn ? "self_attn." : "mlp.") + model::lora_module_name(mod) + ".weight";
+      const io::TensorInfo& t = ckpt_.get(name);
+      if (t.shape != Shape{n_out, n_in})
+        throw InvalidInput(fmt::format("{}: tensor {} has shape {}, the config says [{}, {}]", ckpt_.path().string(),
+                                       name, shape_str(t.shape), n_out, n_in));
+      if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16)
+        throw InvalidInput(fmt::format("{}: tensor {} is {}, not a float type", ckpt_.path().string(), name,
+                                       dtype_name(t.dtype)));
+      L.w[idx(mod)] = &t;
     }
     const int64_t q_dim = c.n_heads * c.d_head, kv_dim = c.n_kv_heads * c.d_head;
-    L.bq = read_f32(ckpt, p + "self_attn.q_proj.bias", {q_dim});
-    L.bk = read_f32(ckpt, p + "self_attn.k_proj.bias", {kv_dim});
-    L.bv = read_f32(ckpt, p + "self_attn.v_proj.bias", {kv_dim});
+    L.bq = read_f32(ckpt_, p + "self_attn.q_proj.bias", {q_dim});
+    L.bk = read_f32(ckpt_, p + "self_attn.k_proj.bias", {kv_dim});
+    L.bv = read_f32(ckpt_, p + "self_attn.v_proj.bias", {kv_dim});
   }
-  final_norm_ = read_f32(ckpt, prefix + "model.norm.weight", {c.d_model});
+  final_norm_ = read_f32(ckpt_, prefix + "model.norm.weight", {c.d_model});
+}
+
+const float* TrainableDecoder::weight(int64_t il, LoraModule m, std::vector<float>& scratch) const {
+  const io::TensorInfo& t = *layers_[static_cast<size_t>(il)].w[idx(m)];
+  if (t.dtype == DType::F32) return static_cast<const float*>(t.data);
+  scratch.resize(static_cast<size_t>(shape_numel(t.shape)));
+  convert_to_f32(t.data, t.dtype, scratch.size(), scratch.data());
+  return scratch.data();
 }
 
 void TrainableDecoder::layer_forward(int64_t il, const model::DecoderBatch& batch, const float* cos, const float* sin,
@@ -105,7 +121,7 @@ void TrainableDecoder::layer_forward(int64_t il, const model::DecoderBatch& batc
   const auto linear = [&](LoraModule m, const float* in, const float* bias, float* y, int64_t ldy) {
     const auto [n_out, n_in] = model::lora_module_shape(c, m);
     const float* xl = lora_input(m, in, n_in);
-    linear_forward(in, S, n_in, L.w[idx(m)].data(), bias, n_out, n_in, lora(m), scale, xl, a->t[idx(m)].data(), y,
+    linear_forward(in, S, n_in, weight(il, m, a->w), bias, n_out, n_in, lora(m), scale, xl, a->t[idx(m)].data(), y,
                    ldy);
   };
 
@@ -207,7 +223,7 @@ void TrainableDecoder::backward(const model::DecoderBatch& batch, const model::L
       const bool dropped = lp && dropout.p > 0;
       const float* xl = !lp ? nullptr : dropped ? a.xl[idx(m)].data() : in;
       if (dropped) dl.assign(static_cast<size_t>(S * n_in), 0.0f);
-      linear_backward(dy, S, ldy, L.w[idx(m)].data(), n_out, n_in, lp, scale, xl, lp ? a.t[idx(m)].data() : nullptr,
+      linear_backward(dy, S, ldy, weight(il, m, a.w), n_out, n_in, lp, scale, xl, lp ? a.t[idx(m)].data() : nullptr,
                       dxin, dropped ? dl.data() : dxin, lp ? &grad->at(il, m) : nullptr);
       if (dropped) {
         // d(in) += mask ⊙ d(x_lora): the mask applied to the gradient is the dropout of the gradient itself.

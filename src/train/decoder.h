@@ -1,7 +1,9 @@
 // The text decoder of model/text_decoder.h as a trainable function of its LoRA parameters: the same forward
 // (transformers' Qwen2_5OmniThinkerTextModel with the embedding model's bidirectional attention), with each targeted
 // projection replaced by PEFT's LoRA layer, followed by the embedding's masked mean and L2 normalisation, and its
-// backward down to the LoRA parameters. Base weights are frozen fp32 copies; activations are checkpointed per layer
+// backward down to the LoRA parameters. The frozen base weights stay in the memory-mapped checkpoint, in its dtype,
+// and are converted to fp32 as each product needs them (exact for the BF16 and F16 a checkpoint holds; F32 is used
+// in place), so the decoder adds no resident copy of its weights; activations are checkpointed per layer
 // (only each layer's input is kept; its inner activations are recomputed during the backward), so memory grows with
 // n_layers · n_tokens · d_model, not with everything the layers compute.
 #pragma once
@@ -9,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "io/safetensors.h"
 #include "model/embedder.h"
 #include "model/lora.h"
 #include "model/model.h"
@@ -35,8 +38,8 @@ struct Tape {
 
 class TrainableDecoder {
  public:
-  // Reads the decoder's weights of `model`'s checkpoint as fp32 (any dtype the checkpoint has): 4 bytes a
-  // parameter. InvalidInput naming the tensor where one is missing or misshapen.
+  // Opens `model`'s checkpoint and checks the decoder's tensors (InvalidInput naming one that is missing or
+  // misshapen); the norms and biases are copied as fp32, the projections stay mapped.
   explicit TrainableDecoder(const model::Model& model);
 
   // Embeddings [n_segments, d_model] of the batch's segments (bidirectional attention within each), with the
@@ -53,14 +56,17 @@ class TrainableDecoder {
  private:
   struct Layer {
     std::vector<float> input_norm, post_norm;
-    std::vector<float> w[model::LORA_MODULES];  // q, k, v, o, gate, up, down: [n_out, n_in]
+    const io::TensorInfo* w[model::LORA_MODULES] = {};  // q, k, v, o, gate, up, down: [n_out, n_in], mapped
     std::vector<float> bq, bk, bv;
   };
+  // The weight of (layer, module) as fp32: the mapped tensor itself when it is F32, else converted into scratch.
+  const float* weight(int64_t il, model::LoraModule m, std::vector<float>& scratch) const;
   struct Acts;  // one layer's inner activations
   void layer_forward(int64_t il, const model::DecoderBatch& batch, const float* cos, const float* sin,
                      const model::LoraAdapter* adapter, const Dropout& dropout, float* x, Acts* acts) const;
 
   model::TextConfig config_;
+  io::Checkpoint ckpt_;
   std::vector<Layer> layers_;
   std::vector<float> final_norm_;
 };

@@ -78,6 +78,28 @@ TEST(TrainableDecoder, ForwardEqualsTheInferencePath) {
   }
 }
 
+// A bf16 checkpoint: the projections are converted from the mapped bf16 tensors as they are used (exactly), so the
+// forward still equals the inference path computing in fp32 on the same weights. A model loaded without its
+// decoder layers (as train loads it) gives the same decoder inputs and refuses to run its own decoder.
+TEST(TrainableDecoder, Bf16CheckpointAndAModelWithoutDecoderLayers) {
+  model::LoadOptions lo;
+  lo.compute = kernels::Compute::F32;
+  auto m = model::Model::load(std::filesystem::path(OE_TEST_MODELS) / "tiny-bf16", lo);
+  lo.decoder_layers = false;
+  auto bare = model::Model::load(std::filesystem::path(OE_TEST_MODELS) / "tiny-bf16", lo);
+  model::Embedder e(m, {}), eb(bare, {});
+  auto prepared = items(e);
+  TrainableDecoder dec(*bare);
+  const int64_t d = dec.config().d_model;
+  const model::DecoderBatch batch = eb.decoder_inputs(prepared);
+  EXPECT_EQ(batch.embeds, e.decoder_inputs(prepared).embeds);
+  const auto v = dec.forward(batch, nullptr, {}, nullptr);
+  const auto ref = e.embed_prepared(prepared);
+  for (size_t s = 0; s < ref.size(); ++s)
+    EXPECT_GT(cosine(v.data() + s * d, ref[s].vector.data(), d), 0.9999999) << "item " << s;
+  EXPECT_THROW(eb.embed_prepared(prepared), Error);
+}
+
 TEST(TrainableDecoder, AdapterForwardEqualsTheModelThatMergedIt) {
   auto base = load();
   TrainableDecoder dec(*base);

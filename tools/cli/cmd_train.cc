@@ -69,6 +69,7 @@ int run(TrainArgs& a) {
 VerbRunner register_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   a->model.dtype = "f32";  // training computes in fp32; the towers' outputs and token embeddings then are fp32 too
+  a->model.decoder_layers = false;  // the trainable decoder reads the layers from the checkpoint itself
   CLI::App* sub = app.add_subcommand(
       "train", "Fine-tune the text decoder with LoRA on query/positive/hard-negative examples (`mine` writes them); "
                "the adapter is saved in PEFT's layout");

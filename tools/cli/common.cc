@@ -126,6 +126,7 @@ std::shared_ptr<const model::Model> load_model(const ModelArgs& args) {
   lo.compute = kernels::parse_compute(args.dtype);
   lo.bf16_gemm = kernels::parse_bf16_gemm(args.bf16_gemm);
   lo.adapter = args.adapter;
+  lo.decoder_layers = args.decoder_layers;
   Progress progress("loading weights (layers)", 0);
   lo.progress = [&](int64_t done, int64_t total) {
     progress.set_total(total);

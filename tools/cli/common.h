@@ -23,6 +23,7 @@ struct ModelArgs {
   std::string bf16_gemm = "auto";
   int threads = 0;
   std::string adapter;  // a LoRA adapter folder (PEFT layout); empty: none
+  bool decoder_layers = true;  // false: load only the decoder's token embeddings (train reads the layers itself)
 };
 
 // Binds the flags of how items are embedded (prompt layout, attention, limits, media budgets, --fusion) to `options`,
