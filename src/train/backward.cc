@@ -14,10 +14,15 @@ namespace oe::train {
 
 using kernels::gemm_f32;
 
-void linear_forward(const float* x, int64_t m, int64_t ldx, const float* w, const float* bias, int64_t n_out,
+void linear_forward(const float* x, int64_t m, int64_t ldx, const FrozenWeight& w, const float* bias, int64_t n_out,
                     int64_t n_in, const model::LoraWeights* lora, double scale, const float* x_lora, float* t,
                     float* y, int64_t ldy) {
-  gemm_f32(false, true, m, n_out, n_in, 1.0f, x, ldx, w, n_in, 0.0f, y, ldy);
+  if (w.packed) {
+    OE_CHECK(w.packed->n_out() == n_out && w.packed->n_in() == n_in);
+    w.packed->forward(x, m, y, ldx, ldy);
+  } else {
+    gemm_f32(false, true, m, n_out, n_in, 1.0f, x, ldx, w.f32, n_in, 0.0f, y, ldy);
+  }
   if (bias)
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n_out; ++j) y[i * ldy + j] += bias[j];
@@ -29,10 +34,17 @@ void linear_forward(const float* x, int64_t m, int64_t ldx, const float* w, cons
   }
 }
 
-void linear_backward(const float* dy, int64_t m, int64_t ldy, const float* w, int64_t n_out, int64_t n_in,
+void linear_backward(const float* dy, int64_t m, int64_t ldy, const FrozenWeight& w, int64_t n_out, int64_t n_in,
                      const model::LoraWeights* lora, double scale, const float* x_lora, const float* t, float* dx,
                      float* dx_lora, model::LoraWeights* grad) {
-  gemm_f32(false, false, m, n_in, n_out, 1.0f, dy, ldy, w, n_in, 1.0f, dx, n_in);  // dx += dy·W
+  if (w.packed_t) {  // dx += dy·W as (Wᵀ)'s forward
+    OE_CHECK(w.packed_t->n_out() == n_in && w.packed_t->n_in() == n_out);
+    std::vector<float> tmp(static_cast<size_t>(m * n_in));
+    w.packed_t->forward(dy, m, tmp.data(), ldy, n_in);
+    for (size_t i = 0; i < tmp.size(); ++i) dx[i] += tmp[i];
+  } else {
+    gemm_f32(false, false, m, n_in, n_out, 1.0f, dy, ldy, w.f32, n_in, 1.0f, dx, n_in);  // dx += dy·W
+  }
   if (!lora || lora->empty()) return;
   OE_CHECK(grad && grad->a.size() == lora->a.size() && grad->b.size() == lora->b.size());
   const int64_t r = static_cast<int64_t>(lora->a.size()) / n_in;

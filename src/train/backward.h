@@ -9,20 +9,32 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/matmul.h"
 #include "model/lora.h"
 
 namespace oe::train {
 
+// A frozen weight W [n_out, n_in]: fp32 values for oneDNN's sgemm, or, for bf16 training, W and Wᵀ packed for the
+// bf16 GEMMs of kernels/matmul.h (the project's AMX kernel where the CPU has it), which round their input to bf16 and
+// accumulate in fp32.
+struct FrozenWeight {
+  const float* f32 = nullptr;
+  const kernels::PackedLinear* packed = nullptr;    // W: y = x·Wᵀ
+  const kernels::PackedLinear* packed_t = nullptr;  // Wᵀ: dx = dy·W
+  FrozenWeight(const float* w) : f32(w) {}  // NOLINT: a plain fp32 weight converts
+  FrozenWeight(const kernels::PackedLinear* w, const kernels::PackedLinear* wt) : packed(w), packed_t(wt) {}
+};
+
 // ---- Linear with LoRA (PEFT's LoraLayer): y = x·Wᵀ + b + scale · (drop(x)·Aᵀ)·Bᵀ.
 // w [n_out, n_in]; bias [n_out] or null; lora null (or empty) for a plain linear; x_lora: the dropped-out x the
 // LoRA branch reads (x itself without dropout); t [m, r]: receives x_lora·Aᵀ, kept for the backward.
-void linear_forward(const float* x, int64_t m, int64_t ldx, const float* w, const float* bias, int64_t n_out,
+void linear_forward(const float* x, int64_t m, int64_t ldx, const FrozenWeight& w, const float* bias, int64_t n_out,
                     int64_t n_in, const model::LoraWeights* lora, double scale, const float* x_lora, float* t,
                     float* y, int64_t ldy);
 // dx [m, n_in] += dy·W + (dt·A through the dropout: the caller applies the mask to dx_lora); grad->a += dtᵀ·x_lora,
 // grad->b += scale·dyᵀ·t, where dt = scale·dy·B. dx_lora [m, n_in] receives dt·A (overwritten) when lora is set;
 // with dx_lora == dx (no dropout) it is added to dx directly.
-void linear_backward(const float* dy, int64_t m, int64_t ldy, const float* w, int64_t n_out, int64_t n_in,
+void linear_backward(const float* dy, int64_t m, int64_t ldy, const FrozenWeight& w, int64_t n_out, int64_t n_in,
                      const model::LoraWeights* lora, double scale, const float* x_lora, const float* t, float* dx,
                      float* dx_lora, model::LoraWeights* grad);
 

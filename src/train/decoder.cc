@@ -55,8 +55,8 @@ struct TrainableDecoder::Acts {
   std::vector<float> xl[model::LORA_MODULES];  // the dropped-out input per module (empty without dropout)
 };
 
-TrainableDecoder::TrainableDecoder(const model::Model& m)
-    : config_(m.config().text), ckpt_(io::Checkpoint::open(m.dir())) {
+TrainableDecoder::TrainableDecoder(const model::Model& m, kernels::Compute compute)
+    : config_(m.config().text), compute_(compute), ckpt_(io::Checkpoint::open(m.dir())) {
   const model::TextConfig& c = config_;
   const std::string& prefix = m.config().tensor_prefix;
   layers_.resize(static_cast<size_t>(c.n_layers));
@@ -77,6 +77,15 @@ TrainableDecoder::TrainableDecoder(const model::Model& m)
         throw InvalidInput(fmt::format("{}: tensor {} is {}, not a float type", ckpt_.path().string(), name,
                                        dtype_name(t.dtype)));
       L.w[idx(mod)] = &t;
+      if (compute_ == kernels::Compute::BF16) {
+        std::vector<float> w(static_cast<size_t>(n_out * n_in)), wt(w.size());
+        convert_to_f32(t.data, t.dtype, w.size(), w.data());
+        for (int64_t r = 0; r < n_out; ++r)
+          for (int64_t k = 0; k < n_in; ++k) wt[static_cast<size_t>(k * n_out + r)] = w[static_cast<size_t>(r * n_in + k)];
+        L.packed[idx(mod)] = kernels::PackedLinear(w.data(), DType::F32, n_out, n_in, nullptr, DType::F32, compute_);
+        L.packed_t[idx(mod)] = kernels::PackedLinear(wt.data(), DType::F32, n_in, n_out, nullptr, DType::F32, compute_);
+        ckpt_.release(name);
+      }
     }
     const int64_t q_dim = c.n_heads * c.d_head, kv_dim = c.n_kv_heads * c.d_head;
     L.bq = read_f32(ckpt_, p + "self_attn.q_proj.bias", {q_dim});
@@ -86,8 +95,10 @@ TrainableDecoder::TrainableDecoder(const model::Model& m)
   final_norm_ = read_f32(ckpt_, prefix + "model.norm.weight", {c.d_model});
 }
 
-const float* TrainableDecoder::weight(int64_t il, LoraModule m, std::vector<float>& scratch) const {
-  const io::TensorInfo& t = *layers_[static_cast<size_t>(il)].w[idx(m)];
+FrozenWeight TrainableDecoder::weight(int64_t il, LoraModule m, std::vector<float>& scratch) const {
+  const Layer& L = layers_[static_cast<size_t>(il)];
+  if (compute_ == kernels::Compute::BF16) return {&L.packed[idx(m)], &L.packed_t[idx(m)]};
+  const io::TensorInfo& t = *L.w[idx(m)];
   if (t.dtype == DType::F32) return static_cast<const float*>(t.data);
   scratch.resize(static_cast<size_t>(shape_numel(t.shape)));
   convert_to_f32(t.data, t.dtype, scratch.size(), scratch.data());

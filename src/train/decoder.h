@@ -13,6 +13,7 @@
 
 #include "io/safetensors.h"
 #include "model/embedder.h"
+#include "train/backward.h"
 #include "model/lora.h"
 #include "model/model.h"
 
@@ -40,7 +41,10 @@ class TrainableDecoder {
  public:
   // Opens `model`'s checkpoint and checks the decoder's tensors (InvalidInput naming one that is missing or
   // misshapen); the norms and biases are copied as fp32, the projections stay mapped.
-  explicit TrainableDecoder(const model::Model& model);
+  // compute BF16: the frozen projections are packed once, as W and as Wᵀ, for the bf16 GEMMs (2 bytes a parameter
+  // each; inputs rounded to bf16, fp32 accumulation), instead of being converted to fp32 for each product; LoRA,
+  // attention, norms and the loss stay fp32.
+  explicit TrainableDecoder(const model::Model& model, kernels::Compute compute = kernels::Compute::F32);
 
   // Embeddings [n_segments, d_model] of the batch's segments (bidirectional attention within each), with the
   // adapter applied (null: the base model). With a tape, keeps what backward needs.
@@ -52,20 +56,24 @@ class TrainableDecoder {
                 const Tape& tape, const float* dvectors, model::LoraAdapter* grad) const;
 
   const model::TextConfig& config() const { return config_; }
+  kernels::Compute compute() const { return compute_; }
 
  private:
   struct Layer {
     std::vector<float> input_norm, post_norm;
     const io::TensorInfo* w[model::LORA_MODULES] = {};  // q, k, v, o, gate, up, down: [n_out, n_in], mapped
+    kernels::PackedLinear packed[model::LORA_MODULES], packed_t[model::LORA_MODULES];  // BF16 compute only
     std::vector<float> bq, bk, bv;
   };
-  // The weight of (layer, module) as fp32: the mapped tensor itself when it is F32, else converted into scratch.
-  const float* weight(int64_t il, model::LoraModule m, std::vector<float>& scratch) const;
+  // The weight of (layer, module): packed (BF16), or fp32: the mapped tensor itself when it is F32, else converted
+  // into scratch.
+  FrozenWeight weight(int64_t il, model::LoraModule m, std::vector<float>& scratch) const;
   struct Acts;  // one layer's inner activations
   void layer_forward(int64_t il, const model::DecoderBatch& batch, const float* cos, const float* sin,
                      const model::LoraAdapter* adapter, const Dropout& dropout, float* x, Acts* acts) const;
 
   model::TextConfig config_;
+  kernels::Compute compute_;
   io::Checkpoint ckpt_;
   std::vector<Layer> layers_;
   std::vector<float> final_norm_;

@@ -235,7 +235,7 @@ TrainSummary train(const pipeline::Encoder& encoder, const TrainOptions& o,
   const auto warmup = static_cast<int64_t>(std::floor(o.warmup * static_cast<double>(total)));
   const json identity = run_identity(o, data_id, total);
 
-  const TrainableDecoder dec(m);
+  const TrainableDecoder dec(m, m.compute());
   const model::TextConfig& c = dec.config();
   const std::string& prefix = m.config().tensor_prefix;
   model::LoraConfig lc = o.lora;

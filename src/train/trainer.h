@@ -2,7 +2,9 @@
 // hard negatives and every other document of the micro-batch (in-batch negatives), LoRA on the text decoder only
 // (vision and audio towers frozen: they run as at inference, inside model::Embedder::decoder_inputs), bidirectional
 // attention as at inference, AdamW with linear warm-up and cosine decay, gradient accumulation, activation
-// checkpointing per decoder layer (train/decoder.h), fp32 compute, resumable.
+// checkpointing per decoder layer (train/decoder.h), resumable. The frozen projections' products run in the
+// model's compute: fp32, or bf16 GEMMs (inputs rounded to bf16, fp32 accumulation) when the model was loaded in
+// BF16; LoRA weights, their gradients, the optimizer state, attention, norms and the loss are always fp32.
 //
 // The training data is what `omni-embed mine` writes (train/mining.h), one example per line:
 //   {"query": ITEM, "positive": ITEM, "negatives": [ITEM, ...], ...}

@@ -15,6 +15,7 @@
 #include "model/embedder.h"
 #include "train/backward.h"
 #include "train/decoder.h"
+#include "train/optimizer.h"
 
 namespace oe::train {
 namespace {
@@ -189,6 +190,35 @@ TEST(TrainableDecoder, LossGradientWithDropoutEqualsFiniteDifferences) {
   EXPECT_LT(check_all_modules(f, dr), 1e-3);
   // and dropout does change the loss (so the masks are applied)
   EXPECT_NE(f.loss(dr), f.loss({}));
+}
+
+// BF16 compute (the frozen products on the bf16 GEMMs): the loss and the LoRA gradients stay close to fp32's.
+TEST(TrainableDecoder, Bf16GemmsGiveNearlyTheFp32LossAndGradients) {
+  LossFixture f;
+  model::LoraAdapter g32 = zeros_like(f.adapter), g16 = zeros_like(f.adapter);
+  const double l32 = f.loss({}, &g32);
+  TrainableDecoder bf16(*f.m, kernels::Compute::BF16);
+  Tape tape;
+  const auto v = bf16.forward(f.batch, &f.adapter, {}, &tape);
+  InfoNce r = info_nce(v.data(), 2, v.data() + 2 * f.d, 3, f.d, {0, 1}, 0.05);
+  std::vector<float> dv(v.size());
+  std::copy(r.dq.begin(), r.dq.end(), dv.begin());
+  std::copy(r.dp.begin(), r.dp.end(), dv.begin() + 2 * f.d);
+  bf16.backward(f.batch, f.adapter, {}, tape, dv.data(), &g16);
+  EXPECT_NE(r.loss, l32);  // the bf16 path is taken
+  EXPECT_LT(std::abs(r.loss - l32) / l32, 2e-2) << r.loss << " vs " << l32;
+  double ab = 0, aa = 0, bb = 0;
+  auto p32 = parameter_tensors(g32), p16 = parameter_tensors(g16);
+  for (size_t t = 0; t < p32.size(); ++t)
+    for (size_t i = 0; i < p32[t]->size(); ++i) {
+      const double x = (*p32[t])[i], y = (*p16[t])[i];
+      ab += x * y;
+      aa += x * x;
+      bb += y * y;
+    }
+  const double cos = ab / std::sqrt(aa * bb);
+  std::printf("bf16 vs fp32: loss %.6f vs %.6f, gradient cosine %.6f\n", r.loss, l32, cos);
+  EXPECT_GT(cos, 0.99);
 }
 
 // One step's loss and every LoRA gradient against an independent implementation: torch autograd in float64 over a

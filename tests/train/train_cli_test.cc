@@ -83,9 +83,21 @@ TEST(TrainCli, TrainingRaisesHeldOutNdcg) {
       EXPECT_FALSE(fs::exists(fs::path(out) / "eval-cache"));
     }
   }
+  // The same run with the frozen products on the bf16 GEMMs, evaluated in bf16.
+  const std::string out16 = (tmp.path() / "adapter-bf16").string();
+  auto t16 = run(tmp, fmt::format("train --model {} --dtype bf16 --data {} --out {} {}", model(),
+                                  (tmp.path() / "perc-pos.jsonl").string(), out16, TRAIN_FLAGS));
+  ASSERT_EQ(t16.rc, 0) << t16.err;
+  auto e16 = run(tmp, fmt::format("eval --model {} --dtype bf16 --dataset {} --split test --cache {} --format json "
+                                  "--k 10 --adapter {}",
+                                  model(), task.string(), (tmp.path() / "cache-bf16").string(), out16));
+  ASSERT_EQ(e16.rc, 0) << e16.err;
+  const double bf16 = nlohmann::json::parse(e16.out)["modes"]["all"]["metrics"]["ndcg_cut_10"].get<double>();
   // Reported either way: which negatives trained the better adapter on this task.
-  std::printf("held-out nDCG@10: untrained %.4f, perc-pos negatives %.4f, top-k negatives %.4f\n", base,
-              trained["perc-pos"], trained["top-k"]);
+  std::printf("held-out nDCG@10: untrained %.4f, perc-pos negatives %.4f, top-k negatives %.4f, perc-pos in bf16 "
+              "%.4f\n",
+              base, trained["perc-pos"], trained["top-k"], bf16);
+  EXPECT_GT(bf16, base + 0.2);
   EXPECT_LT(base, 0.2);
   EXPECT_GT(trained["perc-pos"], base + 0.2);
   EXPECT_GT(trained["top-k"], base + 0.2);
