@@ -46,6 +46,15 @@ void apply_dropout(const Dropout& dr, int64_t layer, LoraModule m, const float* 
     out[i] = splitmix(base + static_cast<uint64_t>(i)) >= threshold ? in[i] * keep : 0.0f;
 }
 
+// wt [cols, rows] = wᵀ of w [rows, cols], in 64×64 blocks (a row-by-row loop writes one cache line per element).
+void transpose(const float* w, int64_t rows, int64_t cols, float* wt) {
+  constexpr int64_t B = 64;
+  for (int64_t r0 = 0; r0 < rows; r0 += B)
+    for (int64_t c0 = 0; c0 < cols; c0 += B)
+      for (int64_t r = r0; r < std::min(rows, r0 + B); ++r)
+        for (int64_t c = c0; c < std::min(cols, c0 + B); ++c) wt[c * rows + r] = w[r * cols + c];
+}
+
 }  // namespace
 
 struct TrainableDecoder::Acts {
@@ -80,8 +89,7 @@ TrainableDecoder::TrainableDecoder(const model::Model& m, kernels::Compute compu
       if (compute_ == kernels::Compute::BF16) {
         std::vector<float> w(static_cast<size_t>(n_out * n_in)), wt(w.size());
         convert_to_f32(t.data, t.dtype, w.size(), w.data());
-        for (int64_t r = 0; r < n_out; ++r)
-          for (int64_t k = 0; k < n_in; ++k) wt[static_cast<size_t>(k * n_out + r)] = w[static_cast<size_t>(r * n_in + k)];
+        transpose(w.data(), n_out, n_in, wt.data());
         L.packed[idx(mod)] = kernels::PackedLinear(w.data(), DType::F32, n_out, n_in, nullptr, DType::F32, compute_);
         L.packed_t[idx(mod)] = kernels::PackedLinear(wt.data(), DType::F32, n_in, n_out, nullptr, DType::F32, compute_);
         ckpt_.release(name);
