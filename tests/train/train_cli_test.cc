@@ -178,6 +178,25 @@ TEST(TrainCli, KilledAtAnyMomentResumesToTheSameAdapter) {
   EXPECT_NE(d.err.find("--resume continues it"), std::string::npos) << d.err;
 }
 
+// Media items train through the frozen towers (the rows they are embedded with): an image positive and an image
+// query next to texts, paths relative to the data file.
+TEST(TrainCli, ImageItemsTrain) {
+  TempDir tmp;
+  const fs::path demo = fs::path(OE_SOURCE_DIR) / "datasets" / "quality-demo" / "images";
+  fs::copy_file(demo / "shape-red-circle-0.png", tmp.path() / "red.png");
+  fs::copy_file(demo / "shape-blue-star-0.png", tmp.path() / "star.png");
+  testing::write_file(tmp.path() / "d.jsonl",
+                      "{\"query\": {\"text\": \"a red circle\"}, \"positive\": {\"image\": \"red.png\"}, "
+                      "\"negatives\": [{\"image\": \"star.png\"}]}\n"
+                      "{\"query\": {\"image\": \"star.png\"}, \"positive\": {\"text\": \"a blue star\"}}\n");
+  const fs::path out = tmp.path() / "out";
+  auto t = run(tmp, fmt::format("train --model {} --data {} --out {} --max-steps 3 --lr 1e-3 --log-every 1", model(),
+                                (tmp.path() / "d.jsonl").string(), out.string()));
+  ASSERT_EQ(t.rc, 0) << t.err;
+  EXPECT_NE(t.err.find("step 3/3"), std::string::npos) << t.err;
+  EXPECT_TRUE(fs::exists(out / "adapter_model.safetensors"));
+}
+
 TEST(TrainCli, BadInputIsRefusedNamingIt) {
   TempDir tmp;
   const fs::path out = tmp.path() / "out";
