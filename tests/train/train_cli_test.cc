@@ -43,6 +43,20 @@ fs::path make_task(const TempDir& tmp) {
   return task;
 }
 
+// The generated task's training pairs mined with the default filter: returns the pairs file.
+std::string mined_pairs(const TempDir& tmp) {
+  const fs::path task = make_task(tmp);
+  const std::string data = (tmp.path() / "train.jsonl").string();
+  const auto m = run(tmp, fmt::format("mine --model {} --dtype f32 --dataset {} --split train --out {}", model(),
+                                      task.string(), data));
+  EXPECT_EQ(m.rc, 0) << m.err;
+  return data;
+}
+
+bool has_training_state(const fs::path& out) {
+  return fs::exists(out / "trainer-state") || fs::exists(out / "trainer-state.old");
+}
+
 double ndcg10(const TempDir& tmp, const fs::path& task, const std::string& adapter, const std::string& cache) {
   const auto o = run(tmp, fmt::format("eval --model {} --dtype f32 --dataset {} --split test --cache {} --format json "
                                       "--k 10 {}",
@@ -105,12 +119,7 @@ TEST(TrainCli, TrainingRaisesHeldOutNdcg) {
 
 TEST(TrainCli, StoppedAndResumedEqualsStraightThrough) {
   TempDir tmp;
-  const fs::path task = make_task(tmp);
-  const std::string data = (tmp.path() / "train.jsonl").string();
-  ASSERT_EQ(run(tmp, fmt::format("mine --model {} --dtype f32 --dataset {} --split train --out {}", model(),
-                                 task.string(), data))
-                .rc,
-            0);
+  const std::string data = mined_pairs(tmp);
   // Dropout on, so the masks of the resumed steps must be the same ones too; two micro-batches a step.
   const std::string flags = "--batch 8 --accumulate 2 --max-steps 6 --lora-dropout 0.1 --lr 1e-3 --seed 3";
   const fs::path straight = tmp.path() / "straight", parts = tmp.path() / "parts";
@@ -143,12 +152,7 @@ TEST(TrainCli, StoppedAndResumedEqualsStraightThrough) {
 
 TEST(TrainCli, KilledAtAnyMomentResumesToTheSameAdapter) {
   TempDir tmp;
-  const fs::path task = make_task(tmp);
-  const std::string data = (tmp.path() / "train.jsonl").string();
-  ASSERT_EQ(run(tmp, fmt::format("mine --model {} --dtype f32 --dataset {} --split train --out {}", model(),
-                                 task.string(), data))
-                .rc,
-            0);
+  const std::string data = mined_pairs(tmp);
   const std::string flags = "--batch 8 --max-steps 10 --save-every 1 --lora-dropout 0.1 --lr 1e-3 --seed 5";
   const fs::path straight = tmp.path() / "straight", killed = tmp.path() / "killed";
   auto a = run(tmp, fmt::format("train --model {} --data {} --out {} {}", model(), data, straight.string(), flags));
@@ -156,7 +160,7 @@ TEST(TrainCli, KilledAtAnyMomentResumesToTheSameAdapter) {
   // SIGKILL at moments spread over loading, training steps and saves; each restart resumes from the last save.
   int kills = 0;
   for (double at : {0.4, 0.9, 1.3, 1.7, 2.2}) {
-    const bool has_state = fs::exists(killed / "trainer-state") || fs::exists(killed / "trainer-state.old");
+    const bool has_state = has_training_state(killed);
     auto k = testing::run_split(fmt::format("timeout -s KILL {} '{}' train --model {} --data {} --out {} {} {}", at,
                                             OE_CLI, model(), data, killed.string(), flags,
                                             has_state ? "--resume" : ""),
@@ -165,9 +169,8 @@ TEST(TrainCli, KilledAtAnyMomentResumesToTheSameAdapter) {
     if (k.rc == 0) break;  // finished before the kill
   }
   std::printf("killed %d times\n", kills);
-  const bool has_state = fs::exists(killed / "trainer-state") || fs::exists(killed / "trainer-state.old");
   auto c = run(tmp, fmt::format("train --model {} --data {} --out {} {} {}", model(), data, killed.string(), flags,
-                                has_state ? "--resume" : ""));
+                                has_training_state(killed) ? "--resume" : ""));
   ASSERT_EQ(c.rc, 0) << c.err;
   EXPECT_GT(kills, 0);
   EXPECT_EQ(slurp(straight / "adapter_model.safetensors"), slurp(killed / "adapter_model.safetensors"));
