@@ -72,6 +72,25 @@ std::vector<int64_t> card_frame_indices(int64_t total_frames, double video_fps, 
 // reference raises), n is total_frames: every frame.
 std::vector<int64_t> st_frame_indices(int64_t total_frames, double video_fps, const VideoOptions& options);
 
+// A time range of a video (qwen-vl-utils' video_start / video_end) and the frames it covers, as that reader's
+// calculate_video_frame_range computes them: the range clamped to the length total_frames / fps, first_frame =
+// ceil(start · fps), last_frame = min(floor(end · fps), total_frames − 1). The frames of a range are sampled over
+// [first_frame, last_frame] by the rule that samples a whole video over [0, total_frames − 1] (the fps rule on
+// last − first + 1 frames; the card pipeline's torch.linspace(first, last, n) rounded), so the range covering a
+// whole video samples what decode_video_frames does. Consecutive windows share the frame at their boundary when
+// start · fps is whole (the reference's end is inclusive).
+struct VideoRange {
+  double start = 0, end = 0;  // seconds, clamped to the video's length
+  int64_t first_frame = 0, last_frame = 0;
+  int64_t frame_count() const { return last_frame - first_frame + 1; }
+};
+// InvalidInput when the range is empty or covers fewer than 2 frames (the reference raises there too).
+VideoRange video_range(const VideoInfo& info, double start, double end);
+// Windows of `window_seconds` from 0, each starting `window_seconds − overlap_seconds` after the previous one, the
+// last ending at the video's length. A last window of fewer than 2 frames is dropped (a 1-frame video keeps its one
+// window). InvalidInput for a window that is not positive or an overlap outside [0, window).
+std::vector<VideoRange> video_windows(const VideoInfo& info, double window_seconds, double overlap_seconds);
+
 // torchvision's F.resize(uint8 tensor, (height, width), BICUBIC, antialias=True): separable antialiased Keys
 // bicubic (a = -0.5, support scaled when downsampling, weights normalised), computed in float32 on the float
 // image, clamped to [0, 255] and rounded half to even: torch's fp32 CPU path, bit for bit as torch 1.13 computes it
@@ -98,5 +117,17 @@ struct VideoFrames {
 // that leaves an odd count (the reference would fail on such a file); no sampled frame at all is an InvalidInput.
 VideoFrames decode_video_frames(const std::filesystem::path& path, const VideoOptions& options,
                                 const std::function<void(int64_t, int64_t)>& progress = {});
+
+// The same for several time ranges of one video (`info` from probe_video), decoding the file once: on_range(i,
+// frames) is called for each range in order as soon as its last sampled frame is decoded, so only the frames of the
+// ranges in progress are held (a long video in windows costs one window's frames, whatever its length). Each range
+// is sampled and resized as a video of its own (VideoRange); `frames.info` is the whole video's. Ranges must be in
+// order (non-decreasing start and end). A damaged file that ends early: the range in progress gets the frames that
+// were decoded (n_missing counts the others, and the card pipeline keeps its count even), later ranges none.
+// Returns how many ranges were handed out; none is an InvalidInput naming the file.
+size_t decode_video_ranges(const std::filesystem::path& path, const VideoOptions& options, const VideoInfo& info,
+                           const std::vector<VideoRange>& ranges,
+                           const std::function<void(size_t, VideoFrames&&)>& on_range,
+                           const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace oe::media

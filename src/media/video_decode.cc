@@ -464,55 +464,123 @@ VideoInfo probe_video(const fs::path& path) {
   return with_context(path.string(), [&] { return probe(path, VideoOptions{}.max_frame_pixels); });
 }
 
+namespace {
+
+void check_decode_limits(const VideoInfo& info, const VideoOptions& options) {
+  if (options.max_frame_pixels <= 0 || options.max_decode_bytes <= 0) {
+    throw InvalidInput(fmt::format("video max frame pixels {} and max decode bytes {} must be positive",
+                                   options.max_frame_pixels, options.max_decode_bytes));
+  }
+  if (info.width * info.height > options.max_frame_pixels) {
+    throw InvalidInput(fmt::format(
+        "a video frame of {}x{} ({} pixels) is over the limit of {} (VideoOptions::max_frame_pixels, "
+        "--max-video-frame-pixels)",
+        info.width, info.height, info.width * info.height, options.max_frame_pixels));
+  }
+}
+
+// One range of decode_ranges: its frame plan, its two resizes and the frames sampled so far.
+struct RangeInProgress {
+  detail::FramePlan plan;
+  ResizedSize first, second;
+  size_t next = 0;  // the next entry of plan.indices to fill
+  VideoFrames frames;
+  bool complete() const { return next == plan.indices.size(); }
+};
+
+// decode_video_ranges without the file name prefixed to errors.
+size_t decode_ranges(const fs::path& path, const VideoOptions& options, const VideoInfo& info,
+                     const std::vector<VideoRange>& ranges, const std::function<void(size_t, VideoFrames&&)>& on_range,
+                     const std::function<void(int64_t, int64_t)>& progress) {
+  check_decode_limits(info, options);
+  const bool card = options.pipeline == VideoPipeline::Card;
+  std::vector<RangeInProgress> todo(ranges.size());
+  std::vector<int64_t> wanted;  // every sampled index once, sorted
+  int64_t resize_bytes = 0;
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const VideoRange& r = ranges[i];
+    OE_CHECK(r.first_frame >= 0 && r.last_frame < info.total_frames && r.first_frame <= r.last_frame &&
+                 (i == 0 || (r.first_frame >= ranges[i - 1].first_frame && r.last_frame >= ranges[i - 1].last_frame)),
+             "video range {}: frames {}..{} of {}", i, r.first_frame, r.last_frame, info.total_frames);
+    RangeInProgress& t = todo[i];
+    t.plan = card ? detail::plan_card_frames(r.frame_count(), info.fps, options, r.first_frame)
+                  : detail::plan_st_frames(r.frame_count(), info.fps, options, r.first_frame);
+    const auto n = static_cast<int64_t>(t.plan.indices.size());
+    // The target sizes come from the stream's declared size (all frames end up the same size).
+    t.first = card ? card_first_resize(info.height, info.width, n, options)
+                   : smart_resize(info.height, info.width, detail::VIDEO_FACTOR, options.min_pixels, options.max_pixels);
+    t.second = card ? smart_resize(t.first.height, t.first.width, detail::VIDEO_FACTOR, options.min_pixels,
+                                   options.max_pixels)
+                    : t.first;
+    t.frames.info = info;
+    t.frames.truncated = t.plan.truncated;
+    t.frames.frames.reserve(static_cast<size_t>(n));
+    wanted.insert(wanted.end(), t.plan.indices.begin(), t.plan.indices.end());
+    // The first resize holds its width pass (float RGB at the new width, the old height) and its height pass.
+    resize_bytes = std::max(resize_bytes, 12 * t.first.width * (info.height + t.first.height));
+  }
+  std::sort(wanted.begin(), wanted.end());
+  wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+
+  size_t handed = 0;  // ranges before this one were handed out
+  const auto hand_out = [&](size_t i) {
+    on_range(i, std::move(todo[i].frames));
+    todo[i] = {};  // frees the plan too
+    ++handed;
+  };
+  const auto on_frame = [&](int64_t k, const RgbImage& rgb) {
+    for (size_t i = handed; i < todo.size() && ranges[i].first_frame <= k; ++i) {
+      RangeInProgress& t = todo[i];
+      for (; !t.complete() && t.plan.indices[t.next] == k; ++t.next) {  // an index sampled twice is kept twice
+        RgbImage resized = resize_bicubic_antialias(rgb, t.first.width, t.first.height);
+        if (card) resized = resize_bicubic(resized, t.second.width, t.second.height);
+        t.frames.frames.push_back(std::move(resized));
+        t.frames.indices.push_back(k);
+      }
+    }
+    while (handed < todo.size() && todo[handed].complete()) hand_out(handed);
+  };
+  detail::decode_frames_at(path, wanted, info.total_frames, on_frame, progress,
+                           {options.max_frame_pixels, options.max_decode_bytes, resize_bytes});
+  // A damaged file ended before the last sampled index: the range in progress keeps what was decoded.
+  for (size_t i = handed; i < todo.size() && !todo[i].frames.frames.empty(); ++i) {
+    VideoFrames& f = todo[i].frames;
+    f.n_missing = static_cast<int64_t>(todo[i].plan.indices.size() - f.frames.size());
+    if (card && f.frames.size() % 2 == 1) {  // keep the count even, as the card pipeline's is
+      f.frames.push_back(f.frames.back());
+      f.indices.push_back(f.indices.back());
+    }
+    hand_out(i);
+  }
+  if (handed == 0) {
+    const size_t n = ranges.empty() ? 0 : todo.front().plan.indices.size();
+    throw InvalidInput(fmt::format("none of the {} sampled frames could be decoded (the stream counts {} frames)", n,
+                                   info.total_frames));
+  }
+  return handed;
+}
+
+}  // namespace
+
+size_t decode_video_ranges(const fs::path& path, const VideoOptions& options, const VideoInfo& info,
+                           const std::vector<VideoRange>& ranges,
+                           const std::function<void(size_t, VideoFrames&&)>& on_range,
+                           const std::function<void(int64_t, int64_t)>& progress) {
+  ffmpeg::quiet_log();
+  OE_CHECK(!ranges.empty(), "no video range");
+  return with_context(path.string(), [&] { return decode_ranges(path, options, info, ranges, on_range, progress); });
+}
+
 VideoFrames decode_video_frames(const fs::path& path, const VideoOptions& options,
                                 const std::function<void(int64_t, int64_t)>& progress) {
   ffmpeg::quiet_log();
   return with_context(path.string(), [&] {
+    const VideoInfo info = probe(path, options.max_frame_pixels);
+    VideoRange whole;
+    whole.end = static_cast<double>(info.total_frames) / info.fps;
+    whole.last_frame = info.total_frames - 1;
     VideoFrames out;
-    out.info = probe(path, options.max_frame_pixels);
-    if (options.max_frame_pixels <= 0 || options.max_decode_bytes <= 0) {
-      throw InvalidInput(fmt::format("video max frame pixels {} and max decode bytes {} must be positive",
-                                     options.max_frame_pixels, options.max_decode_bytes));
-    }
-    if (out.info.width * out.info.height > options.max_frame_pixels) {
-      throw InvalidInput(fmt::format(
-          "a video frame of {}x{} ({} pixels) is over the limit of {} (VideoOptions::max_frame_pixels, "
-          "--max-video-frame-pixels)",
-          out.info.width, out.info.height, out.info.width * out.info.height, options.max_frame_pixels));
-    }
-    const bool card = options.pipeline == VideoPipeline::Card;
-    detail::FramePlan plan = card ? detail::plan_card_frames(out.info.total_frames, out.info.fps, options)
-                                  : detail::plan_st_frames(out.info.total_frames, out.info.fps, options);
-    out.truncated = plan.truncated;
-    const auto n = static_cast<int64_t>(plan.indices.size());
-    // The target sizes come from the stream's declared size (all frames end up the same size).
-    const ResizedSize first = card ? card_first_resize(out.info.height, out.info.width, n, options)
-                                   : smart_resize(out.info.height, out.info.width, detail::VIDEO_FACTOR,
-                                                  options.min_pixels, options.max_pixels);
-    const ResizedSize second = card ? smart_resize(first.height, first.width, detail::VIDEO_FACTOR,
-                                                   options.min_pixels, options.max_pixels)
-                                    : first;
-    out.frames.reserve(static_cast<size_t>(n));
-    out.indices.reserve(static_cast<size_t>(n));
-    const auto on_frame = [&](int64_t k, const RgbImage& rgb) {
-      RgbImage resized = resize_bicubic_antialias(rgb, first.width, first.height);
-      if (card) resized = resize_bicubic(resized, second.width, second.height);
-      out.frames.push_back(std::move(resized));
-      out.indices.push_back(k);
-    };
-    // The first resize holds its width pass (float RGB at the new width, the old height) and its height pass.
-    const int64_t resize_bytes = 12 * first.width * (out.info.height + first.height);
-    detail::decode_frames_at(path, plan.indices, out.info.total_frames, on_frame, progress,
-                             {options.max_frame_pixels, options.max_decode_bytes, resize_bytes});
-    out.n_missing = n - static_cast<int64_t>(out.frames.size());
-    if (out.frames.empty()) {
-      throw InvalidInput(fmt::format("none of the {} sampled frames could be decoded (the stream counts {} frames)",
-                                     n, out.info.total_frames));
-    }
-    if (card && out.frames.size() % 2 == 1) {  // a damaged file: keep the count even, as the card pipeline's is
-      out.frames.push_back(out.frames.back());
-      out.indices.push_back(out.indices.back());
-    }
+    decode_ranges(path, options, info, {whole}, [&](size_t, VideoFrames&& f) { out = std::move(f); }, progress);
     return out;
   });
 }

@@ -1,7 +1,8 @@
 // Frame sampling and the resizes of the video path (spec qwen25-omni-thinker.md §6.2.1, omni-embed-nemotron.md §2
 // item 4), in the arithmetic of the references:
 //  - card: qwen-omni-utils' smart_nframes in double (as Python computes it), then
-//    torch.linspace(0, total − 1, n, dtype=float32).round(): torch ≥ 2.0's scalar CPU kernel, step = (end − start) /
+//    torch.linspace(0, total − 1, n, dtype=float32).round() (for a time range of the video, qwen-vl-utils' decord
+//    reader with video_start / video_end: smart_nframes of the range's frame count and linspace(first, last, n)): torch ≥ 2.0's scalar CPU kernel, step = (end − start) /
 //    (n − 1) in float32, value i = start + step·i below n/2 and end − step·(n − 1 − i) from there on, each a fused
 //    multiply-add as GCC contracts it in torch's AVX2 kernels (seen in torch 1.13's scalar loop; a build without
 //    FMA rounds a tie the other way for about 1.5% of (total, n) pairs, moving one index by 1), rounded half to even;
@@ -56,9 +57,21 @@ void check_stream(int64_t total_frames, double video_fps) {
 int64_t floor_to_even(double v) { return static_cast<int64_t>(std::floor(v / FRAME_FACTOR)) * FRAME_FACTOR; }
 int64_t ceil_to_even(double v) { return static_cast<int64_t>(std::ceil(v / FRAME_FACTOR)) * FRAME_FACTOR; }
 
-// torch.linspace(0, total − 1, n, dtype=float32).round() (see the file comment).
-std::vector<int64_t> linspace_rounded(int64_t total_frames, int64_t n) {
-  const float start = 0.0f, end = static_cast<float>(total_frames - 1);
+// qwen-vl-utils' calculate_video_frame_range: the range clamped to the length total / fps, its first frame
+// ceil(start · fps), its last min(floor(end · fps), total − 1); -1 when start is past the last frame.
+VideoRange frame_range(const VideoInfo& info, double start, double end) {
+  const double length = static_cast<double>(info.total_frames) / info.fps;
+  VideoRange r;
+  r.start = std::clamp(start, 0.0, length);
+  r.end = std::clamp(end, 0.0, length);
+  r.first_frame = static_cast<int64_t>(std::ceil(r.start * info.fps));
+  r.last_frame = std::min(static_cast<int64_t>(std::floor(r.end * info.fps)), info.total_frames - 1);
+  return r;
+}
+
+// torch.linspace(first, first + count − 1, n, dtype=float32).round() (see the file comment).
+std::vector<int64_t> linspace_rounded(int64_t first, int64_t count, int64_t n) {
+  const auto start = static_cast<float>(first), end = static_cast<float>(first + count - 1);
   const float step = (end - start) / static_cast<float>(n - 1);
   const int64_t halfway = n / 2;
   std::vector<int64_t> out(static_cast<size_t>(n));
@@ -199,7 +212,7 @@ std::vector<float> aa_vertical(const T* src, int64_t width, const AaTaps& taps) 
 namespace detail {
 
 // qwen-omni-utils smart_nframes with element fps/min_frames/max_frames (spec §6.2.1 step 2).
-FramePlan plan_card_frames(int64_t total_frames, double video_fps, const VideoOptions& options) {
+FramePlan plan_card_frames(int64_t total_frames, double video_fps, const VideoOptions& options, int64_t first_frame) {
   check_options(options);
   check_stream(total_frames, video_fps);
   if (total_frames < FRAME_FACTOR) {
@@ -221,13 +234,13 @@ FramePlan plan_card_frames(int64_t total_frames, double video_fps, const VideoOp
                                    n_frames, total_frames, options.max_frames, total_frames));
   }
   plan.truncated = floor_to_even(std::min(std::max(wanted, static_cast<double>(min_frames)), total)) > n_frames;
-  plan.indices = linspace_rounded(total_frames, n_frames);
+  plan.indices = linspace_rounded(first_frame, total_frames, n_frames);
   return plan;
 }
 
 // transformers' BaseVideoProcessor.sample_frames with fps (the reference raises when the count is 0 or above the
 // frame count; here it is kept in 1..total_frames), then capped at max_frames.
-FramePlan plan_st_frames(int64_t total_frames, double video_fps, const VideoOptions& options) {
+FramePlan plan_st_frames(int64_t total_frames, double video_fps, const VideoOptions& options, int64_t first_frame) {
   check_options(options);
   check_stream(total_frames, video_fps);
   const double wanted = static_cast<double>(total_frames) / video_fps * options.fps;
@@ -239,6 +252,7 @@ FramePlan plan_st_frames(int64_t total_frames, double video_fps, const VideoOpti
   // ceil(total / step) can exceed n by one when total / (total / n) rounds above n; an index past the last frame
   // would fail in the reference, so it is dropped.
   while (!plan.indices.empty() && plan.indices.back() >= total_frames) plan.indices.pop_back();
+  for (int64_t& i : plan.indices) i += first_frame;
   return plan;
 }
 
@@ -250,6 +264,41 @@ std::vector<int64_t> card_frame_indices(int64_t total_frames, double video_fps, 
 
 std::vector<int64_t> st_frame_indices(int64_t total_frames, double video_fps, const VideoOptions& options) {
   return detail::plan_st_frames(total_frames, video_fps, options).indices;
+}
+
+VideoRange video_range(const VideoInfo& info, double start, double end) {
+  check_stream(info.total_frames, info.fps);
+  if (!std::isfinite(start) || !std::isfinite(end) || !(end > start)) {
+    throw InvalidInput(fmt::format("the video range {} s to {} s is empty", start, end));
+  }
+  const VideoRange r = frame_range(info, start, end);
+  if (r.last_frame <= r.first_frame) {  // the reference raises here too
+    throw InvalidInput(fmt::format("the range {} s to {} s covers frames {} to {} of {} ({:.3f} fps): fewer than 2",
+                                   start, end, r.first_frame, r.last_frame, info.total_frames, info.fps));
+  }
+  return r;
+}
+
+std::vector<VideoRange> video_windows(const VideoInfo& info, double window_seconds, double overlap_seconds) {
+  check_stream(info.total_frames, info.fps);
+  if (!(window_seconds > 0) || !(overlap_seconds >= 0) || !(overlap_seconds < window_seconds) ||
+      !std::isfinite(window_seconds)) {
+    throw InvalidInput(
+        fmt::format("video window {} s, overlap {} s: the window positive, the overlap in [0, window)",
+                    window_seconds, overlap_seconds));
+  }
+  const double length = static_cast<double>(info.total_frames) / info.fps;
+  const double step = window_seconds - overlap_seconds;
+  std::vector<VideoRange> out;
+  for (int64_t k = 0;; ++k) {
+    const double start = static_cast<double>(k) * step;  // k · step, not a running sum: no drift over hours
+    const VideoRange r = frame_range(info, start, start + window_seconds);
+    // A tail of fewer than 2 frames (the least the card pipeline samples) is dropped; the first window is always
+    // kept (a 1-frame video is refused later by the card pipeline with its own message).
+    if (out.empty() || r.last_frame > r.first_frame) out.push_back(r);
+    if (start + window_seconds >= length) break;
+  }
+  return out;
 }
 
 ResizedSize card_first_resize(int64_t height, int64_t width, int64_t n_frames, const VideoOptions& options) {

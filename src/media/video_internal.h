@@ -15,13 +15,16 @@ namespace oe::media::detail {
 // qwen-omni-utils' IMAGE_FACTOR: patch 14 × merge 2.
 constexpr int64_t VIDEO_FACTOR = 28;
 
-// Which frames a pipeline samples, and whether options.max_frames lowered the count that fps asked for.
+// Which frames a pipeline samples, and whether options.max_frames lowered the count that fps asked for. A plan covers
+// `total_frames` frames from `first_frame` (a time range of the video, VideoRange) as it would a whole video of that
+// many frames; the indices are the stream's.
 struct FramePlan {
   std::vector<int64_t> indices;  // non-decreasing
   bool truncated = false;
 };
-FramePlan plan_card_frames(int64_t total_frames, double video_fps, const VideoOptions& options);
-FramePlan plan_st_frames(int64_t total_frames, double video_fps, const VideoOptions& options);
+FramePlan plan_card_frames(int64_t total_frames, double video_fps, const VideoOptions& options,
+                           int64_t first_frame = 0);
+FramePlan plan_st_frames(int64_t total_frames, double video_fps, const VideoOptions& options, int64_t first_frame = 0);
 
 // Decodes `path` as a stream and calls on_frame(k, frame) for every k in `indices` (sorted; a repeated index is
 // handed out once per occurrence), frame k being the k-th frame the decoder outputs, converted to RGB24 exactly as

@@ -21,6 +21,9 @@ Sub-commands:
   indices CASES.json OUT.json   CASES: [{total, video_fps, fps, min_frames, max_frames, max_frames_option,
                                 height, width, min_pixels, max_pixels, total_pixels}]; OUT: per case the card and
                                 st plans (indices, sizes) or the error the reference raises
+  ranges CASES.json OUT.json    CASES: [{total, video_fps, fps, min_frames, video_start, video_end, height, width,
+                                total_pixels}]: per case the frame range of qwen-vl-utils' video_start/video_end,
+                                the card indices over it and the first resize, or the error it raises
   resize CASES.json DIR         CASES: [{name, in_h, in_w, out_h, out_w, seed, kind}]: DIR/NAME.in.npy (uint8
                                 [H, W, 3]) and DIR/NAME.torch.npy, the antialiased bicubic resize
   videos LIST.json DIR          LIST: [{name, path, pixels, fps, min_pixels, max_pixels, min_frames, max_frames,
@@ -67,12 +70,14 @@ def smart_nframes(total_frames, video_fps, fps, min_frames, max_frames):
     return int(nframes)
 
 
-def linspace_round_ref(total, n):
-    """torch >= 2.0 linspace(0, total - 1, n, float32) on x86 (scalar loop, fused multiply-add), then round()."""
-    end = np.float32(total - 1)
-    step = np.float32(end / np.float32(n - 1))
+def linspace_round_ref(total, n, first=0):
+    """torch >= 2.0 linspace(first, first + total - 1, n, float32) on x86 (scalar loop, fused multiply-add), then
+    round()."""
+    start = np.float32(first)
+    end = np.float32(first + total - 1)
+    step = np.float32((end - start) / np.float32(n - 1))
     i = np.arange(n, dtype=np.int64)
-    low = (np.float64(step) * i).astype(np.float32)
+    low = (np.float64(start) + np.float64(step) * i).astype(np.float32)
     high = (np.float64(end) - np.float64(step) * (n - 1 - i)).astype(np.float32)
     return np.round(np.where(i < n // 2, low, high)).astype(np.int64)
 
@@ -113,6 +118,30 @@ def plans(c):
     if "height" in c:
         out["st"]["size"] = list(smart_resize(c["height"], c["width"], FACTOR, c["min_pixels"], c["max_pixels"]))
     return out
+
+
+def video_frame_range(total, video_fps, video_start, video_end):
+    """qwen-vl-utils' calculate_video_frame_range (decord and torchcodec readers): (start_frame, end_frame)."""
+    max_duration = total / video_fps
+    start_frame = math.ceil(max(0.0, min(video_start, max_duration)) * video_fps)
+    end_frame = min(math.floor(max(0.0, min(video_end, max_duration)) * video_fps), total - 1)
+    if start_frame >= end_frame:
+        raise ValueError("Invalid time range: start frame %d exceeds end frame %d" % (start_frame, end_frame))
+    return start_frame, end_frame
+
+
+def range_plan(c):
+    """The card plan of a time range, as that reader samples it: smart_nframes of the range's frame count, then
+    linspace(start_frame, end_frame, n) rounded."""
+    try:
+        first, last = video_frame_range(c["total"], c["video_fps"], c["video_start"], c["video_end"])
+        count = last - first + 1
+        n = smart_nframes(count, c["video_fps"], c["fps"], c["min_frames"], None)
+        h1, w1 = card_first_size(c["height"], c["width"], n, c["total_pixels"])
+        return {"first": first, "last": last, "indices": linspace_round_ref(count, n, first).tolist(),
+                "size": [h1, w1]}
+    except ValueError as e:
+        return {"error": str(e)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -209,6 +238,9 @@ def main(argv):
     if cmd == "indices":
         with open(argv[3], "w") as f:
             json.dump([plans(c) for c in cases], f)
+    elif cmd == "ranges":
+        with open(argv[3], "w") as f:
+            json.dump([range_plan(c) for c in cases], f)
     elif cmd == "resize":
         for c in cases:
             rng = np.random.default_rng(c["seed"])

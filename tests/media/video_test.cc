@@ -184,6 +184,86 @@ TEST(VideoIndices, MatchOracleGrid) {
             << torch113_differs << "\n";
 }
 
+// Time ranges (windows of a long video) against qwen-vl-utils' video_start / video_end rule, written out by the
+// oracle: the frame range, the card indices over it and the first resize.
+TEST(VideoRanges, WindowsMatchTheReferenceRangeRule) {
+  TempDir dir;
+  json cases = json::array();
+  std::vector<VideoRange> ours;
+  std::vector<VideoInfo> infos;
+  int64_t tails = 0;
+  for (int64_t total : {2, 31, 750, 751, 1499, 4500, 5394, 107892}) {
+    for (double rate : {25.0, 30000.0 / 1001.0, 60.0, 1.0, 500.0 / 69.0}) {
+      for (const auto& [window, overlap] : std::vector<std::pair<double, double>>{{30, 0}, {30, 10}, {7.5, 2.5}}) {
+        VideoInfo info;
+        info.total_frames = total;
+        info.fps = rate;
+        info.width = 640;
+        info.height = 360;
+        const std::vector<VideoRange> windows = video_windows(info, window, overlap);
+        const double length = static_cast<double>(total) / rate;
+        ASSERT_FALSE(windows.empty());
+        EXPECT_EQ(windows.front().start, 0.0);
+        EXPECT_DOUBLE_EQ(windows.back().end, std::min(length, windows.back().start + window));
+        for (size_t i = 0; i < windows.size(); ++i) {
+          EXPECT_DOUBLE_EQ(windows[i].start, static_cast<double>(i) * (window - overlap));
+          EXPECT_LE(windows[i].end - windows[i].start, window + 1e-9);
+          cases.push_back({{"total", total}, {"video_fps", rate}, {"fps", 2.0}, {"min_frames", 4},
+                           {"video_start", windows[i].start}, {"video_end", windows[i].start + window},
+                           {"height", info.height}, {"width", info.width}, {"total_pixels", VideoOptions{}.total_pixels}});
+          ours.push_back(windows[i]);
+          infos.push_back(info);
+        }
+        // The tail the windows dropped covers fewer than 2 frames: the reference refuses it too.
+        const double next = static_cast<double>(windows.size()) * (window - overlap);
+        if (next < length && windows.back().end < length) {
+          ++tails;
+          EXPECT_THROW(video_range(info, next, next + window), InvalidInput);
+        }
+      }
+    }
+  }
+  write_json(dir / "cases.json", cases);
+  ASSERT_TRUE(run_oracle(fmt::format("ranges {} {}", q(dir / "cases.json"), q(dir / "out.json"))));
+  const json out = read_json(dir / "out.json");
+  ASSERT_EQ(out.size(), cases.size());
+  int64_t checked = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(cases[i].dump());
+    const json& want = out[i];
+    if (want.contains("error")) {  // only a 1-frame video's one window, which the card pipeline refuses as well
+      EXPECT_EQ(ours[i].frame_count(), 1);
+      EXPECT_THROW(detail::plan_card_frames(ours[i].frame_count(), infos[i].fps, {}, ours[i].first_frame),
+                   InvalidInput);
+      continue;
+    }
+    EXPECT_EQ(ours[i].first_frame, want["first"].get<int64_t>());
+    EXPECT_EQ(ours[i].last_frame, want["last"].get<int64_t>());
+    const detail::FramePlan plan = detail::plan_card_frames(ours[i].frame_count(), infos[i].fps, {}, ours[i].first_frame);
+    EXPECT_EQ(plan.indices, want["indices"].get<std::vector<int64_t>>());
+    const ResizedSize first = card_first_resize(360, 640, static_cast<int64_t>(plan.indices.size()), {});
+    EXPECT_EQ(first.height, want["size"][0].get<int64_t>());
+    EXPECT_EQ(first.width, want["size"][1].get<int64_t>());
+    ++checked;
+  }
+  std::cout << "[ info     ] " << checked << " windows checked against the reference, " << tails
+            << " dropped tails\n";
+  EXPECT_GT(checked, 300);
+  // A 3-minute video at 25 fps: six windows of 30 s.
+  VideoInfo three;
+  three.total_frames = 4500;
+  three.fps = 25;
+  const auto six = video_windows(three, 30, 0);
+  ASSERT_EQ(six.size(), 6u);
+  for (size_t i = 0; i < six.size(); ++i) {
+    EXPECT_EQ(six[i].start, 30.0 * static_cast<double>(i));
+    EXPECT_EQ(six[i].end, 30.0 * static_cast<double>(i + 1));
+  }
+  EXPECT_THROW(video_windows(three, 30, 30), InvalidInput);
+  EXPECT_THROW(video_windows(three, 0, 0), InvalidInput);
+  EXPECT_THROW(video_range(three, 10, 10), InvalidInput);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The antialiased bicubic resize against torch
 
@@ -499,6 +579,30 @@ TEST_F(VideoBadInputs, TruncatedFiles) {
   }
 }
 
+// A damaged file in windows: the window in progress keeps what was decoded, the later ones are not handed out.
+TEST_F(VideoBadInputs, TruncatedFileInWindows) {
+  const fs::path cut_file = cut("faststart.mp4", 0.5, "half_windows.mp4");
+  VideoInfo info = probe_video(cut_file);
+  // Windows planned over the length the header promises (the whole file's), as if the cut were discovered late.
+  const VideoInfo whole = probe_video(path("faststart.mp4"));
+  info.total_frames = whole.total_frames;
+  const auto windows = video_windows(info, 0.5, 0);
+  ASSERT_GE(windows.size(), 3u);
+  std::vector<VideoFrames> got;
+  const size_t n = decode_video_ranges(cut_file, {}, info, windows,
+                                       [&](size_t, VideoFrames&& f) { got.push_back(std::move(f)); });
+  EXPECT_EQ(n, got.size());
+  ASSERT_GE(n, 1u);
+  EXPECT_LT(n, windows.size());
+  for (size_t i = 0; i + 1 < got.size(); ++i) EXPECT_EQ(got[i].n_missing, 0);
+  EXPECT_GT(got.back().n_missing, 0);
+  EXPECT_EQ(got.back().frames.size() % 2, 0u);
+  // A window that starts past what can be decoded is not handed out at all; none at all is an error naming the file.
+  expect_error<InvalidInput>(
+      [&] { decode_video_ranges(cut_file, {}, info, {windows.back()}, [](size_t, VideoFrames&&) {}); }, cut_file,
+      "could be decoded");
+}
+
 TEST_F(VideoBadInputs, NoVideo) {
   const fs::path audio = path("audio_only.m4a");
   expect_error<InvalidInput>([&] { probe_video(audio); }, audio, "has no video stream");
@@ -565,6 +669,61 @@ TEST(VideoLimits, FrameSizeAndDecodingMemoryAreBounded) {
     }
   }
   EXPECT_EQ(outcomes, (std::vector<std::string>{"before", "while", "decoded"}));
+}
+
+// One decoding pass hands out each window as soon as its last frame is decoded, with the frames a decode of every
+// frame gives at those indices (a 56x56 video: the first resize's size is its minimum whatever the frame count).
+TEST(VideoRanges, DecodedOnceInOrder) {
+  TempDir dir;
+  const fs::path file = dir / "clip.mp4";
+  ASSERT_TRUE(ffmpeg(testsrc("56x56", "25", "13") + MPEG4 + " " + q(file)));
+  const VideoInfo info = probe_video(file);
+  ASSERT_EQ(info.total_frames, 325);
+  const std::vector<VideoRange> windows = video_windows(info, 4, 1);
+  ASSERT_EQ(windows.size(), 4u);  // 0-4, 3-7, 6-10, 9-13
+  VideoOptions every;
+  every.fps = 25;
+  every.max_frames = 1000;
+  const VideoFrames all = decode_video_frames(file, every);
+  ASSERT_EQ(all.frames.size(), 324u);  // the card pipeline's even count: all but one frame
+  std::map<int64_t, const RgbImage*> by_index;
+  for (size_t j = 0; j < all.frames.size(); ++j) by_index[all.indices[j]] = &all.frames[j];
+  int64_t compared = 0;
+  int64_t decoded = 0;
+  std::vector<int64_t> decoded_when_handed;
+  std::vector<size_t> order;
+  const size_t n = decode_video_ranges(
+      file, {}, info, windows,
+      [&](size_t i, VideoFrames&& f) {
+        SCOPED_TRACE(i);
+        order.push_back(i);
+        decoded_when_handed.push_back(decoded);
+        const auto plan = detail::plan_card_frames(windows[i].frame_count(), info.fps, {}, windows[i].first_frame);
+        EXPECT_EQ(f.indices, plan.indices);
+        EXPECT_EQ(f.n_missing, 0);
+        EXPECT_EQ(f.info.total_frames, 325);
+        ASSERT_EQ(f.frames.size(), plan.indices.size());
+        for (size_t j = 0; j < f.frames.size(); ++j) {
+          if (!by_index.count(f.indices[j])) continue;
+          const RgbImage& want = *by_index[f.indices[j]];
+          ++compared;
+          ASSERT_EQ(f.frames[j].width, want.width);
+          ASSERT_EQ(f.frames[j].height, want.height);
+          EXPECT_TRUE(f.frames[j].pixels == want.pixels) << "frame " << f.indices[j];
+        }
+        // Handed out as soon as the window's last sampled frame was decoded, not at the end of the file.
+        // (progress reports a frame after it is served: `decoded` is the frames before this window's last)
+        EXPECT_EQ(decoded, f.indices.back());
+      },
+      [&](int64_t done, int64_t) { decoded = done; });
+  EXPECT_EQ(n, 4u);
+  EXPECT_EQ(order, (std::vector<size_t>{0, 1, 2, 3}));
+  EXPECT_GE(compared, 30);
+  // The range of the whole video samples what decode_video_frames does.
+  VideoFrames whole_range;
+  decode_video_ranges(file, {}, info, {video_range(info, 0, 13)},
+                      [&](size_t, VideoFrames&& f) { whole_range = std::move(f); });
+  EXPECT_EQ(whole_range.indices, decode_video_frames(file, {}).indices);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
