@@ -1,5 +1,6 @@
 #include "ingest/indexer.h"
 
+#include <optional>
 #include <set>
 
 #include "core/error.h"
@@ -8,6 +9,7 @@
 #include "ingest/segments.h"
 #include "io/hash.h"
 #include "io/read.h"
+#include "media/video.h"
 #include "pipeline/views.h"
 
 namespace oe::ingest {
@@ -33,6 +35,8 @@ std::string Indexer::content_hash(const SourceSpec& spec, index::SourceRecord& r
   h.update(spec.manifest_line).update(std::string_view("\0", 1));
   h.update(fmt::format("text_window={};text_overlap={};media_window={};media_overlap={}\n", s.text_window,
                        s.text_overlap, s.media_window, s.media_overlap));
+  // Videos are cut into windows since this line: a video indexed whole before is embedded again, in windows.
+  if (!spec.item.videos.empty()) h.update(std::string_view("video windows\n"));
   if (!spec.file.empty()) {
     std::error_code ec;
     record.size = static_cast<int64_t>(fs::file_size(spec.file, ec));
@@ -102,7 +106,7 @@ int64_t Indexer::queue_audio_windows(const SourceSpec& spec, const std::string& 
     index::Segment seg;
     seg.index = static_cast<int64_t>(p.segments.size());
     seg.modality = modality_name(spec.modality);
-    seg.unit = "s";
+    seg.unit = std::string("s");  // (not = "s": GCC 12 warns falsely, -Wrestrict, on the inlined assign)
     seg.start = w.start;
     seg.end = w.end;
     seg.preview = preview_of(text);
@@ -116,12 +120,63 @@ int64_t Indexer::queue_audio_windows(const SourceSpec& spec, const std::string& 
   return tokens;
 }
 
+int64_t Indexer::queue_video_windows(const SourceSpec& spec, const std::string& text, Pending& p,
+                                     const std::function<void(const std::string&)>& progress) {
+  const index::IndexSettings& s = store_.settings();
+  const fs::path& path = spec.item.videos.front();
+  const model::Embedder& embedder = encoder_.embedder();
+  const media::VideoInfo info = media::probe_video(path);  // its errors name the file
+  const std::vector<media::VideoRange> windows = media::video_windows(info, s.media_window, s.media_overlap);
+  if (windows.size() == 1) return queue_whole(spec, text, p);  // no longer than a window: embedded as a whole video
+  const bool late = encoder_.options().late_fusion;
+  const model::Fusion fusion = embedder.options().fusion;
+  const bool sound_alone = !late && fusion == model::Fusion::Audio;
+  // Each window's sound is cut from the track as the windows come (none is needed for the frames alone).
+  std::optional<AudioCuts> sound;
+  if (info.has_audio && (late || fusion != model::Fusion::Video)) sound.emplace(path);
+  int64_t tokens = 0;
+  const auto queue_window = [&](size_t i, media::VideoFrames&& frames) {
+    const media::VideoRange& w = windows[i];
+    model::VideoClip clip;
+    clip.name = fmt::format("{} at {:.0f} s", path.string(), w.start);
+    clip.frames = std::move(frames);
+    if (sound) {
+      clip.sound = {clip.name, sound->take(w.start, w.end), false};
+      clip.has_sound = std::ssize(clip.sound.samples) >= MIN_AUDIO_SAMPLES;  // the track may end before the frames
+    }
+    if (sound_alone && !clip.has_sound) {
+      log_warn("{}: the sound ends before this window; it is not indexed (--fusion audio)", clip.name);
+      return;
+    }
+    index::Segment seg;
+    seg.index = static_cast<int64_t>(i);
+    seg.modality = modality_name(spec.modality);
+    seg.unit = std::string("s");  // (not = "s": GCC 12 warns falsely, -Wrestrict, on the inlined assign)
+    seg.start = w.start;
+    seg.end = w.end;
+    seg.preview = preview_of(text);
+    tokens += queue_segment(std::move(seg), pipeline::prepare_views(encoder_, options_.role, text, std::move(clip)), p);
+    // Windows are embedded as soon as a forward pass' worth is queued, so a long video never sits in memory.
+    if (batcher_.pending_tokens() == 0) progress(fmt::format("{} ({:.0f} s embedded)", spec.path, w.end));
+  };
+  if (sound_alone) {
+    if (!sound) throw InvalidInput(fmt::format("{}: the video has no sound to embed (--fusion audio)", path.string()));
+    for (size_t i = 0; i < windows.size(); ++i) queue_window(i, {});
+    return tokens;
+  }
+  const size_t decoded = media::decode_video_ranges(path, embedder.options().video, info, windows, queue_window);
+  if (decoded < windows.size())
+    log_warn("{}: the video ends early (a damaged file): {} of its {} windows are indexed", path.string(), decoded,
+             windows.size());
+  return tokens;
+}
+
 int64_t Indexer::queue_whole(const SourceSpec& spec, const std::string& text, Pending& p) {
   index::Segment seg;
   seg.modality = modality_name(spec.modality);
   seg.preview = preview_of(text);
-  // Several clips in one entry, or media_window 0: one item, each clip cut to the clip length. A video is one item,
-  // its frames sampled over its whole length (--fps, at most --max-frames).
+  // Several clips or videos in one entry, or media_window 0: one item, each clip cut to the clip length, each video's
+  // frames sampled over its whole length (--fps, at most --max-frames).
   pipeline::EmbedItem item = spec.item;
   item.role = options_.role;
   item.text = text;
@@ -134,6 +189,8 @@ int64_t Indexer::queue_source(const SourceSpec& spec, Pending& p,
   const pipeline::EmbedItem& it = spec.item;
   if (it.audios.size() == 1 && it.images.empty() && it.videos.empty() && store_.settings().media_window > 0)
     return queue_audio_windows(spec, text, p, progress);
+  if (it.videos.size() == 1 && it.images.empty() && it.audios.empty() && store_.settings().media_window > 0)
+    return queue_video_windows(spec, text, p, progress);
   if (!it.has_media()) return queue_text_windows(text, p);
   return queue_whole(spec, text, p);
 }

@@ -60,6 +60,8 @@ class Indexer {
   int64_t queue_text_windows(const std::string& text, Pending& p);
   int64_t queue_audio_windows(const SourceSpec& spec, const std::string& text, Pending& p,
                               const std::function<void(const std::string&)>& progress);
+  int64_t queue_video_windows(const SourceSpec& spec, const std::string& text, Pending& p,
+                              const std::function<void(const std::string&)>& progress);
   int64_t queue_whole(const SourceSpec& spec, const std::string& text, Pending& p);
   // Queues the views of one segment; its vectors are filled in when their forward pass has run.
   int64_t queue_segment(index::Segment segment, std::vector<pipeline::PreparedView> views, Pending& p);

@@ -100,7 +100,7 @@ bool AudioWindows::next(Window& out) {
     fresh += n;
   }
   // The previous window ended with the stream; a tail too short for one audio token (under 21 ms) is dropped.
-  if (!first_ && (fresh == 0 || buffer_.size() < 2 * 160 + 1)) {
+  if (!first_ && (fresh == 0 || static_cast<int64_t>(buffer_.size()) < MIN_AUDIO_SAMPLES)) {
     done_ = true;
     return false;
   }
@@ -111,6 +111,31 @@ bool AudioWindows::next(Window& out) {
   out.end = static_cast<double>(start_ + static_cast<int64_t>(buffer_.size())) / rate_;
   out.samples = buffer_;
   return true;
+}
+
+AudioCuts::AudioCuts(const std::filesystem::path& path) : stream_(path) {
+  rate_ = static_cast<double>(stream_.target_rate());
+}
+
+std::vector<float> AudioCuts::take(double start_seconds, double end_seconds) {
+  const int64_t begin = std::llround(start_seconds * rate_), end = std::llround(end_seconds * rate_);
+  OE_CHECK(begin >= base_ && end >= begin, "audio cut {}..{} s after one from sample {}", start_seconds, end_seconds,
+           base_);
+  // What lies before `begin` is dropped: the samples held, then those never held (a gap between cuts) as they come.
+  const int64_t held = std::min<int64_t>(begin - base_, std::ssize(buffer_));
+  buffer_.erase(buffer_.begin(), buffer_.begin() + held);
+  base_ += held;
+  while (!ended_ && base_ < begin) {
+    const int64_t n = stream_.read(begin - base_, buffer_);
+    ended_ = n == 0;
+    base_ += n;
+    buffer_.clear();
+  }
+  if (base_ < begin) return {};  // the stream ended before the cut
+  while (!ended_ && base_ + std::ssize(buffer_) < end)
+    ended_ = stream_.read(end - base_ - std::ssize(buffer_), buffer_) == 0;
+  const int64_t have = std::min<int64_t>(std::ssize(buffer_), end - base_);
+  return {buffer_.begin(), buffer_.begin() + have};
 }
 
 }  // namespace oe::ingest

@@ -28,6 +28,28 @@ int64_t char_offset(const std::string& text, size_t end);
 // The first 160 code points of a text, whitespace runs collapsed to one space: what a hit shows of its segment.
 std::string preview_of(std::string_view text);
 
+// The fewest samples (at 16 kHz) that make one audio token: 3 mel frames of hop 160.
+constexpr int64_t MIN_AUDIO_SAMPLES = 2 * 160 + 1;
+
+// The sound of a file (an audio file or a video's track) cut at given times: take(start, end) gives the samples
+// [round(start · rate), round(end · rate)) of the stream at the feature extractor's rate, fewer where the stream
+// ends first. Cuts come in order (start and end non-decreasing; they may overlap), the stream is read once, and only
+// the samples from the current cut's start on are held. (librosa.load(offset, duration), which the reference uses for
+// a video's time range, resamples the native-rate slice alone: its samples differ near the cut edges, within the
+// resampler's filter length.)
+class AudioCuts {
+ public:
+  explicit AudioCuts(const std::filesystem::path& path);
+  std::vector<float> take(double start_seconds, double end_seconds);
+
+ private:
+  media::AudioStream stream_;
+  double rate_ = 0;
+  std::vector<float> buffer_;  // samples from base_ on
+  int64_t base_ = 0;
+  bool ended_ = false;
+};
+
 // An audio file read once, window by window: `window_seconds` long, consecutive windows sharing `overlap_seconds`.
 // Only one window's samples are held, whatever the file's length. Errors (of decoding) name the file.
 class AudioWindows {

@@ -150,31 +150,15 @@ PreparedInput Embedder::prepare(const EmbedRequest& request, Fusion fusion) cons
   bool video_truncated = false;
   int64_t silent_videos = 0;
   for (const auto& path : request.videos) {
-    bool has_sound = true;
+    VideoClip video;
+    video.name = path.string();
+    video.has_sound = true;  // in audio mode the frames are not decoded, and decode_audio refuses a silent file
     if (fusion != Fusion::Audio) {
-      media::VideoFrames vf = media::decode_video_frames(path, options_.video);  // its errors name the file
-      if (vf.n_missing > 0)
-        log_warn("{}: {} of the sampled frames could not be decoded (a damaged file); the {} that were are embedded",
-                 path.string(), vf.n_missing, vf.frames.size());
-      if (vf.truncated) {
-        log_warn("{}: {} frames sampled over {:.1f} s, fewer than {:g} per second (the --max-frames budget)",
-                 path.string(), vf.frames.size(), vf.info.duration_seconds, options_.video.fps);
-        video_truncated = true;
-      }
-      std::vector<const media::RgbImage*> frames;
-      for (const auto& f : vf.frames) frames.push_back(&f);
-      m.videos.push_back(with_context(path.string(), [&] { return media::patchify(frames, config); }));
-      has_sound = vf.info.has_audio;
-      silent_videos += has_sound ? 0 : 1;
+      video.frames = media::decode_video_frames(path, options_.video);  // its errors name the file
+      video.has_sound = video.frames.info.has_audio;
     }
-    if (fusion == Fusion::Video) continue;
-    if (!has_sound) {  // known from the frames' decoding; in audio mode decode_audio refuses a silent file
-      log_warn("{}: the video has no audio track; its frames alone are embedded", path.string());
-      m.video_has_track.push_back(false);
-      continue;
-    }
-    m.video_has_track.push_back(true);
-    clips.push_back(decode_clip(path));
+    if (fusion != Fusion::Video && video.has_sound) video.sound = decode_clip(path);
+    add_video(m, clips, std::move(video), fusion, config, &video_truncated, &silent_videos);
   }
   m.video_tracks = clips.size();
   for (const auto& path : request.audios) clips.push_back(decode_clip(path));
@@ -210,6 +194,55 @@ PreparedInput Embedder::prepare(text::Role role, const std::string& text, const 
   p.preprocess_seconds = seconds;
   p.audio_truncated = audio_truncated;
   return p;
+}
+
+PreparedInput Embedder::prepare(text::Role role, const std::string& text, VideoClip video, Fusion fusion) const {
+  Timer timer;
+  const media::VisionPreprocessConfig config =
+      fusion != Fusion::Audio ? image_config() : media::VisionPreprocessConfig{};
+  Media m;
+  m.interleave = fusion == Fusion::Interleaved;
+  std::vector<AudioClip> clips;
+  bool video_truncated = false, audio_truncated = false;
+  int64_t silent_videos = 0;
+  add_video(m, clips, std::move(video), fusion, config, &video_truncated, &silent_videos);
+  m.audios = audio_features(clips, &audio_truncated);
+  const double seconds = timer.seconds();
+  PreparedInput p = assemble(role, text, std::move(m));
+  p.preprocess_seconds = seconds;
+  p.audio_truncated = audio_truncated;
+  p.video_truncated = video_truncated;
+  p.silent_videos = silent_videos;
+  return p;
+}
+
+void Embedder::add_video(Media& m, std::vector<AudioClip>& clips, VideoClip video, Fusion fusion,
+                         const media::VisionPreprocessConfig& config, bool* truncated, int64_t* silent) const {
+  OE_CHECK(clips.size() == m.video_tracks, "a video added after other audio");
+  if (fusion != Fusion::Audio) {
+    const media::VideoFrames& vf = video.frames;
+    OE_CHECK(!vf.frames.empty(), "{}: no frames", video.name);
+    if (vf.n_missing > 0)
+      log_warn("{}: {} of the sampled frames could not be decoded (a damaged file); the {} that were are embedded",
+               video.name, vf.n_missing, vf.frames.size());
+    if (vf.truncated) {
+      log_warn("{}: {} frames sampled over {:.1f} s, fewer than {:g} per second (the --max-frames budget)",
+               video.name, vf.frames.size(), vf.info.duration_seconds, options_.video.fps);
+      *truncated = true;
+    }
+    std::vector<const media::RgbImage*> frames;
+    for (const auto& f : vf.frames) frames.push_back(&f);
+    m.videos.push_back(with_context(video.name, [&] { return media::patchify(frames, config); }));
+    *silent += video.has_sound ? 0 : 1;
+  }
+  if (fusion != Fusion::Video) {
+    if (!video.has_sound && fusion == Fusion::Audio)
+      throw InvalidInput(fmt::format("{}: the video has no sound to embed (--fusion audio)", video.name));
+    if (!video.has_sound) log_warn("{}: the video has no audio track; its frames alone are embedded", video.name);
+    m.video_has_track.push_back(video.has_sound);
+    if (video.has_sound) clips.push_back(std::move(video.sound));
+  }
+  m.video_tracks = clips.size();
 }
 
 namespace {

@@ -38,6 +38,15 @@ struct AudioClip {
   bool truncated = false;  // the source went on past the clip length
 };
 
+// One video already decoded, as a window of a long video is embedded: its sampled frames at their final size
+// (media::decode_video_ranges; none needed under Fusion::Audio) and its sound (needed unless the fusion is Video).
+struct VideoClip {
+  std::string name;  // for messages
+  media::VideoFrames frames;
+  bool has_sound = false;  // false: the video is silent (there), and its frames are embedded alone
+  AudioClip sound;
+};
+
 // What the model sees for one item; dumped by --dump-inputs.
 struct PreparedInput {
   std::vector<int64_t> input_ids;     // [n_tokens]
@@ -99,6 +108,8 @@ class Embedder {
   // The same for images and audio already decoded (names are used in messages).
   PreparedInput prepare(text::Role role, const std::string& text, const std::vector<media::RgbImage>& images,
                         const std::vector<AudioClip>& audios = {}) const;
+  // A text and one decoded video, embedded as `fusion` says (the same input as a file holding just that video).
+  PreparedInput prepare(text::Role role, const std::string& text, VideoClip video, Fusion fusion) const;
   // Embeds several prepared items in ONE decoder pass: items are packed one after another as attention segments
   // (no padding), so each vector equals the one computed alone. `last_hidden` (optional) receives the final
   // hidden states [Σ n_tokens, d_model]; `observer` sees the residual stream after each layer.
@@ -145,6 +156,10 @@ class Embedder {
     std::vector<bool> video_has_track;  // per video: its sound is among the first video_tracks audios
     bool interleave = false;
   };
+  // Adds one video's frames (unless `fusion` is Audio) and its sound (as `fusion` says) to an item's media, before any
+  // other audio; counts a truncated frame budget and a silent video.
+  void add_video(Media& m, std::vector<AudioClip>& clips, VideoClip video, Fusion fusion,
+                 const media::VisionPreprocessConfig& config, bool* truncated, int64_t* silent) const;
   DecoderBatch pack(const std::vector<PreparedInput>& items, std::vector<PreparedInput>* consumed,
                     EmbedTimings* timings, std::vector<float>* vision_out, std::vector<float>* audio_out) const;
   PreparedInput assemble(text::Role role, const std::string& text, Media media) const;

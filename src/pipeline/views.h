@@ -25,5 +25,8 @@ struct PreparedView {
 // Decodes and preprocesses the item (errors name the file). A silent video under late fusion gives its frames alone,
 // with a warning naming the file.
 std::vector<PreparedView> prepare_views(const Encoder& encoder, const EmbedItem& item);
+// The same for a text and one decoded video (a window of a long video).
+std::vector<PreparedView> prepare_views(const Encoder& encoder, text::Role role, const std::string& text,
+                                        model::VideoClip video);
 
 }  // namespace oe::pipeline
