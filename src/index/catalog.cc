@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -454,6 +455,43 @@ std::vector<Hit> Catalog::describe(const std::vector<int64_t>& item_ids) const {
 std::map<int64_t, std::string> Catalog::item_keys() const {
   using Keys = std::map<int64_t, std::string>;
   return text_by_id<Keys>(*db_, "SELECT i.id, s.key FROM items i JOIN sources s ON s.id = i.source_id");
+}
+
+std::vector<StoredItem> Catalog::segment_views(const std::vector<int64_t>& item_ids, int64_t dim) const {
+  // The given item j, then every item i of its source and segment (j itself included), through items_by_source.
+  auto st = db_->prepare(
+      "SELECT i.id, s.path, s.key, i.modality, i.segment, i.start, i.end, i.unit, i.preview, i.vector FROM items j "
+      "JOIN items i ON i.source_id = j.source_id AND i.segment = j.segment JOIN sources s ON s.id = i.source_id "
+      "WHERE j.id = ? ORDER BY i.id");
+  std::vector<StoredItem> out;
+  std::unordered_set<int64_t> seen;
+  for (int64_t id : item_ids) {
+    if (seen.count(id)) continue;  // a view of a segment already read
+    st.bind(1, id);
+    while (st.step()) {
+      const int64_t item = st.int64(0);
+      if (!seen.insert(item).second) continue;
+      std::string_view b = st.blob(9);
+      if (b.size() != static_cast<size_t>(dim) * sizeof(float))
+        throw IoError(fmt::format("index {}: item {} has a vector of {} bytes, expected {}", dir_.string(), item,
+                                  b.size(), dim * 4));
+      StoredItem v;
+      v.hit.item_id = item;
+      v.hit.path = st.text(1);
+      v.hit.key = st.text(2);
+      v.hit.modality = st.text(3);
+      v.hit.segment = st.int64(4);
+      v.hit.start = st.real(5);
+      v.hit.end = st.real(6);
+      v.hit.unit = st.text(7);
+      v.hit.preview = st.text(8);
+      v.vector.resize(static_cast<size_t>(dim));
+      std::memcpy(v.vector.data(), b.data(), b.size());
+      out.push_back(std::move(v));
+    }
+    st.reset();
+  }
+  return out;
 }
 
 namespace {

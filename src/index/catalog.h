@@ -71,6 +71,8 @@ class Catalog {
   std::vector<Hit> describe(const std::vector<int64_t>& item_ids) const;
   // item id -> its source's key, for every item.
   std::map<int64_t, std::string> item_keys() const;
+  // Every item of the segments that hold these items, with its vector (Store::segment_views); IoError as load_vectors.
+  std::vector<StoredItem> segment_views(const std::vector<int64_t>& item_ids, int64_t dim) const;
 
   // The checksums of the caches built from the catalog (the flat vector file, the HNSW graph), by file name
   // ("flat-12.bin"): the io::CacheChecksum of the bytes the builder wrote, "" when none is recorded. A cache is used

@@ -88,6 +88,12 @@ struct Hit {
   std::string preview;
 };
 
+// A catalog item with its stored vector.
+struct StoredItem {
+  Hit hit;                    // its catalog row (score 0)
+  std::vector<float> vector;  // [dim]
+};
+
 struct StoreStats {
   int64_t sources = 0, failed = 0, items = 0, generation = 0;
 };
@@ -148,6 +154,11 @@ class Store {
   std::map<std::string, int64_t> items_by_modality() const;
   // item id -> its source's key, for every item.
   std::map<int64_t, std::string> item_keys() const;
+  // Every item of the segments (source and segment number) that hold these items, with its stored vector: each item
+  // together with the other views of its segment (a late-fusion video's frames and sound), each item once, segments
+  // in the order of their first id, by item id within one; an id not stored gives nothing. What late fusion reads to
+  // score the candidates of an HNSW search exactly (search/late_search.h), one catalog lookup per id.
+  std::vector<StoredItem> segment_views(const std::vector<int64_t>& item_ids) const;
 
   // The catalog's consistency (Catalog::check), and whether the current generation's caches still have the
   // checksums the catalog records.

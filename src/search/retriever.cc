@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <map>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "index/knn.h"
 #include "search/late_fusion.h"
+#include "search/late_search.h"
 
 namespace oe::search {
 namespace {
@@ -60,46 +62,34 @@ std::vector<index::Hit> Retriever::search(const index::Store& store, const float
   std::vector<std::string> names;
   for (Modality m : modalities) names.push_back(modality_name(m));
   if (!late_) return store.search(query, k, names, options_.hnsw_ef_search);
-  if (k <= 0) return {};
-  // Every item is scored (an HNSW index is searched for all of them), then each video's two views are fused.
-  const int64_t n = store.stats().items;
-  const int64_t ef = options_.hnsw_ef_search > 0 ? std::max(options_.hnsw_ef_search, n) : 0;
-  std::vector<index::Hit> all = store.search(query, n, {}, ef);
-  std::vector<ScoredView> rows;
-  for (const index::Hit& h : all)
-    rows.push_back({fmt::format("{}#{}", h.key, h.segment), h.modality == modality_name(Modality::VideoSound), h.score});
-  std::vector<index::Hit> out;
-  for (const auto& [row, score] : fuse_views(rows, options_.late_weight)) {
-    index::Hit h = all[row];
-    if (!names.empty() && std::find(names.begin(), names.end(), h.modality) == names.end()) continue;
-    h.score = score;
-    out.push_back(std::move(h));
-    if (static_cast<int64_t>(out.size()) == k) break;
-  }
-  return out;
+  const LateSearchOptions late{options_.late_weight, options_.hnsw_ef_search, options_.late_candidates};
+  return late_fusion_search(store, query, k, names, late);
 }
 
 std::vector<std::vector<RankedDoc>> Retriever::rank(const CorpusMatrix& corpus, const float* queries, int64_t nq,
                                                     int64_t d, int64_t k) const {
   std::vector<std::vector<RankedDoc>> out(static_cast<size_t>(nq));
   const int64_t n = corpus.rows();
-  // Under late fusion every row is scored, then the views of each document fused.
-  const auto top = index::exact_top_k(corpus.vectors.data(), n, d, queries, nq, late_ ? n : k);
+  OE_CHECK(corpus.segment.empty() || std::ssize(corpus.segment) == n, "corpus segments");
+  // A document ranks once, by its best window. Under late fusion every row is scored, then the views of each window
+  // fused; otherwise the top k + (rows − documents) rows hold at least k documents.
+  const std::unordered_set<std::string> documents(corpus.ids.begin(), corpus.ids.end());
+  const int64_t extra = n - std::ssize(documents);
+  const auto top = index::exact_top_k(corpus.vectors.data(), n, d, queries, nq, late_ ? n : std::min(n, k + extra));
   for (int64_t q = 0; q < nq; ++q) {
     std::vector<ScoredView> rows;
     for (int64_t j = 0; j < top.k; ++j) {
       const int64_t row = top.labels[q * top.k + j];
-      if (row >= 0) rows.push_back({corpus.ids[row], late_ && corpus.sound[row] != 0, top.scores[q * top.k + j]});
+      if (row >= 0)
+        rows.push_back({corpus.ids[row], late_ && corpus.sound[row] != 0, top.scores[q * top.k + j],
+                        corpus.segment.empty() ? 0 : corpus.segment[row]});
     }
-    if (late_) {
-      // Equal fused scores rank by document id.
+    // Equal fused scores rank by document id.
+    if (late_)
       std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.document < b.document; });
-      for (const auto& [row, score] : fuse_views(rows, options_.late_weight)) {
-        if (static_cast<int64_t>(out[q].size()) == k) break;
-        out[q].push_back({rows[row].document, score});
-      }
-    } else {
-      for (const auto& r : rows) out[q].push_back({r.document, r.score});
+    for (const auto& [row, score] : rank_documents(rows, late_, options_.late_weight)) {
+      if (std::ssize(out[q]) == k) break;
+      out[q].push_back({rows[row].document, score});
     }
   }
   return out;

@@ -20,6 +20,8 @@ namespace oe::search {
 struct RetrieverOptions {
   double late_weight = 0.5;      // W of late fusion; InvalidInput outside [0, 1]
   int64_t hnsw_ef_search = 0;    // 0: the store's default
+  // Late fusion on an HNSW index: the candidates taken from each view's graph (late_search.h); 0: max(4k, 64, ef).
+  int64_t late_candidates = 0;
   bool allow_mismatch = false;   // search an index built with another model anyway (with a warning)
 };
 
@@ -28,6 +30,7 @@ struct CorpusMatrix {
   std::vector<std::string> ids;
   std::vector<float> vectors;  // [rows, d]
   std::vector<uint8_t> sound;
+  std::vector<int64_t> segment;  // each row's segment (window) within its document; empty: all 0
   int64_t rows() const { return static_cast<int64_t>(ids.size()); }
 };
 
@@ -51,7 +54,7 @@ class Retriever {
   model::Embedding embed_query(const pipeline::EmbedItem& query) const;
 
   // The top-k hits of `store` for a query vector, filtered to `modalities` (all when empty); under late fusion each
-  // video segment is one hit (its frames item) with the fused score.
+  // video segment is one hit (its frames item) with the fused score (late_fusion_search).
   std::vector<index::Hit> search(const index::Store& store, const float* query, int64_t k,
                                  const std::vector<Modality>& modalities = {}) const;
   // The top-k documents of `corpus` for each query row of `queries` [nq, d], best first.

@@ -106,16 +106,27 @@ TEST(VideoIndex, LateFusionStoresTwoVectorsAndRanksByTheWeightedScore) {
   EXPECT_EQ(doc.at("bars.mkv").second.size(), doc.at("bars.mkv").first.size());
   const auto q = query_vector(tmp);
 
-  for (double w : {0.0, 0.3, 1.0}) {
-    o = run(tmp, fmt::format("search '{}' --index '{}' --late-weight {} --format json -k 10", QUERY, idx.string(), w));
-    ASSERT_EQ(o.rc, 0) << o.err;
-    const auto hits = testing::json_lines(o.out);
-    ASSERT_EQ(hits.size(), 3u) << "one hit per video, sound vectors are not hits of their own";
-    const auto want = late_ranking(doc, q, w);
-    for (size_t i = 0; i < hits.size(); ++i) {
-      EXPECT_EQ(fs::path(hits[i]["path"].get<std::string>()).filename(), want[i].second) << "weight " << w;
-      EXPECT_NEAR(hits[i]["score"].get<double>(), want[i].first, 2e-5) << "weight " << w;
-      EXPECT_EQ(hits[i]["modality"], "video");
+  // The exact index, then the same one searched through HNSW graphs (late_search.h: candidates of each view, scored
+  // again from their stored vectors); a second run changes the search structure and re-embeds nothing.
+  for (const char* vectors : {"flat", "hnsw"}) {
+    if (std::string(vectors) == "hnsw") {
+      o = run(tmp, fmt::format("index '{}' --index '{}' --model '{}' --fusion late {} --vectors hnsw --format json",
+                               lib.string(), idx.string(), model(), settings));
+      ASSERT_EQ(o.rc, 0) << o.err;
+      EXPECT_EQ(index::Store::open(idx)->settings().vectors, "hnsw");
+    }
+    for (double w : {0.0, 0.3, 1.0}) {
+      o = run(tmp,
+              fmt::format("search '{}' --index '{}' --late-weight {} --format json -k 10", QUERY, idx.string(), w));
+      ASSERT_EQ(o.rc, 0) << o.err;
+      const auto hits = testing::json_lines(o.out);
+      ASSERT_EQ(hits.size(), 3u) << "one hit per video, sound vectors are not hits of their own (" << vectors << ")";
+      const auto want = late_ranking(doc, q, w);
+      for (size_t i = 0; i < hits.size(); ++i) {
+        EXPECT_EQ(fs::path(hits[i]["path"].get<std::string>()).filename(), want[i].second) << vectors << ", " << w;
+        EXPECT_NEAR(hits[i]["score"].get<double>(), want[i].first, 2e-5) << vectors << ", weight " << w;
+        EXPECT_EQ(hits[i]["modality"], "video");
+      }
     }
   }
 }
