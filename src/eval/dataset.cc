@@ -60,8 +60,10 @@ search::CorpusMatrix embed_into(const pipeline::Encoder& encoder, const index::I
     OE_CHECK(it != id_of_key.end(), "cached vector of an unknown item");
     out.ids.push_back(it->second);
   }
-  for (const auto& hit : store->describe(item_ids))
+  for (const auto& hit : store->describe(item_ids)) {
     out.sound.push_back(hit.modality == modality_name(Modality::VideoSound) ? 1 : 0);
+    out.segment.push_back(hit.segment);
+  }
   OE_CHECK(out.sound.size() == out.ids.size());
   return out;
 }
@@ -119,10 +121,11 @@ void score_judged(const search::CorpusMatrix& corpus, const search::CorpusMatrix
         const float* dv = corpus.vectors.data() + row * d;
         double dot = 0;
         for (int64_t i = 0; i < d; ++i) dot += static_cast<double>(qv[i]) * dv[i];
-        views.push_back({docid, late && corpus.sound[row] != 0, static_cast<float>(dot)});
+        views.push_back({docid, late && corpus.sound[row] != 0, static_cast<float>(dot), corpus.segment[row]});
       }
-      const auto fused = search::fuse_views(views, late_weight);
-      if (!fused.empty()) out[docid] = fused.front().second;  // empty: a sound view without its frames (not ranked)
+      // A document scores as its best window, as it ranks (search::rank_documents).
+      const auto ranked = search::rank_documents(views, late, late_weight);
+      if (!ranked.empty()) out[docid] = ranked.front().second;  // empty: a sound view without its frames (not ranked)
     }
   }
 }
@@ -166,13 +169,19 @@ DatasetRun run_dataset(const pipeline::Encoder& encoder, const std::string& mode
   settings.embedding = encoder.recorded_json();
   settings.dim = model.config().text.d_model;
   settings.text_window = 0;  // documents are embedded whole (truncated at the context limit), as BEIR does
-  settings.media_window = 0;  // and audio whole (cut at the clip length), as the model card embeds it
+  // and audio and video whole (audio cut at the clip length), as the model card embeds them, unless --media-window
+  // asks for windows: then a document ranks once, as its best window (search::rank_documents).
+  settings.media_window = o.media_window;
+  settings.media_overlap = o.media_overlap;
   settings.text_overlap = 0;
   settings.adapter = model.adapter_dir().string();
   settings.adapter_id = model.adapter_id();
-  // (the adapter enters the key only when there is one, so the caches made without adapter keep their folders)
+  // (the adapter and the media windows enter the key only when there are some, so older caches keep their folders)
+  const std::string windows =
+      o.media_window > 0 ? fmt::format("\nmedia window {} overlap {}", o.media_window, o.media_overlap) : "";
   const std::string key = io::sha256_hex(settings.model_fingerprint + "\n" + settings.embedding +
-                                         (settings.adapter_id.empty() ? "" : "\nadapter " + settings.adapter_id))
+                                         (settings.adapter_id.empty() ? "" : "\nadapter " + settings.adapter_id) +
+                                         windows)
                               .substr(0, 16);
   const fs::path cache = (o.cache.empty() ? o.dataset / ".omni-embed-cache" : o.cache) / key;
 
@@ -184,7 +193,10 @@ DatasetRun run_dataset(const pipeline::Encoder& encoder, const std::string& mode
                                          [&](int64_t d, int64_t t) {
                                            if (progress) progress("embedding corpus (" + o.modality + ")", d, t);
                                          });
-  const auto query_vectors = embed_into(retriever.query_encoder(), settings, cache / "queries", queries,
+  index::IndexSettings query_settings = settings;  // a query is one vector, whatever its length
+  query_settings.media_window = 0;
+  query_settings.media_overlap = 0;
+  const auto query_vectors = embed_into(retriever.query_encoder(), query_settings, cache / "queries", queries,
                                         text::Role::Query, o.batch_tokens, &r.queries_embedded, r.failures,
                                         [&](int64_t d, int64_t t) {
                                           if (progress) progress("embedding queries", d, t);

@@ -38,6 +38,10 @@ struct DatasetOptions {
   // Late fusion (the corpus options' late_fusion): a video document's score is late_weight · frames score +
   // (1 − late_weight) · sound score. Queries are one vector each (search/retriever.h).
   double late_weight = 0.5;
+  // Audio and video documents are embedded whole (audio cut at the clip length), as the model card embeds them; with
+  // media_window > 0 (seconds) they are cut into windows as an index cuts them (media_overlap shared) and each
+  // document ranks once, as its best window (search::rank_documents). Queries are always whole.
+  double media_window = 0, media_overlap = 0;
   // For mining hard negatives (train/mining.h): also return the items and each query's score against every judged
   // document of the corpus, wherever it ranks (DatasetRun::judged_scores).
   bool keep_items = false;

@@ -207,5 +207,60 @@ TEST_F(VideoWindows, OverlapAndShortVideos) {
   EXPECT_LT(max_abs_diff(m, embed(tmp, short_lib / "ten.mkv", "")), 2e-6);
 }
 
+// eval --media-window: a long video is embedded in windows and ranked once, as its best window; by default it is
+// embedded whole, as the model card embeds it.
+TEST_F(VideoWindows, EvalRanksADocumentOnceAsItsBestWindow) {
+  TempDir tmp;
+  const fs::path ds = tmp / "ds";
+  fs::create_directories(ds / "qrels");
+  fs::copy_file(lib() / "talk.mkv", ds / "talk.mkv");
+  cut(lib() / "talk.mkv", 0, 99, 0, 10, ds / "ten.mkv");
+  std::ofstream(ds / "corpus.jsonl") << R"({"_id": "long", "video": "talk.mkv"})" "\n"
+                                     << R"({"_id": "short", "video": "ten.mkv"})" "\n"
+                                     << R"({"_id": "t1", "text": "a text about colour bars"})" "\n";
+  const char* query = "colour bars and a tone";
+  std::ofstream(ds / "queries.jsonl") << R"({"_id": "q1", "text": ")" << query << "\"}\n";
+  std::ofstream(ds / "qrels" / "test.tsv") << "query-id\tcorpus-id\tscore\nq1\tlong\t1\n";
+  // The query's vector, and the long video's windows as an index stores them with the same settings.
+  auto o = run(tmp, fmt::format("embed --model '{}' --query '{}'", model(), query));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const auto qv = nlohmann::json::parse(o.out)["embedding"].get<std::vector<float>>();
+  const fs::path one = tmp / "one";
+  fs::create_directories(one);
+  fs::copy_file(lib() / "talk.mkv", one / "talk.mkv");
+  o = run(tmp, fmt::format("index {} --index {} --model '{}' {} --format json", q(one), q(tmp / "idx"), model(),
+                           SETTINGS));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  double best = -2;
+  for (const auto& w : stored(tmp / "idx")) {
+    double dot = 0;
+    for (size_t i = 0; i < qv.size(); ++i) dot += double{qv[i]} * w.vector[i];
+    best = std::max(best, dot);
+  }
+  const auto eval_run = [&](const std::string& extra) {
+    auto e = run(tmp, fmt::format("eval --dataset {} --model '{}' {} --cache {} --format json --save-run {} {}", q(ds),
+                                  model(), SETTINGS, q(tmp / "cache"), q(tmp / "run"), extra));
+    EXPECT_EQ(e.rc, 0) << e.err;
+    std::map<std::string, double> scores;
+    std::ifstream f(tmp / "run");
+    for (std::string qid, q0, doc, rank, score, tag; f >> qid >> q0 >> doc >> rank >> score >> tag;) {
+      EXPECT_FALSE(scores.count(doc)) << doc << " ranked twice";
+      scores[doc] = std::stod(score);
+    }
+    return scores;
+  };
+  const auto windowed = eval_run("--media-window 30");
+  ASSERT_EQ(windowed.size(), 3u);
+  EXPECT_NEAR(windowed.at("long"), best, 2e-5);
+  // Whole by default: another vector, so (almost surely) another score.
+  const auto whole = eval_run("");
+  ASSERT_EQ(whole.size(), 3u);
+  EXPECT_GT(std::fabs(whole.at("long") - windowed.at("long")), 1e-4);
+  EXPECT_NEAR(whole.at("short"), windowed.at("short"), 2e-6) << "a video shorter than a window is whole either way";
+  o = run(tmp, fmt::format("eval --dataset {} --model '{}' --media-window 30 --media-overlap 30", q(ds), model()));
+  EXPECT_EQ(o.rc, 1) << o.err;
+  EXPECT_NE(o.err.find("--media-overlap"), std::string::npos) << o.err;
+}
+
 }  // namespace
 }  // namespace oe

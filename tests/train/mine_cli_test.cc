@@ -87,7 +87,9 @@ std::set<std::pair<std::string, std::string>> check_format(const std::vector<nlo
     for (size_t n = 0; n < j["negative_ids"].size(); ++n) {
       EXPECT_FALSE(POSITIVES.at(q).count(j["negative_ids"][n])) << q << ": positive " << j["negative_ids"][n];
       EXPECT_FALSE(j["negatives"][n].contains("role"));
-      if (n > 0) EXPECT_GE(j["negative_scores"][n - 1].get<double>(), j["negative_scores"][n].get<double>());
+      if (n > 0) {
+        EXPECT_GE(j["negative_scores"][n - 1].get<double>(), j["negative_scores"][n].get<double>());
+      }
     }
     for (const auto& item : j["negatives"])
       for (const char* m : {"image", "audio", "video"})
@@ -116,15 +118,18 @@ TEST(MineCli, WritesPairsWhoseScoresAreTheCosinesOfTheItems) {
   for (const auto& j : lines) EXPECT_EQ(j["negatives"].size(), j["query_id"] == "q1" ? 12u : 13u) << j["query_id"];
   // The items as embed reads them: titles joined, media absolute; q2 may get d4 (judged 0) as a negative.
   for (const auto& j : lines) {
-    if (j["positive_id"] == "d1")
+    if (j["positive_id"] == "d1") {
       EXPECT_EQ(j["positive"].dump(), R"({"text":"Cats Cats purr when they are content."})");
+    }
     if (j["positive_id"] == "img-star") {
       EXPECT_EQ(j["positive"]["text"], "a star");
       EXPECT_EQ(j["positive"]["image"], fs::weakly_canonical(ds / "images" / "star.png").string());
       EXPECT_EQ(j["query"]["image"], fs::weakly_canonical(ds / "images" / "query-star.png").string());
       EXPECT_FALSE(j["query"].contains("text"));
     }
-    if (j["positive_id"] == "img-red") EXPECT_FALSE(j["positive"].contains("text"));
+    if (j["positive_id"] == "img-red") {
+      EXPECT_FALSE(j["positive"].contains("text"));
+    }
   }
   // The report: 5 pairs of 4 queries; every candidate kept (top-k removes none); 14 − positives candidates each.
   const auto rep = nlohmann::json::parse(testing::read_file(tmp / "report.json"));

@@ -23,6 +23,7 @@ struct EvalArgs {
   std::string dataset;
   std::string split = "test";
   double late_weight = 0.5;
+  double media_window = 0, media_overlap = 0;
   std::vector<std::string> modalities = {"all"};
   std::string cache;
   std::string save_run;
@@ -85,6 +86,7 @@ int run_dataset_eval(const EvalArgs& a) {
   for (int k : a.cutoffs)
     if (k < 1) throw InvalidInput(fmt::format("--k: cutoff {} is not a positive rank", k));
   a.options.validate();
+  check_media_window(a.media_window, a.media_overlap, a.options);
   const pipeline::Encoder encoder(load_model(a.model), a.options);
   eval::EvalOptions options;
   options.cutoffs = a.cutoffs;
@@ -103,6 +105,8 @@ int run_dataset_eval(const EvalArgs& a) {
     o.top = a.top;
     o.batch_tokens = a.batch_tokens;
     o.late_weight = a.late_weight;
+    o.media_window = a.media_window;
+    o.media_overlap = a.media_overlap;
     StageProgress progress;
     auto r = eval::run_dataset(encoder, a.model.model, o, std::ref(progress));
     progress.finish();
@@ -202,6 +206,9 @@ VerbRunner register_eval(CLI::App& app) {
                   "With --fusion late: a video document's score is W · frames score + (1 − W) · sound score")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  add_media_window_options(*sub, a->media_window, a->media_overlap,
+                           "0, the default: each document whole, as the model card embeds it; with windows a "
+                           "document ranks once, as its best window");
   sub->add_option("--cache", a->cache, "Where corpus and query vectors are kept (default DATASET/.omni-embed-cache)");
   sub->add_option("--save-run", a->save_run, "Also write the ranking as a TREC run file (FILE.MODE for several modes)");
   sub->add_option("--top", a->top, "Documents retrieved per query")->check(CLI::Range(1, 100000))->capture_default_str();

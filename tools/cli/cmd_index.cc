@@ -52,13 +52,8 @@ int run_index(const IndexArgs& a) {
   if (a.text_overlap >= a.text_window)
     throw InvalidInput(fmt::format("--text-overlap ({}) must be smaller than --text-window ({})", a.text_overlap,
                                    a.text_window));
-  if (a.media_overlap >= a.media_window)
-    throw InvalidInput(fmt::format("--media-overlap ({} s) must be shorter than --media-window ({} s)",
-                                   a.media_overlap, a.media_window));
-  if (a.media_window > a.options.model.audio_max_seconds)
-    throw InvalidInput(fmt::format("--media-window ({} s) is longer than the audio clip length --audio-max-seconds "
-                                   "({} s)",
-                                   a.media_window, a.options.model.audio_max_seconds));
+  if (a.media_window < 1) throw InvalidInput(fmt::format("--media-window ({} s) must be at least 1 s", a.media_window));
+  check_media_window(a.media_window, a.media_overlap, a.options);
   a.options.validate();
   std::vector<fs::path> inputs(a.inputs.begin(), a.inputs.end());
   ingest::Discovery found = ingest::discover(inputs, a.index, a.max_text_bytes);
@@ -164,13 +159,8 @@ VerbRunner register_index(CLI::App& app) {
   sub->add_option("--text-overlap", a->text_overlap, "Tokens shared by consecutive text segments")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  sub->add_option("--media-window", a->media_window,
-                  "Audio segment length in seconds (longer audio is cut into segments with timestamps)")
-      ->check(CLI::Range(1.0, 3600.0))
-      ->capture_default_str();
-  sub->add_option("--media-overlap", a->media_overlap, "Seconds shared by consecutive audio segments")
-      ->check(CLI::Range(0.0, 3600.0))
-      ->capture_default_str();
+  add_media_window_options(*sub, a->media_window, a->media_overlap,
+                           "hits show the time range; at least 1 s, at most --audio-max-seconds");
   sub->add_option("--max-text-bytes", a->max_text_bytes,
                   "Largest text file, and longest manifest line, in bytes (larger ones are reported and skipped)")
       ->check(CLI::PositiveNumber)

@@ -21,6 +21,27 @@ double now_seconds() {
 
 }  // namespace
 
+void add_media_window_options(CLI::App& app, double& window, double& overlap, const std::string& what) {
+  app.add_option("--media-window", window,
+                 "Seconds per window of long audio and video (frames and sound of a window together; " + what + ")")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  app.add_option("--media-overlap", overlap, "Seconds shared by consecutive audio and video windows")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+}
+
+void check_media_window(double window, double overlap, const pipeline::EmbedOptions& options) {
+  if (window <= 0) return;
+  if (overlap >= window)
+    throw InvalidInput(
+        fmt::format("--media-overlap ({} s) must be shorter than --media-window ({} s)", overlap, window));
+  if (window > options.model.audio_max_seconds)
+    throw InvalidInput(fmt::format(
+        "--media-window ({} s) is longer than the audio clip length --audio-max-seconds ({} s)", window,
+        options.model.audio_max_seconds));
+}
+
 void add_model_options(CLI::App& app, ModelArgs& args) {
   app.add_option("--model", args.model,
                  "Checkpoint folder, or a Hugging Face id looked up in the local Hub cache (HF_HUB_CACHE / HF_HOME)")

@@ -30,6 +30,13 @@ struct ModelArgs {
 // the pipeline's own struct: its defaults are the flags' defaults. Shared by embed, index and eval.
 void add_embed_options(CLI::App& app, pipeline::EmbedOptions& options);
 
+// --media-window and --media-overlap (index, eval): long audio and video cut into windows of `window` seconds,
+// consecutive ones sharing `overlap`. `what` ends the window flag's help (its default and meaning in that verb).
+void add_media_window_options(CLI::App& app, double& window, double& overlap, const std::string& what);
+// InvalidInput for an overlap not shorter than the window, or a window longer than the audio clip length (a window's
+// sound is embedded whole). A window of 0 (whole media) passes.
+void check_media_window(double window, double overlap, const pipeline::EmbedOptions& options);
+
 // Adds --model, --revision, --dtype, --bf16-gemm, --threads, --adapter to a verb.
 void add_model_options(CLI::App& app, ModelArgs& args);
 // Sets the thread count, resolves --model (local folder or Hugging Face cache) and loads the model.
