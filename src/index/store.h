@@ -1,19 +1,14 @@
-// The index: one folder holding a SQLite catalog (catalog.sqlite) and, for approximate search, an HNSW graph built
-// from it. The catalog is the single source of truth: each source (a file, or one entry of a JSONL manifest) is
-// written together with all of its segments and their vectors in ONE transaction, so a process killed at any
-// moment leaves either the old or the new state of that source, never a mix, and never a vector without its
-// source. SQLite's write-ahead log makes the commit atomic; a re-run resumes by skipping the sources whose content
-// hash is already stored. Exact search (the default) ranks the vectors of the catalog by inner product (knn.h); HNSW
-// graphs are cached in the folder per catalog generation and rebuilt when stale.
-//
-//   DIR/catalog.sqlite   meta (format version, settings, generation), sources, items (+ vector BLOBs)
-//   DIR/lock             held (flock) by the one process allowed to write
-//   DIR/flat-<gen>.bin   the vectors of generation <gen> as one float32 matrix (ids, modality codes), memory-mapped
-//                        by exact search: a cache of the catalog, rewritten when the catalog changes
-//   DIR/hnsw-<gen>.bin   the HNSW graph of generation <gen> (only with vectors = "hnsw")
-// The caches are trusted only through the catalog: it records the checksum of each one as written (XXH3-128), and a
-// cache whose bytes differ (damaged, foreign, changed) or that has no record is built again from it, never read. A
-// writer runs SQLite's quick check of the catalog before it changes anything.
+// An index: the sources embedded (each with its content hash and status), their segments with one vector per view,
+// and the settings fixed when it was made. Store is what indexing, search, eval and serving read and write; an
+// implementation keeps these promises:
+//  - put() writes each source together with all of its segments in one transaction: a process killed at any moment
+//    leaves the old or the new state of that source, never a mix, and never a vector without its source; a re-run
+//    resumes by skipping the sources whose content hash is stored;
+//  - one process writes at a time (open_for_writing refuses a second writer); readers need no lock and see the
+//    last committed state;
+//  - search() is exact (every vector scored) unless the index was made with vectors = "hnsw";
+//  - check() reports every inconsistency it finds, and nothing is written by it.
+// The implementation today is the index folder (folder_store.h: SQLite catalog, memory-mapped vectors, HNSW graph).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace oe::index {
@@ -106,76 +102,69 @@ struct CheckReport {
 
 class Store {
  public:
-  // Opens the index in `dir` for writing, creating it with `settings` when the folder is missing or empty. Takes the
-  // folder's write lock (InvalidInput when another process holds it). An existing index must have this format
-  // version (InvalidInput naming both versions otherwise) and the same model fingerprint, embedding settings and
-  // dimension (InvalidInput saying which differs) unless `reset_on_mismatch`, which clears it (in one transaction)
-  // and adopts the new settings. InvalidInput, and nothing written, when SQLite's quick check finds the catalog
-  // damaged.
-  static std::unique_ptr<Store> open_for_writing(const std::filesystem::path& dir, const IndexSettings& settings,
+  // Opens the index at `location` (an index folder) for writing, creating it with `settings` when it does not exist.
+  // An existing index must have this format version (InvalidInput naming both versions otherwise) and the same model
+  // fingerprint, embedding settings and dimension (InvalidInput saying which differs) unless `reset_on_mismatch`,
+  // which clears it (in one transaction) and adopts the new settings. InvalidInput when another process writes it,
+  // and when it is damaged (nothing written).
+  static std::unique_ptr<Store> open_for_writing(const std::filesystem::path& location, const IndexSettings& settings,
                                                  bool reset_on_mismatch = false);
-  // Opens an existing index read-only (no lock; readers see the last committed state).
-  static std::unique_ptr<Store> open(const std::filesystem::path& dir);
-  ~Store();
+  // Opens an existing index read-only.
+  static std::unique_ptr<Store> open(const std::filesystem::path& location);
+  virtual ~Store() = default;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
 
-  const std::filesystem::path& dir() const { return dir_; }
+  // Where the index is, as messages name it (the folder).
+  virtual std::string location() const = 0;
   const IndexSettings& settings() const { return settings_; }
   bool writable() const { return writable_; }
 
-  std::optional<SourceRecord> find_source(const std::string& key) const;
+  virtual std::optional<SourceRecord> find_source(const std::string& key) const = 0;
   // The source a hit with this `path` comes from (the first by key when several share it).
-  std::optional<SourceRecord> find_source_by_path(const std::string& path) const;
-  std::vector<SourceRecord> sources() const;
-  StoreStats stats() const;
+  virtual std::optional<SourceRecord> find_source_by_path(const std::string& path) const = 0;
+  virtual std::vector<SourceRecord> sources() const = 0;
+  virtual StoreStats stats() const = 0;
 
   // Writes a batch of sources, each replacing the stored one with the same key, in one transaction.
   struct SourceUpdate {
     SourceRecord source;
     std::vector<Segment> segments;  // empty for a failed source
   };
-  void put(const std::vector<SourceUpdate>& updates);
+  virtual void put(const std::vector<SourceUpdate>& updates) = 0;
   // Removes sources (and their items) by key, in one transaction; returns how many existed.
-  int64_t remove(const std::vector<std::string>& keys);
+  virtual int64_t remove(const std::vector<std::string>& keys) = 0;
 
   // Top-k by inner product over all items, or over those of the given modalities. Exact unless the index was
   // created with vectors = "hnsw". Scores are float32 inner products (cosines: the vectors are unit length).
-  std::vector<Hit> search(const float* query, int64_t k, const std::vector<std::string>& modalities = {},
-                          int64_t hnsw_ef_search = 0) const;
-  // Builds (or loads) what search reads for the current generation and caches it in the folder: the HNSW graph,
-  // or for exact search the flat vector file that is memory-mapped instead of reading the catalog's BLOBs.
-  void prepare_search() const;
+  virtual std::vector<Hit> search(const float* query, int64_t k, const std::vector<std::string>& modalities = {},
+                                  int64_t hnsw_ef_search = 0) const = 0;
+  // Makes ready what search reads for the current state (the folder store builds or loads its caches).
+  virtual void prepare_search() const = 0;
 
   // Every stored vector of the given modalities (all when empty), in item id order.
-  void load_vectors(std::vector<int64_t>& ids, std::vector<float>& matrix,
-                    const std::vector<std::string>& modalities = {}) const;
-  std::vector<Hit> describe(const std::vector<int64_t>& item_ids) const;  // the catalog rows of these items
+  virtual void load_vectors(std::vector<int64_t>& ids, std::vector<float>& matrix,
+                            const std::vector<std::string>& modalities = {}) const = 0;
+  virtual std::vector<Hit> describe(const std::vector<int64_t>& item_ids) const = 0;  // the rows of these items
   // One item's stored vector (nullopt: no such item), and the number of items per modality.
-  std::optional<std::vector<float>> vector_of(int64_t item_id) const;
-  std::map<std::string, int64_t> items_by_modality() const;
+  virtual std::optional<std::vector<float>> vector_of(int64_t item_id) const = 0;
+  virtual std::map<std::string, int64_t> items_by_modality() const = 0;
   // item id -> its source's key, for every item.
-  std::map<int64_t, std::string> item_keys() const;
+  virtual std::map<int64_t, std::string> item_keys() const = 0;
   // Every item of the segments (source and segment number) that hold these items, with its stored vector: each item
   // together with the other views of its segment (a late-fusion video's frames and sound), each item once, segments
   // in the order of their first id, by item id within one; an id not stored gives nothing. What late fusion reads to
-  // score the candidates of an HNSW search exactly (search/late_search.h), one catalog lookup per id.
-  std::vector<StoredItem> segment_views(const std::vector<int64_t>& item_ids) const;
+  // score the candidates of an HNSW search exactly (search/late_search.h).
+  virtual std::vector<StoredItem> segment_views(const std::vector<int64_t>& item_ids) const = 0;
 
-  // The catalog's consistency (Catalog::check), and whether the current generation's caches still have the
-  // checksums the catalog records.
-  CheckReport check() const;
+  // The index's consistency (for `omni-embed index --check` and the crash tests).
+  virtual CheckReport check() const = 0;
 
- private:
-  Store() = default;
-  bool map_flat() const;
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-  std::filesystem::path dir_;
+ protected:
+  Store(IndexSettings settings, bool writable) : settings_(std::move(settings)), writable_(writable) {}
   IndexSettings settings_;
   bool writable_ = false;
 };
-
-// Reads only the settings of the index in `dir` (InvalidInput when it is not an index of this format).
-IndexSettings read_settings(const std::filesystem::path& dir);
 
 // Describes how `expected` and `actual` differ ("" when they match in model, embedding settings and dimension).
 std::string settings_difference(const IndexSettings& stored, const IndexSettings& wanted);

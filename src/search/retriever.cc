@@ -18,7 +18,7 @@ pipeline::EmbedOptions index_options(const model::Model& model, const index::Sto
   const index::IndexSettings& s = store.settings();
   if (!model.has_fingerprint(s.model_fingerprint)) {
     const std::string msg = fmt::format("index {} was built with model {} (fingerprint {}), not {} (fingerprint {})",
-                                        store.dir().string(), s.model, s.model_fingerprint.substr(0, 12),
+                                        store.location(), s.model, s.model_fingerprint.substr(0, 12),
                                         model.dir().string(), model.fingerprint().substr(0, 12));
     if (!allow_mismatch) throw InvalidInput(msg + "; --allow-mismatch searches anyway");
     log_warn("{}: the scores are not meaningful", msg);
@@ -27,7 +27,7 @@ pipeline::EmbedOptions index_options(const model::Model& model, const index::Sto
     auto adapter = [](const std::string& dir, const std::string& id) {
       return id.empty() ? std::string("no adapter") : fmt::format("adapter {} (id {})", dir, id.substr(0, 12));
     };
-    const std::string msg = fmt::format("index {} was built with {}, not {}", store.dir().string(),
+    const std::string msg = fmt::format("index {} was built with {}, not {}", store.location(),
                                         adapter(s.adapter, s.adapter_id),
                                         adapter(model.adapter_dir().string(), model.adapter_id()));
     if (!allow_mismatch)

@@ -1,5 +1,6 @@
 // The index store: exact search equals brute force, HNSW finds nearly the same, writes are atomic per batch, and
 // every kind of bad folder gets a clear error that leaves the folder as it was.
+#include "index/folder_store.h"
 #include "index/store.h"
 
 #include <algorithm>
