@@ -88,7 +88,8 @@ struct VideoRange {
 VideoRange video_range(const VideoInfo& info, double start, double end);
 // Windows of `window_seconds` from 0, each starting `window_seconds − overlap_seconds` after the previous one, the
 // last ending at the video's length. A last window of fewer than 2 frames is dropped (a 1-frame video keeps its one
-// window). InvalidInput for a window that is not positive or an overlap outside [0, window).
+// window). InvalidInput for a window that is not positive, an overlap outside [0, window), or more than a year of
+// windows (a frame rate no real video has).
 std::vector<VideoRange> video_windows(const VideoInfo& info, double window_seconds, double overlap_seconds);
 
 // torchvision's F.resize(uint8 tensor, (height, width), BICUBIC, antialias=True): separable antialiased Keys

@@ -289,6 +289,14 @@ std::vector<VideoRange> video_windows(const VideoInfo& info, double window_secon
   }
   const double length = static_cast<double>(info.total_frames) / info.fps;
   const double step = window_seconds - overlap_seconds;
+  // A header's frame rate can be absurd (a damaged or hostile file: 1,000 frames at 10⁻⁶ fps last 31 years); more
+  // windows than this (a year of 30 s windows) is refused rather than walked.
+  constexpr double MAX_WINDOWS = 1'051'200;
+  if (length / step > MAX_WINDOWS) {
+    throw InvalidInput(fmt::format("{} frames at {:g} fps last {:.0f} s: more than {:.0f} windows of {:g} s (a damaged "
+                                   "frame rate?)",
+                                   info.total_frames, info.fps, length, MAX_WINDOWS, window_seconds));
+  }
   std::vector<VideoRange> out;
   for (int64_t k = 0;; ++k) {
     const double start = static_cast<double>(k) * step;  // k · step, not a running sum: no drift over hours

@@ -260,6 +260,16 @@ TEST(VideoRanges, WindowsMatchTheReferenceRangeRule) {
     EXPECT_EQ(six[i].end, 30.0 * static_cast<double>(i + 1));
   }
   EXPECT_THROW(video_windows(three, 30, 30), InvalidInput);
+  // A hostile header: 1,000 frames at 10⁻⁶ fps would be 10⁹ windows; refused at once instead of walked.
+  VideoInfo slow;
+  slow.total_frames = 1000;
+  slow.fps = 1e-6;
+  try {
+    video_windows(slow, 30, 0);
+    ADD_FAILURE() << "no error";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("damaged frame rate"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(video_windows(three, 0, 0), InvalidInput);
   EXPECT_THROW(video_range(three, 10, 10), InvalidInput);
 }
