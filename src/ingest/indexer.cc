@@ -133,13 +133,18 @@ int64_t Indexer::queue_video_windows(const SourceSpec& spec, const std::string& 
   const bool sound_alone = !late && fusion == model::Fusion::Audio;
   // Each window's sound is cut from the track as the windows come (none is needed for the frames alone).
   std::optional<AudioCuts> sound;
-  if (info.has_audio && (late || fusion != model::Fusion::Video)) sound.emplace(path);
+  const bool wants_sound = late || fusion != model::Fusion::Video;
+  if (info.has_audio && wants_sound) sound.emplace(path);
+  if (!info.has_audio && wants_sound && !sound_alone)  // said once for the file, not for each window
+    log_warn("{}: the video has no audio track; the frames of its {} windows are embedded alone", path.string(),
+             windows.size());
   int64_t tokens = 0;
   const auto queue_window = [&](size_t i, media::VideoFrames&& frames) {
     const media::VideoRange& w = windows[i];
     model::VideoClip clip;
     clip.name = fmt::format("{} at {:.0f} s", path.string(), w.start);
     clip.frames = std::move(frames);
+    clip.silence_reported = !info.has_audio;
     if (sound) {
       clip.sound = {clip.name, sound->take(w.start, w.end), false};
       clip.has_sound = std::ssize(clip.sound.samples) >= MIN_AUDIO_SAMPLES;  // the track may end before the frames

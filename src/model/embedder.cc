@@ -238,7 +238,8 @@ void Embedder::add_video(Media& m, std::vector<AudioClip>& clips, VideoClip vide
   if (fusion != Fusion::Video) {
     if (!video.has_sound && fusion == Fusion::Audio)
       throw InvalidInput(fmt::format("{}: the video has no sound to embed (--fusion audio)", video.name));
-    if (!video.has_sound) log_warn("{}: the video has no audio track; its frames alone are embedded", video.name);
+    if (!video.has_sound && !video.silence_reported)
+      log_warn("{}: the video has no audio track; its frames alone are embedded", video.name);
     m.video_has_track.push_back(video.has_sound);
     if (video.has_sound) clips.push_back(std::move(video.sound));
   }

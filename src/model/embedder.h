@@ -44,6 +44,7 @@ struct VideoClip {
   std::string name;  // for messages
   media::VideoFrames frames;
   bool has_sound = false;  // false: the video is silent (there), and its frames are embedded alone
+  bool silence_reported = false;  // the caller has warned about the silence already (once per file, not per window)
   AudioClip sound;
 };
 
