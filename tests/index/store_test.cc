@@ -1,5 +1,6 @@
-// The index store: exact search equals brute force, HNSW finds nearly the same, writes are atomic per batch, and
-// every kind of bad folder gets a clear error that leaves the folder as it was.
+// The folder store: its caches (the memory-mapped vectors, the HNSW graph) are trusted only through the catalog's
+// checksums, HNSW finds nearly what exact search finds, and every kind of bad folder gets a clear error that leaves
+// the folder as it was. What every store must do is in store_contract_test.cc.
 #include "index/folder_store.h"
 #include "index/store.h"
 
@@ -11,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "common/temp_dir.h"
+#include "store_test_util.h"
 #include "core/error.h"
 #include "index/knn.h"
 #include "index/sqlite.h"
@@ -21,78 +23,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using oe::testing::TempDir;
-
-constexpr int64_t D = 32;
-
-IndexSettings settings(const std::string& vectors = "flat") {
-  IndexSettings s;
-  s.model = "test-model";
-  s.model_fingerprint = "f00d";
-  s.embedding = R"({"query_prefix":"query: "})";
-  s.dim = D;
-  s.vectors = vectors;
-  return s;
-}
-
-std::vector<float> unit_vector(std::mt19937& rng) {
-  std::normal_distribution<float> n;
-  std::vector<float> v(D);
-  double norm = 0;
-  for (auto& x : v) {
-    x = n(rng);
-    norm += static_cast<double>(x) * x;
-  }
-  for (auto& x : v) x = static_cast<float>(x / std::sqrt(norm));
-  return v;
-}
-
-// `n_sources` sources of 1-3 segments each, alternately text and image.
-std::vector<Store::SourceUpdate> random_sources(int n_sources, std::mt19937& rng, const std::string& prefix = "s") {
-  std::vector<Store::SourceUpdate> out;
-  for (int i = 0; i < n_sources; ++i) {
-    Store::SourceUpdate u;
-    u.source.key = u.source.path = fmt::format("/data/{}{}", prefix, i);
-    u.source.origin = "/data";
-    u.source.content_hash = fmt::format("h{}", i);
-    u.source.modality = i % 2 ? "image" : "text";
-    u.source.status = "ok";
-    const int segs = 1 + i % 3;
-    for (int j = 0; j < segs; ++j) {
-      Segment s;
-      s.index = j;
-      s.modality = u.source.modality;
-      s.vector = unit_vector(rng);
-      u.segments.push_back(std::move(s));
-    }
-    out.push_back(std::move(u));
-  }
-  return out;
-}
-
-// Brute force over what was stored: (item id, score) of the best k, ties by smaller id.
-std::vector<int64_t> brute_force(const Store& store, const std::vector<float>& q, int64_t k,
-                                 const std::vector<std::string>& modalities = {}) {
-  std::vector<int64_t> ids;
-  std::vector<float> m;
-  store.load_vectors(ids, m, modalities);
-  std::vector<std::pair<float, int64_t>> scored;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    float s = 0;
-    for (int64_t j = 0; j < D; ++j) s += m[i * D + j] * q[j];
-    scored.push_back({s, ids[i]});
-  }
-  std::sort(scored.begin(), scored.end(),
-            [](auto& a, auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
-  std::vector<int64_t> top;
-  for (int64_t i = 0; i < std::min<int64_t>(k, scored.size()); ++i) top.push_back(scored[i].second);
-  return top;
-}
-
-std::vector<int64_t> hit_ids(const std::vector<Hit>& hits) {
-  std::vector<int64_t> out;
-  for (const auto& h : hits) out.push_back(h.item_id);
-  return out;
-}
+using namespace oe::index::testing;
 
 std::string file_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -122,34 +53,6 @@ bool mentions(const CheckReport& r, const std::string& what) {
   for (const auto& p : r.problems)
     if (p.find(what) != std::string::npos) return true;
   return false;
-}
-
-TEST(Store, ExactSearchEqualsBruteForce) {
-  TempDir tmp;
-  std::mt19937 rng(7);
-  auto store = Store::open_for_writing(tmp / "idx", settings());
-  store->put(random_sources(300, rng));
-  for (int q = 0; q < 20; ++q) {
-    const auto query = unit_vector(rng);
-    for (int64_t k : {1, 10, 50}) {
-      const auto hits = store->search(query.data(), k);
-      std::vector<int64_t> got;
-      for (const auto& h : hits) got.push_back(h.item_id);
-      EXPECT_EQ(got, brute_force(*store, query, k)) << "query " << q << " k " << k;
-      for (size_t i = 1; i < hits.size(); ++i) EXPECT_GE(hits[i - 1].score, hits[i].score);
-    }
-    const auto images = store->search(query.data(), 10, {"image"});
-    std::vector<int64_t> got;
-    for (const auto& h : images) {
-      got.push_back(h.item_id);
-      EXPECT_EQ(h.modality, "image");
-    }
-    EXPECT_EQ(got, brute_force(*store, query, 10, {"image"}));
-  }
-  // k beyond the collection returns everything.
-  const auto q = unit_vector(rng);
-  EXPECT_EQ(store->search(q.data(), 100000).size(), static_cast<size_t>(store->stats().items));
-  EXPECT_TRUE(store->check().ok());
 }
 
 TEST(Store, ExactSearchReadsAMappedVectorFileAndSurvivesADamagedOne) {
@@ -208,58 +111,6 @@ TEST(Store, AFlatCacheWithOtherVectorsOfTheRightSizeIsNeitherReadNorCalledConsis
   // Written again from the catalog, and consistent from then on.
   EXPECT_TRUE(Store::open(tmp / "idx")->check().ok());
   EXPECT_EQ(file_bytes(flat).substr(size - rows).find(std::string(16, '\x3f')), std::string::npos);
-}
-
-TEST(Store, HitsCarryTheCatalogRow) {
-  TempDir tmp;
-  std::mt19937 rng(1);
-  auto store = Store::open_for_writing(tmp / "idx", settings());
-  Store::SourceUpdate u;
-  u.source = {0, "/m.mp4", "/m.mp4", "/", "hash", 10, "video", 95.0, "ok", ""};
-  for (int j = 0; j < 4; ++j) {
-    Segment s;
-    s.index = j;
-    s.modality = "video";
-    s.start = 30.0 * j;
-    s.end = std::min(95.0, 30.0 * (j + 1));
-    s.unit = "s";
-    s.vector = unit_vector(rng);
-    u.segments.push_back(s);
-  }
-  store->put({u});
-  const auto& target = u.segments[2].vector;
-  const auto hits = store->search(target.data(), 1);
-  ASSERT_EQ(hits.size(), 1u);
-  EXPECT_EQ(hits[0].path, "/m.mp4");
-  EXPECT_EQ(hits[0].segment, 2);
-  EXPECT_EQ(hits[0].start, 60.0);
-  EXPECT_EQ(hits[0].end, 90.0);
-  EXPECT_EQ(hits[0].unit, "s");
-  EXPECT_NEAR(hits[0].score, 1.0f, 1e-5);
-}
-
-TEST(Store, ReplacingAndRemovingSourcesLeavesNoOrphans) {
-  TempDir tmp;
-  std::mt19937 rng(3);
-  auto store = Store::open_for_writing(tmp / "idx", settings());
-  auto sources = random_sources(10, rng);
-  store->put(sources);
-  const int64_t before = store->stats().items;
-  // Source 2 (3 segments) becomes one segment.
-  auto changed = random_sources(3, rng);
-  changed[0].source.key = sources[2].source.key;
-  store->put({changed[0]});
-  EXPECT_EQ(store->stats().items, before - 3 + 1);
-  EXPECT_EQ(store->stats().sources, 10);
-  EXPECT_EQ(store->remove({sources[0].source.key, "/not/there"}), 1);
-  EXPECT_EQ(store->stats().sources, 9);
-  // A failed source has no items.
-  Store::SourceUpdate failed;
-  failed.source = {0, "/bad.png", "/bad.png", "/", "h", 3, "image", 0, "failed", "not an image"};
-  store->put({failed});
-  EXPECT_EQ(store->find_source("/bad.png")->error, "not an image");
-  EXPECT_TRUE(store->check().ok()) << store->check().problems.front();
-  EXPECT_EQ(store->stats().failed, 1);
 }
 
 TEST(Store, CheckFindsOrphansAndBadVectors) {
@@ -413,24 +264,6 @@ TEST(Store, AWriterRefusesADamagedCatalogAndChangesNothing) {
   EXPECT_FALSE(Store::open(tmp / "idx")->check().ok());
 }
 
-TEST(Store, RefusesAnotherModelUnlessReset) {
-  TempDir tmp;
-  std::mt19937 rng(6);
-  Store::open_for_writing(tmp / "idx", settings())->put(random_sources(3, rng));
-  auto other = settings();
-  other.model_fingerprint = "beef";
-  try {
-    Store::open_for_writing(tmp / "idx", other);
-    FAIL();
-  } catch (const InvalidInput& e) {
-    EXPECT_NE(std::string(e.what()).find("--rebuild"), std::string::npos) << e.what();
-  }
-  EXPECT_EQ(Store::open(tmp / "idx")->stats().sources, 3);  // nothing lost
-  auto store = Store::open_for_writing(tmp / "idx", other, true);
-  EXPECT_EQ(store->stats().sources, 0);
-  EXPECT_EQ(store->settings().model_fingerprint, "beef");
-}
-
 TEST(Store, AnIndexRecordingAnAliasOfTheFingerprintIsTheSameModelsAndIsUpgraded) {
   // An index that recorded what earlier versions computed for the same weights keeps its vectors.
   TempDir tmp;
@@ -555,19 +388,6 @@ TEST(Store, ABlankCatalogLeftByACrashIsReportedAndCreatedAgain) {
   // Creation goes through a temporary name: none is left behind.
   for (const auto& e : fs::directory_iterator(tmp / "idx"))
     EXPECT_EQ(e.path().filename().string().find(".new"), std::string::npos) << e.path();
-}
-
-TEST(Store, OneWriterAtATime) {
-  TempDir tmp;
-  auto first = Store::open_for_writing(tmp / "idx", settings());
-  try {
-    Store::open_for_writing(tmp / "idx", settings());
-    FAIL();
-  } catch (const InvalidInput& e) {
-    EXPECT_NE(std::string(e.what()).find("another omni-embed process"), std::string::npos) << e.what();
-  }
-  first.reset();
-  EXPECT_NO_THROW(Store::open_for_writing(tmp / "idx", settings()));
 }
 
 TEST(Knn, ExactTopKMatchesBruteForceForManyQueries) {
